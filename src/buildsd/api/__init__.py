@@ -1,0 +1,1 @@
+"""HTTP: the route table, authentication, the envelope, OpenAPI. The only home of Starlette."""

@@ -1,0 +1,135 @@
+"""OpenAPI 3.1 for the served operations, generated from the route table and the msgspec Structs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from buildsd import __version__
+from buildsd.api.endpoint import Operation
+from buildsd.wire import Envelope, ErrorItem, ResultInfo
+
+_REF = "#/components/schemas/{name}"
+_PARAM = re.compile(r"{([^}]+)}")
+_ERRORS = {
+    "400": "Bad request (12002 body, 12013 query, 6003 headers)",
+    "401": "Missing or invalid credentials (12005, 12006)",
+    "403": "Not permitted (10000, 9103)",
+    "404": "Not found (12000)",
+    "405": "Method not allowed (7001)",
+    "413": "Request body too large (12002)",
+    "429": "Rate limited (971)",
+    "500": "Internal server error",
+}
+
+
+def _query_parameters(kind: type, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    (schema,), components = msgspec.json.schema_components([kind], ref_template=_REF)
+    body = components[schema["$ref"].rsplit("/", 1)[1]]
+    required = set(body.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in body.get("properties", {}).items()
+    ]
+
+
+def document(operations: tuple[Operation, ...]) -> dict[str, Any]:
+    kinds: list[Any] = [Envelope, ErrorItem, ResultInfo]
+    for op in operations:
+        if op.body is not None:
+            kinds.append(op.body)
+        kinds.append(op.result if op.result is not None else type(None))
+    schemas_list, components = msgspec.json.schema_components(kinds, ref_template=_REF)
+    result_schema = dict(zip(map(id, kinds), schemas_list, strict=True))
+
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        result = result_schema[id(op.result if op.result is not None else type(None))]
+        envelope: dict[str, Any] = {
+            "type": "object",
+            "required": ["success", "errors", "messages", "result"],
+            "properties": {
+                "success": {"const": True},
+                "errors": {"type": "array", "maxItems": 0},
+                "messages": {"type": "array"},
+                "result": result,
+            },
+        }
+        if op.paged:
+            envelope["required"].append("result_info")
+            envelope["properties"]["result_info"] = {"$ref": _REF.format(name="ResultInfo")}
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _PARAM.findall(op.path)
+        ]
+        if op.query is not None:
+            parameters += _query_parameters(op.query, components)
+        entry: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "tags": ["extensions"] if op.extension else [op.tag],
+            "parameters": parameters,
+            "responses": {
+                "200": {
+                    "description": "Success",
+                    "content": {"application/json": {"schema": envelope}},
+                },
+                **{
+                    status: {
+                        "description": text,
+                        "content": {
+                            "application/json": {"schema": {"$ref": _REF.format(name="Failure")}}
+                        },
+                    }
+                    for status, text in _ERRORS.items()
+                },
+            },
+        }
+        if op.access == "none":
+            entry["security"] = []
+        elif op.access in ("user-token", "account-token"):
+            entry["security"] = [{"api_token": []}]
+        if op.body is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": result_schema[id(op.body)]}},
+            }
+        paths.setdefault(op.path, {})[op.method.lower()] = entry
+
+    components["Failure"] = {
+        "type": "object",
+        "required": ["success", "errors", "messages", "result"],
+        "properties": {
+            "success": {"const": False},
+            "errors": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"$ref": _REF.format(name="ErrorItem")},
+            },
+            "messages": {"type": "array"},
+            "result": {"type": "null"},
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "buildsd — Cloudflare Workers Builds API",
+            "version": __version__,
+            "description": "Wire-compatible with api.cloudflare.com/client/v4. Operations tagged "
+            "`extensions` are buildsd's own; BUILDSD_STRICT=true removes them.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "api_token": {"type": "http", "scheme": "bearer"},
+                "api_email": {"type": "apiKey", "in": "header", "name": "X-Auth-Email"},
+                "api_key": {"type": "apiKey", "in": "header", "name": "X-Auth-Key"},
+            },
+        },
+        "security": [{"api_token": []}, {"api_email": [], "api_key": []}],
+        "tags": [{"name": "extensions", "description": "buildsd additions (D7)"}],
+    }

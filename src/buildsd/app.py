@@ -1,0 +1,87 @@
+"""create_app(settings, services=None): the composition root that wires HTTP to the services."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from buildsd import migrations
+from buildsd.api import envelope, openapi
+from buildsd.api.endpoint import endpoint
+from buildsd.api.ratelimit import RateLimitMiddleware
+from buildsd.api.routes import served
+from buildsd.config import Settings
+from buildsd.db import create_database
+from buildsd.errors import BuildsError, MethodNotAllowed, NoRoute, NotFound
+from buildsd.services import Services
+from buildsd.wire import encoder
+
+log = logging.getLogger("buildsd")
+
+# D8: an unknown path under a Builds prefix is Builds' own 404; anywhere else, v4's 7000.
+_BUILDS_PREFIX = re.compile(r"^/client/v4/accounts/[^/]+/builds(?:/|$)")
+
+
+def build_services(settings: Settings) -> Services:
+    return Services(settings, create_database(settings), migrations.head())
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+    services = services or build_services(settings)
+    operations = served(settings.strict)
+    routes = [Route(op.path, endpoint(op, services), methods=[op.method]) for op in operations]
+    spec = encoder.encode(openapi.document(operations))
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(spec, media_type="application/json")
+
+    routes.append(Route("/client/v4/openapi.json", openapi_json, methods=["GET"]))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if status == 405:
+            error: BuildsError = MethodNotAllowed()
+            allow = (
+                exc.headers.get("Allow") if isinstance(exc, HTTPException) and exc.headers else None
+            )
+            if allow:
+                error.headers = {"Allow": allow}
+        elif status == 404:
+            error = NotFound() if _BUILDS_PREFIX.match(request.url.path) else NoRoute()
+        else:
+            error = BuildsError()
+        return envelope.error(error)
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return envelope.error(BuildsError())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.open()
+        try:
+            yield
+        finally:
+            await services.close()
+
+    middleware = []
+    if settings.rate_limit > 0:
+        middleware.append(Middleware(RateLimitMiddleware, limit=settings.rate_limit))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: http_error, Exception: crash},
+        lifespan=lifespan,
+    )
+    app.router.redirect_slashes = False
+    app.state.services = services
+    return app

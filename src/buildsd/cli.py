@@ -1,0 +1,235 @@
+"""The `buildsd` command: serve, db upgrade, and the accounts/users/tokens administration.
+
+Every administrative command prints what it creates as the last line of stdout, so a script can
+capture it:
+
+    TOKEN=$(buildsd tokens create --account $ID --permission "Workers CI Write" | tail -1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from buildsd import crypto, migrations
+from buildsd.app import build_services, create_app
+from buildsd.config import Settings, load_settings
+from buildsd.errors import BuildsError, ConfigError
+from buildsd.services import Services
+from buildsd.services.identity import PERMISSION_GROUPS, Bootstrap
+
+T = TypeVar("T")
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    try:
+        return load_settings(**ctx.obj, **overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _prepare(settings: Settings) -> None:
+    """What every command needs first: the secret key and an up-to-date schema."""
+    try:
+        crypto.load_key(settings.secret_key, settings.data_path)
+        if settings.is_sqlite:
+            settings.data_path.mkdir(parents=True, exist_ok=True)
+        migrations.upgrade(settings.resolved_database_url)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run(settings: Settings, work: Callable[[Services], Awaitable[T]], *, err: bool = True) -> T:
+    """Open the services, bootstrap if the database is new (told on stderr), do the work."""
+
+    async def main() -> T:
+        services = build_services(settings)
+        await services.open()
+        try:
+            made = await services.identity.bootstrap()
+            if made is not None:
+                _announce(made, err=err)
+            return await work(services)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(main())
+    except (BuildsError, ConfigError) as exc:
+        chain = "; ".join(cause.message for cause in getattr(exc, "chain", ()))
+        raise click.ClickException(f"{exc}{': ' + chain if chain else ''}") from exc
+
+
+def _announce(made: Bootstrap, *, err: bool = False) -> None:
+    lines = ["buildsd: first run, created (secrets are shown only this once):"]
+    lines.append(f"  account id     {made.account_id}")
+    if made.email:
+        lines.append(f"  admin email    {made.email}")
+    if made.api_key:
+        lines.append(f"  admin API key  {made.api_key}")
+    if made.token:
+        lines.append(f"  API token      {made.token}   (Workers CI Write on that account)")
+    click.echo("\n".join(lines), err=err)
+
+
+async def _nothing(services: Services) -> None:
+    return None
+
+
+@click.group()
+@click.option("--data-dir", help="Data directory [BUILDSD_DATA_DIR, default ./.buildsd]")
+@click.option("--database-url", help="sqlite:///path or postgresql://… [BUILDSD_DATABASE_URL]")
+@click.version_option(package_name="buildsd")
+@click.pass_context
+def main(ctx: click.Context, data_dir: str | None, database_url: str | None) -> None:
+    """buildsd: a self-hostable, wire-compatible Cloudflare Workers Builds."""
+    ctx.obj = {"data_dir": data_dir, "database_url": database_url}
+
+
+@main.command()
+@click.option("--host", help="Bind address [BUILDSD_HOST, 127.0.0.1]")
+@click.option("--port", type=int, help="Port [BUILDSD_PORT, 8700]")
+@click.option(
+    "--strict/--no-strict", default=None, help="Only Cloudflare's surface [BUILDSD_STRICT]"
+)
+@click.option("--rate-limit", type=int, help="Requests per 300 s per credential; 0 = off")
+@click.option("--max-body-bytes", type=int, help="Largest request body [1 MiB]")
+@click.option("--bootstrap-token", help="Fix the first-run API token [BUILDSD_BOOTSTRAP_TOKEN]")
+@click.option("--bootstrap-account-id", help="Fix the first-run account id")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+def serve(ctx: click.Context, /, **flags: Any) -> None:
+    """Apply migrations and run the API server in the foreground (SIGTERM stops it cleanly)."""
+    import uvicorn
+
+    settings = _settings(ctx, **flags)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _prepare(settings)
+    _run(settings, _nothing, err=False)  # bootstrap, announced on stdout
+    sys.stdout.flush()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply every migration (forward only)."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    click.echo(f"schema at {migrations.head()}")
+
+
+@main.group()
+def accounts() -> None:
+    """Accounts."""
+
+
+@accounts.command("create")
+@click.option("--name", required=True)
+@click.pass_context
+def accounts_create(ctx: click.Context, name: str) -> None:
+    """Create an account; prints its 32-hex id."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    click.echo(_run(settings, lambda s: s.identity.create_account(name)))
+
+
+@accounts.command("list")
+@click.pass_context
+def accounts_list(ctx: click.Context) -> None:
+    """List accounts: id and name."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    for account in _run(settings, lambda s: s.identity.list_accounts()):
+        click.echo(f"{account.id}  {account.name}")
+
+
+@main.group()
+def users() -> None:
+    """Users (Global API Keys)."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--account", "account_id", required=True, help="Account the user is a member of")
+@click.pass_context
+def users_create(ctx: click.Context, email: str, account_id: str) -> None:
+    """Create a user who is a member of the account; prints the Global API Key."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    click.echo(_run(settings, lambda s: s.identity.create_user(email, account_id)))
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens."""
+
+
+@tokens.command("create")
+@click.option("--account", "account_id", required=True)
+@click.option(
+    "--permission",
+    "permissions",
+    multiple=True,
+    required=True,
+    type=click.Choice(sorted(PERMISSION_GROUPS)),
+)
+@click.option("--owner", type=click.Choice(["user", "account"]), default="user", show_default=True)
+@click.option("--user", "user_email", help="Owner's email (default: the administrator)")
+@click.option("--name")
+@click.option("--expires-on", help="ISO 8601 time after which the token is expired")
+@click.pass_context
+def tokens_create(ctx: click.Context, /, **options: Any) -> None:
+    """Create an API token; prints the token (shown only this once)."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    options["permissions"] = list(options["permissions"])
+    created = _run(settings, lambda s: s.identity.create_token(**options))
+    click.echo(f"token id {created.id}", err=True)
+    click.echo(created.value)
+
+
+@tokens.command("list")
+@click.option("--account", "account_id", required=True)
+@click.pass_context
+def tokens_list(ctx: click.Context, account_id: str) -> None:
+    """List the account's tokens (never their secrets)."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    for row in _run(settings, lambda s: s.identity.list_tokens(account_id)):
+        expiry = row["expires_on"] or "never"
+        click.echo(
+            f"{row['id']}  {row['owner_type']:<7}  {row['status']:<8}  {expiry}  {row['name']}"
+        )
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+@click.pass_context
+def tokens_revoke(ctx: click.Context, token_id: str) -> None:
+    """Revoke a token by id; it is refused from then on."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    _run(settings, lambda s: s.identity.revoke_token(token_id))
+    click.echo(f"revoked {token_id}")

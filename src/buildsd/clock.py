@@ -1,0 +1,44 @@
+"""Time and identifiers in the one format each has on the wire (D11)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+
+
+def now() -> str:
+    """The current time as RFC 3339 UTC with milliseconds and Z, e.g. 2026-01-02T03:04:05.678Z.
+
+    Stored as text in this exact fixed-width form, so it sorts and compares correctly as a string
+    on SQLite and PostgreSQL alike and needs no conversion on the way out.
+    """
+    return format_epoch_ms(time.time_ns() // 1_000_000)
+
+
+def format_epoch_ms(ms: int) -> str:
+    stamp = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse(value: str) -> datetime:
+    """Parse an RFC 3339 / ISO 8601 time; a value without a zone is taken as UTC."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def to_wire(value: datetime) -> str:
+    return format_epoch_ms(int(value.timestamp() * 1000))
+
+
+def new_uuid() -> str:
+    """Entity ids: hyphenated uuid4."""
+    return str(uuid.uuid4())
+
+
+def new_hex32() -> str:
+    """Account ids, token ids, user ids, Worker tags: 32 lowercase hex."""
+    return secrets.token_hex(16)

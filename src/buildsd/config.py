@@ -1,0 +1,96 @@
+"""Settings: one frozen Struct, built once from BUILDSD_* variables and CLI flags, passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from buildsd.errors import ConfigError
+
+ENV_PREFIX = "BUILDSD_"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every knob of buildsd; the field name upper-cased behind BUILDSD_ is its variable."""
+
+    host: str = "127.0.0.1"
+    port: int = 8700
+    data_dir: str = ".buildsd"
+    # Empty means the embedded default: a SQLite file inside data_dir.
+    database_url: str = ""
+    strict: bool = False
+    bootstrap_token: str | None = None
+    bootstrap_account_id: str | None = None
+    # Requests per credential per 300 s (Cloudflare's global limit); 0 turns limiting off.
+    rate_limit: int = 1200
+    max_body_bytes: int = 1024 * 1024
+    secret_key: str | None = None
+    # SQLite durability: "normal" survives any process crash (the WAL is in the OS cache);
+    # "full" also survives power loss at ~10x the cost of a commit.
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
+    # Connections a process keeps to PostgreSQL.
+    database_pool_size: int = 10
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_path / 'buildsd.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite:")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    if kind is bool or kind == "bool":
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected true or false, got {raw!r}")
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, then explicit overrides (CLI flags); None means unset."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Settings):
+        raw = env.get(ENV_PREFIX + field.name.upper())
+        if raw is not None:
+            values[field.name] = _parse(field.name, raw, field.type)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    if settings.rate_limit < 0:
+        raise ConfigError("BUILDSD_RATE_LIMIT must be 0 (off) or a positive number")
+    if settings.max_body_bytes < 1024:
+        raise ConfigError("BUILDSD_MAX_BODY_BYTES must be at least 1024")
+    url = settings.resolved_database_url
+    if not url.startswith(("sqlite:", "postgresql:", "postgres:")):
+        raise ConfigError(
+            "BUILDSD_DATABASE_URL must start with sqlite:/// or postgresql:// "
+            f"(got {url.split(':', 1)[0]!r})"
+        )

@@ -1,0 +1,81 @@
+"""Secrets at rest: hashes for credentials, AES-GCM for secrets the runner must read back."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import string
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from buildsd.errors import ConfigError
+
+KEY_FILE = "secret.key"
+_TOKEN_ALPHABET = string.ascii_letters + string.digits + "-_"
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a credential. Credentials are ≥128 random bits, so a slow KDF buys nothing."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def new_api_token() -> str:
+    """40 characters of [A-Za-z0-9_-], the pre-2026 Cloudflare API token format."""
+    return "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(40))
+
+
+def new_global_api_key() -> str:
+    """37 lowercase hex characters, the Global API Key format."""
+    return secrets.token_hex(19)[:37]
+
+
+class Cipher:
+    """AES-256-GCM with a random nonce; the text form is base64url(nonce || ciphertext)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def encrypt(self, plaintext: str) -> str:
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, plaintext.encode(), None)
+        return base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    def decrypt(self, token: str) -> str:
+        raw = base64.urlsafe_b64decode(token.encode())
+        return self._aead.decrypt(raw[:12], raw[12:], None).decode()
+
+
+def load_key(configured: str | None, data_dir: Path) -> bytes:
+    """The 32-byte key from BUILDSD_SECRET_KEY, else the data dir's, made there on first run."""
+    if configured:
+        return _decode_key(configured, "BUILDSD_SECRET_KEY")
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        encoded = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(encoded + "\n")
+    return _decode_key(path.read_text().strip(), str(path))
+
+
+def _decode_key(encoded: str, where: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: the secret key must be 32 bytes in base64") from exc
+    if len(key) != 32:
+        raise ConfigError(f"{where}: the secret key must be 32 bytes in base64 (got {len(key)})")
+    return key

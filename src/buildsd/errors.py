@@ -1,0 +1,186 @@
+"""Every error buildsd answers with: the only home of Cloudflare's statuses and error codes.
+
+Each class carries ``(status, code, message)``; the API renders any of them as the Cloudflare
+envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], "result": null}``.
+
+    BuildsError                        (500, 10001, "Internal server error")
+    ├── InvalidRequestBody             (400, 12002)  bad JSON, schema violation, unknown field
+    │   └── BodyTooLarge               (413, 12002)  body over BUILDSD_MAX_BODY_BYTES
+    ├── InvalidQueryParameter          (400, 12013)
+    ├── InvalidRequestHeaders          (400, 6003)   with an error_chain of 6100-6111 causes
+    ├── NoRoute                        (400, 7000)   unknown path outside /accounts/{id}/builds
+    ├── MissingToken                   (401, 12005)  Builds route, no credentials at all
+    ├── MissingCredentials             (400, 9106)   other routes, no credentials at all
+    ├── InvalidToken                   (401, 12006)  unknown/expired/disabled/account-owned token
+    ├── InvalidApiToken                (401, 1000)   the tokens/verify endpoints
+    ├── AuthenticationError            (403, 10000)  valid credential, no permission for this
+    ├── UnknownAuthKey                 (403, 9103)   wrong X-Auth-Email / X-Auth-Key pair
+    ├── UnauthorizedResource           (403, 9109)   /accounts/{id} the caller cannot see
+    ├── NotFound                       (404, 12000)  unknown id, another account's id,
+    │                                                unknown route under /builds
+    ├── MethodNotAllowed               (405, 7001)
+    ├── AlreadyExists                  (409, 12049)
+    └── RateLimited                    (429, 971)    carries retry_after (seconds)
+
+Codes marked GUESS in ../shared/spec are pinned by DESIGN.md (D2, D8, D9) and by tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """One entry of an ``error_chain``: the specific reason behind a generic error."""
+
+    code: int
+    message: str
+
+
+class BuildsError(Exception):
+    """Base of every error the API renders; unexpected exceptions become this (500)."""
+
+    status = 500
+    code = 10001
+    message = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        chain: tuple[Cause, ...] = (),
+        pointer: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if message is not None:
+            self.message = message
+        self.chain = chain
+        self.pointer = pointer
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class InvalidRequestBody(BuildsError):
+    """The body is not JSON or breaks the operation's schema (D9)."""
+
+    status = 400
+    code = 12002
+    message = "Invalid request body"
+
+    def __init__(self, detail: str | None = None, *, pointer: str | None = None) -> None:
+        # Cloudflare's message stays exact; the detail a person needs goes into error_chain.
+        chain = (Cause(self.code, detail),) if detail else ()
+        super().__init__(chain=chain, pointer=pointer)
+
+
+class BodyTooLarge(InvalidRequestBody):
+    """Body larger than BUILDSD_MAX_BODY_BYTES: 413, same code so clients treat it as a bad body."""
+
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body is larger than {limit} bytes")
+
+
+class InvalidQueryParameter(BuildsError):
+    status = 400
+    code = 12013
+    message = "Invalid query parameter"
+
+    def __init__(self, detail: str | None = None, *, pointer: str | None = None) -> None:
+        chain = (Cause(self.code, detail),) if detail else ()
+        super().__init__(chain=chain, pointer=pointer)
+
+
+class InvalidRequestHeaders(BuildsError):
+    status = 400
+    code = 6003
+    message = "Invalid request headers"
+
+
+# Causes used in InvalidRequestHeaders.chain (conventions file §4.3).
+MISSING_EMAIL = Cause(6100, "Missing X-Auth-Email header")
+MISSING_KEY = Cause(6101, "Missing X-Auth-Key header")
+BAD_EMAIL = Cause(6102, "Invalid format for X-Auth-Email header")
+BAD_KEY = Cause(6103, "Invalid format for X-Auth-Key header")
+BAD_AUTHORIZATION = Cause(6111, "Invalid format for Authorization header")
+
+
+class NoRoute(BuildsError):
+    status = 400
+    code = 7000
+    message = "No route for that URI"
+
+
+class MissingToken(BuildsError):
+    status = 401
+    code = 12005
+    message = "Missing token from authorization header"
+
+
+class MissingCredentials(BuildsError):
+    status = 400
+    code = 9106
+    message = "Missing X-Auth-Key, X-Auth-Email or Authorization headers"
+
+
+class InvalidToken(BuildsError):
+    status = 401
+    code = 12006
+    message = "Invalid token"
+
+
+class InvalidApiToken(BuildsError):
+    status = 401
+    code = 1000
+    message = "Invalid API Token"
+
+
+class AuthenticationError(BuildsError):
+    status = 403
+    code = 10000
+    message = "Authentication error"
+
+
+class UnknownAuthKey(BuildsError):
+    status = 403
+    code = 9103
+    message = "Unknown X-Auth-Key or X-Auth-Email"
+
+
+class UnauthorizedResource(BuildsError):
+    status = 403
+    code = 9109
+    message = "Unauthorized to access requested resource"
+
+
+class NotFound(BuildsError):
+    status = 404
+    code = 12000
+    message = "Not found"
+
+
+class MethodNotAllowed(BuildsError):
+    status = 405
+    code = 7001
+    message = "Method not allowed"
+
+
+class AlreadyExists(BuildsError):
+    status = 409
+    code = 12049
+    message = "Resource already exists"
+
+
+class RateLimited(BuildsError):
+    status = 429
+    code = 971
+    message = "Please wait and consider throttling your request speed"
+
+    def __init__(self, retry_after: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(headers={**(headers or {}), "Retry-After": str(retry_after)})
+
+
+class ConfigError(Exception):
+    """A setting has a value buildsd cannot use; raised before anything starts."""

@@ -1,0 +1,34 @@
+"""Readiness: the database answers and its schema is the one this version ships."""
+
+from __future__ import annotations
+
+from buildsd.db import Database
+from buildsd.errors import BuildsError
+from buildsd.store import schema
+
+
+class NotReady(BuildsError):
+    status = 503
+    code = 10001
+    message = "Service unavailable"
+
+
+class Health:
+    def __init__(self, db: Database, schema_head: str) -> None:
+        self._db = db
+        self._schema_head = schema_head
+
+    async def ready(self) -> dict[str, str]:
+        try:
+            async with self._db.connection() as conn:
+                current = await schema.current_revision(conn)
+        except Exception as exc:  # any driver error means "not ready", with the reason
+            raise NotReady(
+                f"Service unavailable: database unreachable ({type(exc).__name__})"
+            ) from exc
+        if current != self._schema_head:
+            raise NotReady(
+                f"Service unavailable: database schema is {current}, expected {self._schema_head}; "
+                "run `buildsd db upgrade`"
+            )
+        return {"database": "ok", "schema": current}

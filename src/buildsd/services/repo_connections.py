@@ -1,0 +1,53 @@
+"""Repository connections: upsert by (account, provider_type, repo_id), soft delete (D5, D6)."""
+
+from __future__ import annotations
+
+from buildsd import clock
+from buildsd.db import Database
+from buildsd.store import repo_connections
+from buildsd.wire import Page, RepoConnection, UpsertRepoConnectionRequest
+
+
+class RepoConnections:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def upsert(self, account_id: str, body: UpsertRepoConnectionRequest) -> RepoConnection:
+        # A single INSERT … ON CONFLICT statement: atomic on its own, no transaction needed.
+        async with self._db.connection() as conn:
+            row = await repo_connections.upsert(
+                conn,
+                repo_connection_uuid=clock.new_uuid(),
+                account_id=account_id,
+                provider_type=body.provider_type,
+                provider_account_id=body.provider_account_id,
+                provider_account_name=body.provider_account_name,
+                repo_id=body.repo_id,
+                repo_name=body.repo_name,
+                now=clock.now(),
+            )
+        return repo_connections.to_wire(row)
+
+    async def delete(self, account_id: str, repo_connection_uuid: str) -> None:
+        async with self._db.transaction() as conn:
+            await repo_connections.get(conn, account_id, repo_connection_uuid)
+            await repo_connections.soft_delete(conn, account_id, repo_connection_uuid, clock.now())
+
+    async def get(self, account_id: str, repo_connection_uuid: str) -> RepoConnection:
+        async with self._db.connection() as conn:
+            row = await repo_connections.get(conn, account_id, repo_connection_uuid)
+        return repo_connections.to_wire(row)
+
+    async def page(
+        self,
+        account_id: str,
+        page: Page,
+        *,
+        provider_type: str | None = None,
+        repo_id: str | None = None,
+    ) -> tuple[list[RepoConnection], int]:
+        async with self._db.connection() as conn:
+            rows, total = await repo_connections.page(
+                conn, account_id, page, provider_type=provider_type, repo_id=repo_id
+            )
+        return [repo_connections.to_wire(row) for row in rows], total
