@@ -18,7 +18,7 @@ from buildsd import migrations
 from buildsd.api import envelope, openapi
 from buildsd.api.endpoint import endpoint
 from buildsd.api.ratelimit import RateLimitMiddleware
-from buildsd.api.routes import served
+from buildsd.api.routes import served, withheld
 from buildsd.config import Settings
 from buildsd.db import create_database
 from buildsd.errors import BuildsError, MethodNotAllowed, NoRoute, NotFound
@@ -45,6 +45,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         return Response(spec, media_type="application/json")
 
     routes.append(Route("/client/v4/openapi.json", openapi_json, methods=["GET"]))
+
+    async def not_found(request: Request) -> Response:
+        return envelope.error(NotFound())
+
+    # Without these, a withheld GET on a path that also has a PUT would answer 405, not 404.
+    routes += [Route(op.path, not_found, methods=[op.method]) for op in withheld(settings.strict)]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

@@ -103,7 +103,7 @@ def decode_body(raw: bytes, kind: type) -> Any:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
         raise InvalidRequestBody(detail_of(exc), pointer=pointer_of(exc)) from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestBody(f"the body is not valid JSON: {exc}", pointer="") from exc
 
 

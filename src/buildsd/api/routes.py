@@ -56,3 +56,8 @@ OPERATIONS: tuple[Operation, ...] = (
 def served(strict: bool) -> tuple[Operation, ...]:
     """The operations this server answers; strict mode (D7) drops every extension."""
     return tuple(op for op in OPERATIONS if not (strict and op.extension))
+
+
+def withheld(strict: bool) -> tuple[Operation, ...]:
+    """The extensions strict mode removes: they answer 404 12000, as Cloudflare does."""
+    return tuple(op for op in OPERATIONS if strict and op.extension)

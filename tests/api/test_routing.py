@@ -1,0 +1,98 @@
+"""The envelope on every path: unknown routes (D8), wrong methods, headers, 500s never for input."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import World
+
+
+def envelope_error(response) -> dict:
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["success"] is False and body["messages"] == [] and body["result"] is None
+    (error,) = body["errors"]
+    return error
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/client/v4/accounts/{a}/builds/nope",
+        "/client/v4/accounts/{a}/builds",
+        "/client/v4/accounts/{a}/builds/repos/connections/x/y/z",
+        "/client/v4/accounts/ffffffffffffffffffffffffffffffff/builds/unknown",
+    ],
+)
+def test_unknown_builds_route_is_404_12000(world: World, path: str) -> None:
+    response = world.client.get(path.format(a=world.account), headers=world.auth)
+    assert response.status_code == 404
+    assert envelope_error(response) == {"code": 12000, "message": "Not found"}
+
+
+@pytest.mark.parametrize("path", ["/", "/client/v4/nope", "/client/v4/zones", "/favicon.ico"])
+def test_unknown_route_elsewhere_is_400_7000(world: World, path: str) -> None:
+    response = world.client.get(path)
+    assert response.status_code == 400
+    assert envelope_error(response) == {"code": 7000, "message": "No route for that URI"}
+
+
+def test_wrong_method_is_405_7001_with_allow(world: World) -> None:
+    path = f"/client/v4/accounts/{world.account}/builds/repos/connections"
+    response = world.client.post(path, headers=world.auth, json={})
+    assert response.status_code == 405
+    assert envelope_error(response) == {"code": 7001, "message": "Method not allowed"}
+    assert "PUT" in response.headers["allow"]
+
+
+def test_trailing_slash_is_not_redirected(world: World) -> None:
+    path = f"/client/v4/accounts/{world.account}/builds/repos/connections/"
+    response = world.client.put(path, headers=world.auth, json={}, follow_redirects=False)
+    assert response.status_code == 404
+    assert envelope_error(response)["code"] == 12000
+
+
+def test_openapi_document_lists_every_operation(world: World) -> None:
+    response = world.client.get("/client/v4/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.1")
+    operations = {
+        op["operationId"]: op for methods in document["paths"].values() for op in methods.values()
+    }
+    for name in ("upsertRepoConnection", "deleteRepoConnection", "verifyUserToken"):
+        assert name in operations
+    assert operations["listRepoConnections"]["tags"] == ["extensions"]
+    assert operations["getRepoConnection"]["tags"] == ["extensions"]
+    assert operations["upsertRepoConnection"]["tags"] != ["extensions"]
+    body = operations["upsertRepoConnection"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["$ref"].endswith("UpsertRepoConnectionRequest")
+    schema = document["components"]["schemas"]["UpsertRepoConnectionRequest"]
+    assert set(schema["required"]) == {
+        "provider_account_id", "provider_account_name", "provider_type", "repo_id", "repo_name"
+    }  # fmt: skip
+
+
+def test_strict_openapi_has_no_extensions(make_world) -> None:
+    world = make_world(strict=True)
+    document = world.client.get("/client/v4/openapi.json").json()
+    tags = [op["tags"] for methods in document["paths"].values() for op in methods.values()]
+    assert ["extensions"] not in tags
+
+
+def test_health_and_readiness(world: World) -> None:
+    assert world.client.get("/healthz").json()["result"] == {"status": "ok"}
+    ready = world.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["result"]["database"] == "ok"
+
+
+def test_readiness_fails_when_schema_is_behind(world: World) -> None:
+    async def rewind() -> None:
+        async with world.services.db.connection() as conn:
+            await conn.run("UPDATE alembic_version SET version_num = 'old'")
+
+    world.run(rewind())
+    response = world.client.get("/readyz")
+    assert response.status_code == 503
+    assert "db upgrade" in envelope_error(response)["message"]

@@ -1,0 +1,185 @@
+"""Fixtures: a real database per test (SQLite file, or PostgreSQL when BUILDSD_TEST_DATABASE_URL
+is set), the app behind a real HTTP client, and a small world of accounts and credentials.
+
+Every successful response to a spec operation is checked against the spec's schemas as it
+arrives, so the whole suite doubles as a contract test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from buildsd import migrations, tables
+from buildsd.app import create_app
+from buildsd.config import Settings, load_settings
+from buildsd.services import Services
+from tests.contract import spec
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+TOKEN = "buildsd-test-token-0123456789abcdefghij"
+PG_URL = os.environ.get("BUILDSD_TEST_DATABASE_URL", "")
+SEEN_OPERATIONS: set[str] = set()
+
+
+def _admin_url(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database made once per run: a SQLite file to copy, or a fresh PG database."""
+    if PG_URL:
+        import psycopg
+
+        name = f"buildsd_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = _admin_url(PG_URL, name)
+        migrations.upgrade(url)
+        yield url
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+        migrations.upgrade(f"sqlite:///{path}")
+        yield str(path)
+
+
+@pytest.fixture
+def database_url(template_db: str, tmp_path: Path) -> str:
+    """An empty, migrated database for this test alone."""
+    if PG_URL:
+        import psycopg
+
+        names = ", ".join(t.name for t in tables.metadata.sorted_tables)
+        with psycopg.connect(template_db, autocommit=True) as conn:
+            conn.execute(f"TRUNCATE {names} CASCADE")
+        return template_db
+    path = tmp_path / "buildsd.sqlite3"
+    shutil.copy(template_db, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": str(tmp_path / "data"),
+            "database_url": database_url,
+            "bootstrap_token": TOKEN,
+            "bootstrap_account_id": ACCOUNT,
+            "rate_limit": 0,
+        }
+        values.update(overrides)
+        return load_settings(env={}, **values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+def check_contract(response: httpx.Response) -> None:
+    """Every successful answer to a spec operation must match the spec's schema."""
+    request = response.request
+    name = spec.operation_for(request.method, request.url.path)
+    if name is None or response.status_code >= 300:
+        return
+    response.read()
+    body = response.json()
+    assert body["success"] is True and body["errors"] == [] and body["messages"] == []
+    spec.check_result(name, body["result"])
+    if "result_info" in body:
+        spec.check(body["result_info"], spec.SCHEMAS["builds_PaginationInfo"], "result_info")
+    SEEN_OPERATIONS.add(name)
+
+
+@dataclass
+class World:
+    """The accounts and credentials a test talks with."""
+
+    client: TestClient
+    services: Services
+    account: str = ACCOUNT
+    token: str = TOKEN
+
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine of the services on the app's own event loop."""
+
+        async def wrapped() -> Any:
+            return await coro
+
+        return self.client.portal.call(wrapped)  # type: ignore[union-attr]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def bearer(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def new_token(self, *permissions: str, account: str | None = None, **kw: Any) -> str:
+        created = self.run(
+            self.services.identity.create_token(
+                account_id=account or self.account,
+                permissions=list(permissions) or ["Workers CI Write"],
+                **kw,
+            )
+        )
+        return str(created.value)
+
+    def new_account(self, name: str = "other") -> str:
+        return str(self.run(self.services.identity.create_account(name)))
+
+
+def _client(app: Any) -> TestClient:
+    client = TestClient(app, raise_server_exceptions=False)
+    client.event_hooks = {"request": [], "response": [check_contract]}
+    return client
+
+
+@pytest.fixture
+def make_world(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., World]]:
+    """Build a running app with the given settings; closed at the end of the test."""
+    opened: list[TestClient] = []
+
+    def make(**overrides: Any) -> World:
+        app = create_app(make_settings(**overrides))
+        client = _client(app)
+        client.__enter__()
+        opened.append(client)
+        world = World(client=client, services=app.state.services)
+        world.run(world.services.identity.bootstrap())
+        return world
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def world(make_world: Callable[..., World]) -> World:
+    return make_world()
+
+
+@pytest.fixture
+def client(world: World) -> TestClient:
+    return world.client
+
+
+def run_sync(coro: Any) -> Any:
+    return asyncio.run(coro)
