@@ -1,4 +1,4 @@
-"""PUT/DELETE …/builds/repos/connections (spec §3.1–3.2, D5, D6) and the list/get extensions (D7)."""
+"""PUT/DELETE …/builds/repos/connections (spec §3.1-3.2, D5, D6) and list/get extensions (D7)."""
 
 from __future__ import annotations
 
@@ -145,37 +145,37 @@ BAD_BODIES = [
         b'"provider_type": "github", "repo_id": "1", "repo_name": "r"}',
         "/provider_account_id",
         id="number-for-string",
-    ),  # fmt: skip
+    ),
     pytest.param(
         b'{"provider_account_id": "1", "provider_account_name": "o", '
         b'"provider_type": "bitbucket", "repo_id": "1", "repo_name": "r"}',
         "/provider_type",
         id="unknown-provider",
-    ),  # fmt: skip
+    ),
     pytest.param(
         b'{"provider_account_id": "1", "provider_type": "github", "repo_id": "1", '
         b'"repo_name": "r"}',
         "",
         id="missing-field",
-    ),  # fmt: skip
+    ),
     pytest.param(
         b'{"provider_account_id": "", "provider_account_name": "o", '
         b'"provider_type": "github", "repo_id": "1", "repo_name": "r"}',
         "/provider_account_id",
         id="empty-string",
-    ),  # fmt: skip
+    ),
     pytest.param(
         b'{"provider_account_id": "1", "provider_account_name": "o", '
         b'"provider_type": "github", "repo_id": "1", "repo_name": "r", "x": 1}',
         "",
         id="unknown-field",
-    ),  # fmt: skip
+    ),
     pytest.param(
         b'{"provider_account_id": "\xff\xfe", "provider_account_name": "o", '
         b'"provider_type": "github", "repo_id": "1", "repo_name": "r"}',
         "",
         id="invalid-utf8",
-    ),  # fmt: skip
+    ),
 ]
 
 

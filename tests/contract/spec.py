@@ -28,14 +28,12 @@ class Mismatch(AssertionError):
 
 def check(value: Any, schema: dict[str, Any], where: str = "$") -> None:
     """Raise Mismatch naming the first place `value` does not fit `schema`."""
-    if "ref" in schema and "properties" not in schema and "type" not in schema:
-        schema = SCHEMAS[schema["ref"]]
-    elif "ref" in schema and schema.get("type") == "object" and "properties" not in schema:
-        schema = SCHEMAS[schema["ref"]]
     if value is None:
         if schema.get("nullable") or schema.get("type") in ("null", "any"):
             return
         raise Mismatch(f"{where}: null where {schema.get('type')} is required")
+    if "ref" in schema and "properties" not in schema and schema.get("type", "object") == "object":
+        schema = SCHEMAS[schema["ref"]]
     kind = schema.get("type", "any")
     if "enum" in schema and value not in schema["enum"]:
         raise Mismatch(f"{where}: {value!r} not one of {schema['enum']}")
