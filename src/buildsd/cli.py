@@ -195,7 +195,9 @@ def tokens() -> None:
     required=True,
     type=click.Choice(sorted(PERMISSION_GROUPS)),
 )
-@click.option("--owner", type=click.Choice(["user", "account"]), default="user", show_default=True)
+@click.option(
+    "--owner", "owner_type", type=click.Choice(["user", "account"]), default="user", show_default=True
+)
 @click.option("--user", "user_email", help="Owner's email (default: the administrator)")
 @click.option("--name")
 @click.option("--expires-on", help="ISO 8601 time after which the token is expired")

@@ -72,6 +72,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     values: dict[str, Any] = {}
     for field in msgspec.structs.fields(Settings):
         raw = env.get(ENV_PREFIX + field.name.upper())
+        if raw == "" and field.default is None:
+            continue  # an empty optional variable means "not set"
         if raw is not None:
             values[field.name] = _parse(field.name, raw, field.type)
     values.update({k: v for k, v in overrides.items() if v is not None})
