@@ -74,6 +74,8 @@ def _announce(made: Bootstrap, *, err: bool = False) -> None:
         lines.append(f"  admin API key  {made.api_key}")
     if made.token:
         lines.append(f"  API token      {made.token}   (Workers CI Write on that account)")
+    elif made.token_from_settings:
+        lines.append("  API token      the value of BUILDSD_BOOTSTRAP_TOKEN (Workers CI Write)")
     click.echo("\n".join(lines), err=err)
 
 
@@ -196,7 +198,11 @@ def tokens() -> None:
     type=click.Choice(sorted(PERMISSION_GROUPS)),
 )
 @click.option(
-    "--owner", "owner_type", type=click.Choice(["user", "account"]), default="user", show_default=True
+    "--owner",
+    "owner_type",
+    type=click.Choice(["user", "account"]),
+    default="user",
+    show_default=True,
 )
 @click.option("--user", "user_email", help="Owner's email (default: the administrator)")
 @click.option("--name")

@@ -60,7 +60,9 @@ def test_first_run_prints_the_bootstrap_once(start_server) -> None:
     account = next(line.split()[2] for line in text.splitlines() if "account id" in line)
     second = start_server(BUILDSD_BOOTSTRAP_TOKEN="", BUILDSD_BOOTSTRAP_ACCOUNT_ID="")
     path = f"/client/v4/accounts/{account}/builds/repos/connections"
-    response = httpx.put(second.url + path, json=body("1"), headers={"Authorization": f"Bearer {token}"})
+    response = httpx.put(
+        second.url + path, json=body("1"), headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 200
     second.stop()
     assert "API token" not in second.log.read_text()

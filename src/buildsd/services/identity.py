@@ -122,6 +122,7 @@ class Bootstrap:
     email: str | None
     api_key: str | None
     token: str | None
+    token_from_settings: bool = False
 
 
 def policy_for(account_id: str, permissions: list[str]) -> dict[str, Any]:
@@ -293,7 +294,13 @@ class Identity:
             return None
         # The configured token is the caller's own; only a generated one needs showing.
         shown = made_token if made_token is not None and token is None else None
-        return Bootstrap(account_id=account_id, email=email, api_key=api_key, token=shown)
+        return Bootstrap(
+            account_id=account_id,
+            email=email,
+            api_key=api_key,
+            token=shown,
+            token_from_settings=made_token is not None and token is not None,
+        )
 
     async def create_account(self, name: str) -> str:
         async with self._db.transaction(exclusive=True) as conn:
