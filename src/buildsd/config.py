@@ -35,6 +35,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Connections a process keeps to PostgreSQL.
     database_pool_size: int = 10
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Build minutes an account may use per calendar month (UTC); 0 = unlimited.
+    build_minutes_limit: int = 0
+    # Builds this process runs at once (0 = none); builds one account may run at once.
+    runner_slots: int = 2
+    max_concurrent_builds_per_account: int = 6
 
     @property
     def data_path(self) -> Path:
@@ -88,6 +93,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
 def _check(settings: Settings) -> None:
     if settings.rate_limit < 0:
         raise ConfigError("BUILDSD_RATE_LIMIT must be 0 (off) or a positive number")
+    for name in ("build_minutes_limit", "runner_slots", "max_concurrent_builds_per_account"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0 or more")
     if settings.max_body_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_BODY_BYTES must be at least 1024")
     url = settings.resolved_database_url

@@ -7,6 +7,8 @@ the same values go in and come out on both databases, with no conversion on the 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -96,4 +98,150 @@ repo_connections = Table(
     # D5: the upsert key; one row per repository per account, whatever the concurrency.
     UniqueConstraint("account_id", "provider_type", "repo_id"),
     Index(None, "account_id", "created_on", "repo_connection_uuid"),
+)
+
+# --- the Workers Builds resources (migration 0002) --------------------------------------------
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("tag", HEX32, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("created_on", TIME, nullable=False),
+    # Deploy-hook routes name a Worker by its name (D16); every other route by its tag.
+    UniqueConstraint("account_id", "name"),
+)
+
+build_tokens = Table(
+    "build_tokens",
+    metadata,
+    Column("build_token_uuid", UUID, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("build_token_name", String(256), nullable=False),
+    Column("cloudflare_token_id", String(256), nullable=False),
+    Column("owner_type", String(16), nullable=False),
+    # The runner deploys with it, so it is encrypted (crypto.Cipher), never hashed (D19).
+    Column("build_token_secret", Text, nullable=False),
+    Column("created_on", TIME, nullable=False),
+    Index(None, "account_id", "created_on", "build_token_uuid"),
+)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("trigger_uuid", UUID, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("external_script_id", HEX32, nullable=False),
+    Column(
+        "repo_connection_uuid",
+        UUID,
+        ForeignKey("repo_connections.repo_connection_uuid"),
+        nullable=False,
+    ),
+    # No foreign key: a build token may be deleted while triggers name it (D19).
+    Column("build_token_uuid", UUID, nullable=False),
+    Column("trigger_name", String(256), nullable=False),
+    Column("build_command", Text, nullable=False),
+    Column("deploy_command", Text, nullable=False),
+    Column("root_directory", Text, nullable=False),
+    Column("branch_includes", Text, nullable=False),  # JSON lists of patterns
+    Column("branch_excludes", Text, nullable=False),
+    Column("path_includes", Text, nullable=False),
+    Column("path_excludes", Text, nullable=False),
+    Column("build_caching_enabled", Boolean, nullable=False),
+    Column("created_on", TIME, nullable=False),
+    Column("modified_on", TIME, nullable=False),
+    Column("deleted_on", TIME, nullable=True),
+    Index(None, "account_id", "external_script_id"),
+    Index(None, "account_id", "created_on", "trigger_uuid"),
+    Index(None, "repo_connection_uuid"),
+)
+
+environment_variables = Table(
+    "environment_variables",
+    metadata,
+    Column("trigger_uuid", UUID, ForeignKey("triggers.trigger_uuid"), nullable=False),
+    Column("key", String(256), nullable=False),
+    # Plain text for ordinary values; crypto.Cipher text for secrets (is_secret).
+    Column("value", Text, nullable=False),
+    Column("is_secret", Boolean, nullable=False),
+    Column("created_on", TIME, nullable=False),
+    PrimaryKeyConstraint("trigger_uuid", "key"),
+)
+
+builds = Table(
+    "builds",
+    metadata,
+    Column("build_uuid", UUID, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("trigger_uuid", UUID, ForeignKey("triggers.trigger_uuid"), nullable=False),
+    Column("external_script_id", HEX32, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("build_outcome", String(16), nullable=True),
+    Column("created_on", TIME, nullable=False),
+    Column("modified_on", TIME, nullable=False),
+    Column("initializing_on", TIME, nullable=True),
+    Column("running_on", TIME, nullable=True),
+    Column("stopped_on", TIME, nullable=True),
+    # build_trigger_metadata, as it was when the build was made
+    Column("build_trigger_source", String(32), nullable=False),
+    Column("branch", Text, nullable=False),
+    Column("commit_hash", String(64), nullable=False),
+    Column("commit_message", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("build_command", Text, nullable=False),
+    Column("deploy_command", Text, nullable=False),
+    Column("root_directory", Text, nullable=False),
+    Column("build_token_uuid", UUID, nullable=False),
+    Column("build_token_name", String(256), nullable=False),
+    Column("repo_name", String(256), nullable=False),
+    Column("provider_account_name", String(256), nullable=False),
+    Column("provider_type", String(32), nullable=False),
+    Column("environment_variables", Text, nullable=False),  # JSON, secrets as null
+    Column("pull_request", Text, nullable=True),  # JSON object
+    Column("deploy_hook_uuid", UUID, nullable=True),
+    Column("deploy_hook_name", String(64), nullable=True),
+    Column("preview_url", Text, nullable=True),
+    Column("version_id", UUID, nullable=True),
+    Column("duration_ms", BigInteger, nullable=True),  # build minutes used, set when stopped
+    Index(None, "account_id", "external_script_id", "created_on"),
+    Index(None, "trigger_uuid", "status"),
+    Index(None, "account_id", "version_id"),
+    Index(None, "account_id", "stopped_on"),
+    Index(None, "status", "created_on"),
+)
+
+# How many builds each Worker has: list pages then cost the same at 1k or 10M builds (D10),
+# where COUNT(*) would read every index entry. Kept in the transaction that inserts a build.
+worker_build_counts = Table(
+    "worker_build_counts",
+    metadata,
+    Column("account_id", HEX32, nullable=False),
+    Column("external_script_id", HEX32, nullable=False),
+    Column("build_count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "external_script_id"),
+)
+
+build_log_lines = Table(
+    "build_log_lines",
+    metadata,
+    Column("build_uuid", UUID, ForeignKey("builds.build_uuid"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),  # epoch milliseconds (D11)
+    Column("line", Text, nullable=False),
+    PrimaryKeyConstraint("build_uuid", "seq"),
+)
+
+deploy_hooks = Table(
+    "deploy_hooks",
+    metadata,
+    Column("deploy_hook_uuid", UUID, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("external_script_id", HEX32, nullable=False),
+    Column("deploy_hook_name", String(64), nullable=False),
+    Column("branch", Text, nullable=False),
+    Column("created_on", TIME, nullable=False),
+    Column("modified_on", TIME, nullable=False),
+    UniqueConstraint("account_id", "external_script_id", "deploy_hook_name"),
 )

@@ -72,6 +72,243 @@ class RepoConnection(Struct):
     deleted_on: str | None
 
 
+class EmbeddedRepoConnection(RepoConnection):
+    """The connection as embedded in a trigger: the same fields plus `grant_id` (D17)."""
+
+    grant_id: str | None = None
+
+
+# --- build tokens (spec §4) ---------------------------------------------------------------------
+
+
+class CreateBuildTokenRequest(Struct, forbid_unknown_fields=True):
+    build_token_name: Name
+    build_token_secret: Annotated[str, Meta(min_length=1, max_length=4096)]
+    cloudflare_token_id: Name
+
+
+class BuildToken(Struct):
+    build_token_uuid: str
+    build_token_name: str
+    cloudflare_token_id: str
+    owner_type: str
+
+
+# --- triggers (spec §5, D17) --------------------------------------------------------------------
+
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+Uuid = Annotated[str, Meta(pattern=UUID_PATTERN)]
+WorkerTag = Annotated[str, Meta(pattern="^[0-9a-f]{32}$")]
+Pattern = Annotated[str, Meta(min_length=1, max_length=256)]
+Patterns = Annotated[list[Pattern], Meta(max_length=100)]
+Command = Annotated[str, Meta(max_length=10_000)]
+Directory = Annotated[str, Meta(min_length=1, max_length=1024)]
+
+
+class CreateTriggerRequest(Struct, forbid_unknown_fields=True):
+    external_script_id: WorkerTag
+    repo_connection_uuid: Uuid
+    build_token_uuid: Uuid
+    trigger_name: Name
+    branch_includes: Patterns
+    build_command: Command
+    deploy_command: Command
+    root_directory: Directory = "/"
+    branch_excludes: Patterns = []
+    path_includes: Patterns = msgspec.field(default_factory=lambda: ["*"])
+    path_excludes: Patterns = []
+    build_caching_enabled: bool = True
+
+
+class UpdateTriggerRequest(Struct, forbid_unknown_fields=True):
+    trigger_name: Name | UnsetType = UNSET
+    build_command: Command | UnsetType = UNSET
+    deploy_command: Command | UnsetType = UNSET
+    root_directory: Directory | UnsetType = UNSET
+    branch_includes: Patterns | UnsetType = UNSET
+    branch_excludes: Patterns | UnsetType = UNSET
+    path_includes: Patterns | UnsetType = UNSET
+    path_excludes: Patterns | UnsetType = UNSET
+    build_caching_enabled: bool | UnsetType = UNSET
+    build_token_uuid: Uuid | UnsetType = UNSET
+    # Not updatable; accepted when unchanged, so a client may send back what it read (D17).
+    external_script_id: str | UnsetType = UNSET
+    repo_connection_uuid: str | UnsetType = UNSET
+
+
+class TriggerSnapshot(Struct):
+    """A trigger as embedded in a build: no build-token fields."""
+
+    trigger_uuid: str
+    trigger_name: str
+    external_script_id: str
+    build_command: str
+    deploy_command: str
+    root_directory: str
+    branch_includes: list[str]
+    branch_excludes: list[str]
+    path_includes: list[str]
+    path_excludes: list[str]
+    build_caching_enabled: bool
+    repo_connection: EmbeddedRepoConnection
+    created_on: str
+    modified_on: str
+    deleted_on: str | None
+
+
+class Trigger(Struct):
+    trigger_uuid: str
+    trigger_name: str
+    external_script_id: str
+    build_command: str
+    deploy_command: str
+    root_directory: str
+    branch_includes: list[str]
+    branch_excludes: list[str]
+    path_includes: list[str]
+    path_excludes: list[str]
+    build_caching_enabled: bool
+    build_token_uuid: str
+    build_token_name: str
+    repo_connection: EmbeddedRepoConnection
+    created_on: str
+    modified_on: str
+    deleted_on: str | None
+
+
+# --- build variables (spec §5.6, D14) ------------------------------------------------------------
+
+VARIABLE_NAME = "^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_VARIABLES = 64
+MAX_VALUE_CHARS = 5000
+VariableName = Annotated[str, Meta(pattern=VARIABLE_NAME, max_length=256)]
+VariableValue = Annotated[str, Meta(max_length=MAX_VALUE_CHARS)]
+
+
+class VariableInput(Struct, forbid_unknown_fields=True):
+    # null keeps the stored value: a client may PATCH back what it read (secrets read as null).
+    value: VariableValue | None = None
+    is_secret: bool = False
+
+
+class ListedVariable(Struct, forbid_unknown_fields=True):
+    """The guide's list form: {"variables": [{key, value, type: "text"|"secret"}]}."""
+
+    key: VariableName
+    value: VariableValue
+    type: Literal["text", "secret"] = "text"
+
+
+class VariablesList(Struct, forbid_unknown_fields=True):
+    variables: list[ListedVariable]
+
+
+VariablesMap = dict[VariableName, VariableInput | None]
+
+
+class Variable(Struct):
+    value: str | None
+    is_secret: bool
+    created_on: str
+
+
+# --- builds (spec §6, D12, D13, D18) -------------------------------------------------------------
+
+
+class SeedRepoFile(Struct, forbid_unknown_fields=True):
+    filename: Name
+    content: str
+    isBase64: bool = False
+    replace: str | None = None
+
+
+class SeedRepo(Struct, forbid_unknown_fields=True):
+    owner: Name
+    repository: Name
+    provider: Literal["github", "gitlab"]
+    branch: str | None = None
+    path: str | None = None
+    files: Annotated[list[SeedRepoFile], Meta(max_length=2)] = []
+
+
+class CreateBuildRequest(Struct, forbid_unknown_fields=True):
+    branch: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    commit_hash: Annotated[str, Meta(pattern="^[0-9a-fA-F]{4,64}$")] | None = None
+    seed_repo: SeedRepo | None = None
+
+
+class BuildTriggerMetadata(Struct):
+    build_trigger_source: str
+    branch: str
+    commit_hash: str
+    commit_message: str
+    author: str
+    build_command: str
+    deploy_command: str
+    root_directory: str
+    build_token_uuid: str
+    build_token_name: str
+    repo_name: str
+    provider_account_name: str
+    provider_type: str
+    environment_variables: dict[str, Variable]
+
+
+class PullRequest(Struct):
+    created_on: str
+    pull_request_url: str
+    closed_on: str | None = None
+
+
+class DeployHookRef(Struct):
+    deploy_hook_name: str
+
+
+class Build(Struct):
+    build_uuid: str
+    status: str
+    build_outcome: str | None
+    created_on: str
+    modified_on: str
+    initializing_on: str | None
+    running_on: str | None
+    stopped_on: str | None
+    build_trigger_metadata: BuildTriggerMetadata
+    trigger: TriggerSnapshot
+    pull_request: PullRequest | None
+    # Present only when there is one (G3 fields, not nullable in the schema).
+    deploy_hook: DeployHookRef | UnsetType = UNSET
+    preview_url: str | UnsetType = UNSET
+
+
+class CanceledBuild(Struct):
+    build_uuid: str
+    build_outcome: str | None
+    stopped_on: str | None
+
+
+class BuildsMap(Struct):
+    builds: dict[str, Build]
+
+
+class LogEvent(Struct):
+    type: str
+    started_on: str | None
+    ended_on: str | None
+
+
+class BuildLogs(Struct):
+    cursor: str
+    truncated: bool
+    lines: list[tuple[int, str]]
+    events: list[LogEvent]
+
+
+class AccountLimits(Struct):
+    has_reached_build_minutes_limit: bool | None
+    build_minutes_refresh_on: str | None
+
+
 # --- identity (conventions §4) -----------------------------------------------------------------
 
 

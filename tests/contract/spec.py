@@ -17,6 +17,11 @@ SPEC = json.loads((HERE / "workers-builds-schemas.json").read_text())
 SCHEMAS: dict[str, Any] = SPEC["schemas"]
 OPERATIONS: dict[str, Any] = SPEC["operations"]
 
+# Decided additions to the spec's field lists (DESIGN.md): the embedded connection's grant_id
+# (D17) and the logs' events (D18); and G3 fields sent only when they have a value.
+EXTRA_KEYS = {"grant_id", "events"}
+OMITTED_WHEN_ABSENT = {"deploy_hook", "preview_url", "next_page"}
+
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -72,9 +77,11 @@ def check(value: Any, schema: dict[str, Any], where: str = "$") -> None:
         if properties is not None:
             for name, sub in properties.items():
                 if name not in value:
+                    if name in OMITTED_WHEN_ABSENT:
+                        continue
                     raise Mismatch(f"{where}: missing key {name!r}")
                 check(value[name], sub, f"{where}.{name}")
-            extra = set(value) - set(properties)
+            extra = set(value) - set(properties) - EXTRA_KEYS
             if extra:
                 raise Mismatch(f"{where}: keys the spec does not list: {sorted(extra)}")
         if "additionalProperties" in schema:

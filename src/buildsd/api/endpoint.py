@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from starlette.requests import Request
@@ -59,7 +59,8 @@ class Operation:
     handler: Handler
     access: Access
     summary: str
-    body: type | None = None
+    body: Any = None  # the body's type: decoded and validated before the handler runs
+    body_decoder: Callable[[bytes], Any] | None = None  # when one type cannot say it
     query: type | None = None
     result: Any = None  # the result's type, for the OpenAPI document
     paged: bool = False
@@ -96,7 +97,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def decode_body(raw: bytes, kind: type) -> Any:
+def decode_body(raw: bytes, kind: Any) -> Any:
     if not raw.strip():
         raise InvalidRequestBody("the request body is empty; send a JSON object", pointer="")
     try:
@@ -105,6 +106,21 @@ def decode_body(raw: bytes, kind: type) -> Any:
         raise InvalidRequestBody(detail_of(exc), pointer=pointer_of(exc)) from exc
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestBody(f"the body is not valid JSON: {exc}", pointer="") from exc
+
+
+def convert_body(data: Any, kind: Any) -> Any:
+    """Validate an already-decoded body against `kind` (for bodies with several forms)."""
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequestBody(detail_of(exc), pointer=pointer_of(exc)) from exc
+
+
+class PageQuery(msgspec.Struct):
+    """`page` ≥ 1 (default 1), `per_page` 1-200 (default 50): D10."""
+
+    page: Annotated[int, msgspec.Meta(ge=1)] = 1
+    per_page: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
 
 
 def decode_query(request: Request, kind: type) -> Any:
@@ -130,7 +146,11 @@ def endpoint(operation: Operation, services: Services) -> Callable[[Request], Aw
             )
             call = Call(services=services, caller=caller, params=params)
             if operation.body is not None:
-                call.body = decode_body(await read_body(request, limit), operation.body)
+                raw = await read_body(request, limit)
+                if operation.body_decoder is not None:
+                    call.body = operation.body_decoder(raw)
+                else:
+                    call.body = decode_body(raw, operation.body)
             if operation.query is not None:
                 call.query = decode_query(request, operation.query)
             outcome = await operation.handler(call)

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
-from buildsd.api import health, identity, repo_connections
-from buildsd.api.endpoint import Operation
+from buildsd.api import build_tokens, builds, health, identity, repo_connections, triggers
+from buildsd.api.endpoint import Operation, PageQuery
 from buildsd.wire import (
     Account,
+    AccountLimits,
+    Build,
+    BuildLogs,
+    BuildsMap,
+    BuildToken,
+    CanceledBuild,
+    CreateBuildRequest,
+    CreateBuildTokenRequest,
+    CreateTriggerRequest,
     RepoConnection,
     TokenVerification,
+    Trigger,
+    UpdateTriggerRequest,
     UpsertRepoConnectionRequest,
+    Variable,
+    VariablesMap,
 )
 
 V4 = "/client/v4"
 ACCOUNT = V4 + "/accounts/{account_id}"
 BUILDS = ACCOUNT + "/builds"
 CONNECTIONS = BUILDS + "/repos/connections"
+TOKENS = BUILDS + "/tokens"
+TRIGGERS = BUILDS + "/triggers"
+TRIGGER = TRIGGERS + "/{trigger_uuid}"
+WORKER = BUILDS + "/workers/{external_script_id}"
+BUILD = BUILDS + "/builds/{build_uuid}"
 
 # fmt: off
 OPERATIONS: tuple[Operation, ...] = (
@@ -32,6 +50,60 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", CONNECTIONS + "/{repo_connection_uuid}", "getRepoConnection",
               repo_connections.get, "builds:read", "Get a repository connection",
               result=RepoConnection, extension=True),
+    # --- build tokens (spec §4) ---------------------------------------------------------------
+    Operation("GET", TOKENS, "listBuildTokens", build_tokens.list_, "builds:read",
+              "List build tokens", query=PageQuery, result=list[BuildToken], paged=True),
+    Operation("POST", TOKENS, "createBuildToken", build_tokens.create, "builds:write",
+              "Register a build token", body=CreateBuildTokenRequest, result=BuildToken),
+    Operation("DELETE", TOKENS + "/{build_token_uuid}", "deleteBuildToken", build_tokens.delete,
+              "builds:write", "Delete a build token", result=None),
+    # --- triggers and variables (spec §5) -----------------------------------------------------
+    Operation("POST", TRIGGERS, "createTrigger", triggers.create, "builds:write",
+              "Create a trigger", body=CreateTriggerRequest, result=Trigger),
+    Operation("GET", TRIGGERS, "listTriggers", triggers.list_, "builds:read",
+              "List the account's triggers", query=PageQuery, result=list[Trigger], paged=True,
+              extension=True),
+    Operation("PATCH", TRIGGER, "updateTrigger", triggers.update, "builds:write",
+              "Update a trigger", body=UpdateTriggerRequest, result=Trigger),
+    Operation("DELETE", TRIGGER, "deleteTrigger", triggers.delete, "builds:write",
+              "Delete a trigger (cancels its unfinished builds)", result=None),
+    Operation("GET", TRIGGER, "getTrigger", triggers.get, "builds:read", "Get a trigger",
+              result=Trigger, extension=True),
+    Operation("POST", TRIGGER + "/builds", "createManualBuild", builds.create_manual,
+              "builds:write", "Start a build", body=CreateBuildRequest, result=Build),
+    Operation("POST", TRIGGER + "/purge_build_cache", "purgeBuildCache",
+              triggers.purge_build_cache, "builds:write", "Purge the build cache", result=None),
+    Operation("GET", TRIGGER + "/environment_variables", "listEnvironmentVariables",
+              triggers.list_variables, "builds:read", "List build variables",
+              result=dict[str, Variable]),
+    Operation("PATCH", TRIGGER + "/environment_variables", "upsertEnvironmentVariables",
+              triggers.set_variables, "builds:write", "Set build variables",
+              body=VariablesMap, body_decoder=triggers.decode_variables,
+              result=dict[str, Variable]),
+    Operation("DELETE", TRIGGER + "/environment_variables/{environment_variable_key}",
+              "deleteEnvironmentVariable", triggers.delete_variable, "builds:write",
+              "Delete a build variable", result=None),
+    Operation("GET", WORKER + "/triggers", "listTriggersByScript", triggers.list_by_worker,
+              "builds:read", "List a Worker's triggers", result=list[Trigger]),
+    # --- builds (spec §6, §7) -------------------------------------------------------------------
+    Operation("GET", WORKER + "/builds", "listBuildsByScript", builds.list_by_worker,
+              "builds:read", "List a Worker's builds, newest first", query=PageQuery,
+              result=list[Build], paged=True),
+    Operation("GET", BUILDS + "/builds", "getBuildsByVersionIds", builds.by_versions,
+              "builds:read", "Builds by Worker version ids", query=builds.VersionsQuery,
+              result=BuildsMap),
+    # Before {build_uuid}: "latest" is not a uuid.
+    Operation("GET", BUILDS + "/builds/latest", "getLatestBuildsByScripts", builds.latest,
+              "builds:read", "Latest build of each Worker", query=builds.LatestQuery,
+              result=BuildsMap),
+    Operation("GET", BUILD, "getBuildByUuid", builds.get, "builds:read", "Get a build",
+              result=Build),
+    Operation("PUT", BUILD + "/cancel", "cancelBuildByUuid", builds.cancel, "builds:write",
+              "Cancel a build", result=CanceledBuild),
+    Operation("GET", BUILD + "/logs", "getBuildLogs", builds.logs, "builds:read",
+              "A page of a build's log lines", query=builds.LogsQuery, result=BuildLogs),
+    Operation("GET", BUILDS + "/account/limits", "getAccountLimits", builds.account_limits,
+              "builds:read", "Build-minute limits", result=AccountLimits),
     # --- identity (conventions §4) ------------------------------------------------------------
     Operation("GET", V4 + "/user/tokens/verify", "verifyUserToken", identity.verify_token,
               "user-token", "Verify a user API token", result=TokenVerification, tag="Tokens"),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from buildsd import crypto
 from buildsd.config import Settings
 from buildsd.db import Database
+from buildsd.services.build_tokens import BuildTokens
+from buildsd.services.builds import Builds
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
 from buildsd.services.repo_connections import RepoConnections
+from buildsd.services.triggers import Triggers
 
 
 class Services:
@@ -18,6 +22,10 @@ class Services:
         self.identity = Identity(db, settings)
         self.repo_connections = RepoConnections(db)
         self.health = Health(db, schema_head)
+        cipher = crypto.Cipher(crypto.load_key(settings.secret_key, settings.data_path))
+        self.build_tokens = BuildTokens(db, cipher)
+        self.triggers = Triggers(db, cipher, settings.data_path / "cache")
+        self.builds = Builds(db, settings)
 
     async def open(self) -> None:
         await self.db.open()

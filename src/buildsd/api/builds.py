@@ -1,0 +1,69 @@
+"""Handlers for builds, their logs, and the account's limits (spec §6, §7)."""
+
+from __future__ import annotations
+
+from msgspec import Struct
+
+from buildsd.api.endpoint import Call, PageQuery, Reply
+from buildsd.wire import (
+    AccountLimits,
+    Build,
+    BuildLogs,
+    BuildsMap,
+    CanceledBuild,
+    Page,
+    result_info,
+)
+
+
+class VersionsQuery(Struct):
+    version_ids: str
+
+
+class LatestQuery(Struct):
+    external_script_ids: str
+
+
+class LogsQuery(Struct):
+    cursor: str | None = None
+
+
+async def create_manual(call: Call) -> Build:
+    return await call.services.builds.create_manual(
+        call.account_id, call.params["trigger_uuid"], call.body
+    )
+
+
+async def get(call: Call) -> Build:
+    return await call.services.builds.get(call.account_id, call.params["build_uuid"])
+
+
+async def list_by_worker(call: Call) -> Reply:
+    query: PageQuery = call.query
+    page = Page(query.page, query.per_page)
+    items, total = await call.services.builds.page_by_worker(
+        call.account_id, call.params["external_script_id"], page
+    )
+    return Reply(items, result_info(page, len(items), total, next_page=True))
+
+
+async def by_versions(call: Call) -> BuildsMap:
+    return await call.services.builds.by_versions(call.account_id, call.query.version_ids)
+
+
+async def latest(call: Call) -> BuildsMap:
+    return await call.services.builds.latest(call.account_id, call.query.external_script_ids)
+
+
+async def cancel(call: Call) -> CanceledBuild:
+    return await call.services.builds.cancel(call.account_id, call.params["build_uuid"])
+
+
+async def logs(call: Call) -> BuildLogs:
+    return await call.services.builds.logs(
+        call.account_id, call.params["build_uuid"], call.query.cursor
+    )
+
+
+async def account_limits(call: Call) -> AccountLimits:
+    return await call.services.builds.account_limits(call.account_id)

@@ -1,0 +1,220 @@
+"""Builds: the record, its trigger (read live), per-Worker counts, and log lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from buildsd.db import Connection, Row
+from buildsd.errors import NotFound
+from buildsd.store import triggers
+from buildsd.wire import (
+    Build,
+    BuildTriggerMetadata,
+    DeployHookRef,
+    Page,
+    PullRequest,
+    Variable,
+)
+
+UNFINISHED = ("queued", "initializing", "running")
+METADATA = (
+    "build_trigger_source",
+    "branch",
+    "commit_hash",
+    "commit_message",
+    "author",
+    "build_command",
+    "deploy_command",
+    "root_directory",
+    "build_token_uuid",
+    "build_token_name",
+    "repo_name",
+    "provider_account_name",
+    "provider_type",
+)
+COLUMNS = (
+    "build_uuid",
+    "account_id",
+    "trigger_uuid",
+    "external_script_id",
+    "status",
+    "build_outcome",
+    "created_on",
+    "modified_on",
+    "initializing_on",
+    "running_on",
+    "stopped_on",
+    *METADATA,
+    "environment_variables",
+    "pull_request",
+    "deploy_hook_uuid",
+    "deploy_hook_name",
+    "preview_url",
+    "version_id",
+    "duration_ms",
+)
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM builds "
+_variables = msgspec.json.Decoder(dict[str, Variable])
+_pull_request = msgspec.json.Decoder(PullRequest)
+
+
+def to_wire(row: Row, trigger: Row) -> Build:
+    build = Build(
+        build_uuid=row["build_uuid"],
+        status=row["status"],
+        build_outcome=row["build_outcome"],
+        created_on=row["created_on"],
+        modified_on=row["modified_on"],
+        initializing_on=row["initializing_on"],
+        running_on=row["running_on"],
+        stopped_on=row["stopped_on"],
+        build_trigger_metadata=BuildTriggerMetadata(
+            **{name: row[name] for name in METADATA},
+            environment_variables=_variables.decode(row["environment_variables"]),
+        ),
+        trigger=triggers.to_snapshot(trigger),
+        pull_request=_pull_request.decode(row["pull_request"]) if row["pull_request"] else None,
+    )
+    if row["deploy_hook_name"] is not None:
+        build.deploy_hook = DeployHookRef(deploy_hook_name=row["deploy_hook_name"])
+    if row["preview_url"] is not None:
+        build.preview_url = row["preview_url"]
+    return build
+
+
+async def with_triggers(conn: Connection, rows: list[Row]) -> list[Build]:
+    """Build objects for rows, reading each distinct trigger once."""
+    found: dict[str, Row] = {}
+    for row in rows:
+        if row["trigger_uuid"] not in found:
+            found[row["trigger_uuid"]] = await triggers.get_any(conn, row["trigger_uuid"])
+    return [to_wire(row, found[row["trigger_uuid"]]) for row in rows]
+
+
+async def insert(conn: Connection, values: dict[str, Any]) -> None:
+    """A new build, counted for its Worker in the same transaction."""
+    values = {
+        **values,
+        "environment_variables": msgspec.json.encode(values["environment_variables"]).decode(),
+    }
+    if values.get("pull_request") is not None:
+        values["pull_request"] = msgspec.json.encode(values["pull_request"]).decode()
+    names = ", ".join(values)
+    params = ", ".join(f":{name}" for name in values)
+    await conn.run(f"INSERT INTO builds ({names}) VALUES ({params})", values)
+    await conn.run(
+        "INSERT INTO worker_build_counts (account_id, external_script_id, build_count) "
+        "VALUES (:account_id, :tag, 1) ON CONFLICT (account_id, external_script_id) "
+        "DO UPDATE SET build_count = worker_build_counts.build_count + 1",
+        {"account_id": values["account_id"], "tag": values["external_script_id"]},
+    )
+
+
+async def find(conn: Connection, account_id: str, build_uuid: str) -> Row | None:
+    return await conn.one(
+        _SELECT + "WHERE build_uuid = :uuid AND account_id = :account_id",
+        {"uuid": build_uuid, "account_id": account_id},
+    )
+
+
+async def get(conn: Connection, account_id: str, build_uuid: str) -> Row:
+    row = await find(conn, account_id, build_uuid)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def page_by_worker(
+    conn: Connection, account_id: str, tag: str, page: Page
+) -> tuple[list[Row], int]:
+    """Newest first; the total comes from the per-Worker counter, not COUNT(*)."""
+    total = await conn.one(
+        "SELECT build_count FROM worker_build_counts "
+        "WHERE account_id = :account_id AND external_script_id = :tag",
+        {"account_id": account_id, "tag": tag},
+    )
+    rows = await conn.all(
+        _SELECT + "WHERE account_id = :account_id AND external_script_id = :tag "
+        "ORDER BY created_on DESC, build_uuid DESC LIMIT :limit OFFSET :offset",
+        {"account_id": account_id, "tag": tag, "limit": page.per_page, "offset": page.offset},
+    )
+    return rows, int(total["build_count"]) if total else 0
+
+
+async def latest_by_worker(conn: Connection, account_id: str, tag: str) -> Row | None:
+    return await conn.one(
+        _SELECT + "WHERE account_id = :account_id AND external_script_id = :tag "
+        "ORDER BY created_on DESC, build_uuid DESC LIMIT 1",
+        {"account_id": account_id, "tag": tag},
+    )
+
+
+async def by_version(conn: Connection, account_id: str, version_id: str) -> Row | None:
+    return await conn.one(
+        _SELECT + "WHERE account_id = :account_id AND version_id = :version_id "
+        "ORDER BY created_on DESC LIMIT 1",
+        {"account_id": account_id, "version_id": version_id},
+    )
+
+
+async def stop(
+    conn: Connection, build_uuid: str, *, outcome: str, now: str, duration_ms: int | None
+) -> bool:
+    """Stop an unfinished build with `outcome`; False when it had already stopped."""
+    count = await conn.run(
+        "UPDATE builds SET status = 'stopped', build_outcome = :outcome, stopped_on = :now, "
+        "modified_on = :now, duration_ms = :duration_ms "
+        "WHERE build_uuid = :uuid AND status != 'stopped'",
+        {"uuid": build_uuid, "outcome": outcome, "now": now, "duration_ms": duration_ms},
+    )
+    return count > 0
+
+
+async def unfinished_of_trigger(conn: Connection, trigger_uuid: str) -> list[Row]:
+    return await conn.all(
+        _SELECT + "WHERE trigger_uuid = :uuid AND status IN ('queued', 'initializing', 'running')",
+        {"uuid": trigger_uuid},
+    )
+
+
+async def queued_for_branch(conn: Connection, trigger_uuid: str, branch: str) -> Row | None:
+    return await conn.one(
+        _SELECT + "WHERE trigger_uuid = :uuid AND branch = :branch AND status = 'queued' "
+        "ORDER BY created_on DESC LIMIT 1",
+        {"uuid": trigger_uuid, "branch": branch},
+    )
+
+
+async def minutes_used_since(conn: Connection, account_id: str, since: str) -> float:
+    row = await conn.one(
+        "SELECT COALESCE(SUM(duration_ms), 0) AS ms FROM builds "
+        "WHERE account_id = :account_id AND stopped_on >= :since",
+        {"account_id": account_id, "since": since},
+    )
+    return int(row["ms"]) / 60_000 if row else 0.0
+
+
+async def hook_builds_since(
+    conn: Connection, account_id: str, since: str, tag: str | None = None
+) -> int:
+    """Builds started by deploy hooks since `since`, for the account or one of its Workers."""
+    sql = (
+        "SELECT COUNT(*) AS n FROM builds WHERE account_id = :account_id "
+        "AND deploy_hook_uuid IS NOT NULL AND created_on >= :since"
+    )
+    params = {"account_id": account_id, "since": since}
+    if tag is not None:
+        sql += " AND external_script_id = :tag"
+        params["tag"] = tag
+    row = await conn.one(sql, params)
+    return int(row["n"]) if row else 0
+
+
+async def log_lines(conn: Connection, build_uuid: str, after_seq: int, limit: int) -> list[Row]:
+    return await conn.all(
+        "SELECT seq, ts, line FROM build_log_lines WHERE build_uuid = :uuid AND seq > :after "
+        "ORDER BY seq LIMIT :limit",
+        {"uuid": build_uuid, "after": after_seq, "limit": limit},
+    )

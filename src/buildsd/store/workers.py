@@ -1,0 +1,46 @@
+"""Workers: a tag (32 hex, on most paths) and a name (on deploy-hook paths), per account (D16)."""
+
+from __future__ import annotations
+
+from buildsd.db import Connection, Row
+from buildsd.errors import NotFound
+
+
+async def ensure(conn: Connection, *, account_id: str, tag: str, now: str) -> None:
+    """Register a tag a trigger names; an unknown Worker is known by its tag until renamed."""
+    await conn.run(
+        "INSERT INTO workers (tag, account_id, name, created_on) "
+        "VALUES (:tag, :account_id, :tag, :now) ON CONFLICT DO NOTHING",
+        {"tag": tag, "account_id": account_id, "now": now},
+    )
+
+
+async def insert(conn: Connection, *, account_id: str, tag: str, name: str, now: str) -> None:
+    await conn.run(
+        "INSERT INTO workers (tag, account_id, name, created_on) "
+        "VALUES (:tag, :account_id, :name, :now)",
+        {"tag": tag, "account_id": account_id, "name": name, "now": now},
+    )
+
+
+async def find_by_name(conn: Connection, account_id: str, name: str) -> Row | None:
+    return await conn.one(
+        "SELECT tag, account_id, name, created_on FROM workers "
+        "WHERE account_id = :account_id AND name = :name",
+        {"account_id": account_id, "name": name},
+    )
+
+
+async def get_by_name(conn: Connection, account_id: str, name: str) -> Row:
+    row = await find_by_name(conn, account_id, name)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def list_for_account(conn: Connection, account_id: str) -> list[Row]:
+    return await conn.all(
+        "SELECT tag, account_id, name, created_on FROM workers "
+        "WHERE account_id = :account_id ORDER BY created_on, tag",
+        {"account_id": account_id},
+    )
