@@ -30,15 +30,25 @@ def failure(response: Any, status: int, code: int) -> dict[str, Any]:
 
 
 def connection(world: World, repo_id: str = "562843111", **kw: Any) -> dict[str, Any]:
-    body = {"provider_account_id": "41612145", "provider_account_name": "octo-org",
-            "provider_type": "github", "repo_id": repo_id, "repo_name": "my-worker", **kw}  # fmt: skip
-    return dict(ok(world.client.put(base(world) + "/repos/connections", json=body,
-                                    headers=world.auth)))  # fmt: skip
+    body = {
+        "provider_account_id": "41612145",
+        "provider_account_name": "octo-org",
+        "provider_type": "github",
+        "repo_id": repo_id,
+        "repo_name": "my-worker",
+        **kw,
+    }
+    return dict(
+        ok(world.client.put(base(world) + "/repos/connections", json=body, headers=world.auth))
+    )
 
 
 def build_token(world: World, name: str = "deploy") -> dict[str, Any]:
-    body = {"build_token_name": name, "build_token_secret": BUILD_TOKEN_SECRET,
-            "cloudflare_token_id": "4f2c8e9a1b3d5f7e9a1b3c5d7e9f1a2b"}  # fmt: skip
+    body = {
+        "build_token_name": name,
+        "build_token_secret": BUILD_TOKEN_SECRET,
+        "cloudflare_token_id": "4f2c8e9a1b3d5f7e9a1b3c5d7e9f1a2b",
+    }
     return dict(ok(world.client.post(base(world) + "/tokens", json=body, headers=world.auth)))
 
 

@@ -148,8 +148,10 @@ def test_global_api_key_of_a_non_member_is_403_10000(world: World) -> None:
 def test_wrong_key_pair_is_403_9103(world: World) -> None:
     email, key = _key_user(world)
     wrong = "0" * 37
-    for headers in ({"X-Auth-Email": email, "X-Auth-Key": wrong},
-                    {"X-Auth-Email": "nobody@example.com", "X-Auth-Key": key}):  # fmt: skip
+    for headers in (
+        {"X-Auth-Email": email, "X-Auth-Key": wrong},
+        {"X-Auth-Email": "nobody@example.com", "X-Auth-Key": key},
+    ):
         response = write(world, headers)
         assert response.status_code == 403
         assert errors(response) == [{"code": 9103, "message": "Unknown X-Auth-Key or X-Auth-Email"}]

@@ -1,4 +1,4 @@
-"""Build tokens (spec §4, D19): list paged with next_page, create, delete; the secret never shows."""
+"""Build tokens (spec §4, D19): paged list with next_page, create, delete; secrets never shown."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ def test_create_returns_the_four_fields_and_never_the_secret(world: World) -> No
             "build_token_name": "deploy",
             "build_token_secret": BUILD_TOKEN_SECRET,
             "cloudflare_token_id": "abc",
-        },  # fmt: skip
+        },
         headers=world.auth,
     )
     result = ok(response)
-    assert set(result) == {"build_token_uuid", "build_token_name", "cloudflare_token_id",
-                           "owner_type"}  # fmt: skip
+    assert set(result) == {
+        "build_token_uuid",
+        "build_token_name",
+        "cloudflare_token_id",
+        "owner_type",
+    }
     assert result["owner_type"] == "user"
     assert BUILD_TOKEN_SECRET not in response.text
     listed = world.client.get(base(world) + "/tokens", headers=world.auth)
@@ -43,10 +47,17 @@ def test_list_pages_with_next_page(world: World) -> None:
     assert [t["build_token_uuid"] for t in body["result"]] == [
         t["build_token_uuid"] for t in made[:2]
     ]
-    assert body["result_info"] == {"page": 1, "per_page": 2, "count": 2, "total_count": 3,
-                                   "total_pages": 2, "next_page": True}  # fmt: skip
-    last = world.client.get(base(world) + "/tokens", params={"per_page": 2, "page": 2},
-                            headers=world.auth).json()  # fmt: skip
+    assert body["result_info"] == {
+        "page": 1,
+        "per_page": 2,
+        "count": 2,
+        "total_count": 3,
+        "total_pages": 2,
+        "next_page": True,
+    }
+    last = world.client.get(
+        base(world) + "/tokens", params={"per_page": 2, "page": 2}, headers=world.auth
+    ).json()
     assert last["result_info"]["next_page"] is False and len(last["result"]) == 1
     past = world.client.get(base(world) + "/tokens", params={"page": 5}, headers=world.auth)
     assert ok(past) == []
@@ -61,18 +72,30 @@ def test_delete_is_hard_and_returns_null(world: World) -> None:
 
 
 def test_bad_bodies_unknown_and_foreign_ids(world: World) -> None:
-    for body in ({}, {"build_token_name": "x"}, {"build_token_name": "x", "build_token_secret": "",
-                 "cloudflare_token_id": "y"}, []):  # fmt: skip
-        failure(world.client.post(base(world) + "/tokens", json=body, headers=world.auth),
-                400, 12002)  # fmt: skip
-    failure(world.client.get(base(world) + "/tokens", params={"per_page": 0}, headers=world.auth),
-            400, 12013)  # fmt: skip
+    for body in (
+        {},
+        {"build_token_name": "x"},
+        {"build_token_name": "x", "build_token_secret": "", "cloudflare_token_id": "y"},
+        [],
+    ):
+        failure(
+            world.client.post(base(world) + "/tokens", json=body, headers=world.auth), 400, 12002
+        )
+    failure(
+        world.client.get(base(world) + "/tokens", params={"per_page": 0}, headers=world.auth),
+        400,
+        12013,
+    )
     failure(world.client.delete(base(world) + "/tokens/nope", headers=world.auth), 404, 12000)
     other = world.new_account()
     theirs = world.new_token(account=other)
-    foreign = ok(world.client.post(
-        base(world, other) + "/tokens", headers=world.bearer(theirs),
-        json={"build_token_name": "x", "build_token_secret": "s", "cloudflare_token_id": "y"}))  # fmt: skip
+    foreign = ok(
+        world.client.post(
+            base(world, other) + "/tokens",
+            headers=world.bearer(theirs),
+            json={"build_token_name": "x", "build_token_secret": "s", "cloudflare_token_id": "y"},
+        )
+    )
     url = base(world) + f"/tokens/{foreign['build_token_uuid']}"
     failure(world.client.delete(url, headers=world.auth), 404, 12000)
     assert (

@@ -1,4 +1,4 @@
-"""Builds as records (spec §6, D12, D13, D18): create, read, list, latest, versions, cancel, logs."""
+"""Builds as records (spec §6, D12, D13, D18): create, read, list, latest, cancel, logs."""
 
 from __future__ import annotations
 
@@ -43,8 +43,13 @@ def test_commit_alone_and_unknown_trigger(world: World) -> None:
     t = trigger(world)
     only_commit = build(world, t["trigger_uuid"], commit_hash="abcdef1")
     assert only_commit["build_trigger_metadata"]["branch"] == ""
-    failure(world.client.post(base(world) + "/triggers/nope/builds", json={"branch": "main"},
-                              headers=world.auth), 404, 12000)  # fmt: skip
+    failure(
+        world.client.post(
+            base(world) + "/triggers/nope/builds", json={"branch": "main"}, headers=world.auth
+        ),
+        404,
+        12000,
+    )
 
 
 def test_get_list_newest_first_with_next_page(world: World) -> None:
@@ -55,16 +60,30 @@ def test_get_list_newest_first_with_next_page(world: World) -> None:
         time.sleep(0.002)
     got = ok(world.client.get(base(world) + f"/builds/{made[0]['build_uuid']}", headers=world.auth))
     assert got == made[0]
-    page = world.client.get(base(world) + f"/workers/{TAG}/builds", params={"per_page": 2},
-                            headers=world.auth).json()  # fmt: skip
-    assert [b["build_uuid"] for b in page["result"]] == [made[2]["build_uuid"],
-                                                          made[1]["build_uuid"]]  # fmt: skip
-    assert page["result_info"] == {"page": 1, "per_page": 2, "count": 2, "total_count": 3,
-                                   "total_pages": 2, "next_page": True}  # fmt: skip
+    page = world.client.get(
+        base(world) + f"/workers/{TAG}/builds", params={"per_page": 2}, headers=world.auth
+    ).json()
+    assert [b["build_uuid"] for b in page["result"]] == [
+        made[2]["build_uuid"],
+        made[1]["build_uuid"],
+    ]
+    assert page["result_info"] == {
+        "page": 1,
+        "per_page": 2,
+        "count": 2,
+        "total_count": 3,
+        "total_pages": 2,
+        "next_page": True,
+    }
     empty = world.client.get(base(world) + f"/workers/{'0' * 32}/builds", headers=world.auth)
     assert empty.json()["result"] == [] and empty.json()["result_info"]["next_page"] is False
-    failure(world.client.get(base(world) + f"/workers/{TAG}/builds", params={"per_page": 500},
-                             headers=world.auth), 400, 12013)  # fmt: skip
+    failure(
+        world.client.get(
+            base(world) + f"/workers/{TAG}/builds", params={"per_page": 500}, headers=world.auth
+        ),
+        400,
+        12013,
+    )
 
 
 def test_latest_by_scripts(world: World) -> None:
@@ -74,14 +93,16 @@ def test_latest_by_scripts(world: World) -> None:
     newest = build(world, t["trigger_uuid"], branch="new")
     url = base(world) + "/builds/latest"
     other = "0" * 32
-    result = ok(world.client.get(url, params={"external_script_ids": f"{TAG},{other}"},
-                                 headers=world.auth))  # fmt: skip
+    result = ok(
+        world.client.get(url, params={"external_script_ids": f"{TAG},{other}"}, headers=world.auth)
+    )
     assert list(result["builds"]) == [TAG]
     assert result["builds"][TAG]["build_uuid"] == newest["build_uuid"]
     failure(world.client.get(url, headers=world.auth), 400, 12013)
     many = ",".join(f"{i:032x}" for i in range(21))
-    failure(world.client.get(url, params={"external_script_ids": many}, headers=world.auth),
-            400, 12013)  # fmt: skip
+    failure(
+        world.client.get(url, params={"external_script_ids": many}, headers=world.auth), 400, 12013
+    )
 
 
 def test_builds_by_version_ids(world: World) -> None:
@@ -162,13 +183,17 @@ def test_account_limits(make_world) -> None:
 
     async def running_for_two_minutes() -> None:
         async with limited.services.db.connection() as conn:
-            await conn.run("UPDATE builds SET status = 'running', running_on = :t",
-                           {"t": two_minutes_ago})  # fmt: skip
+            await conn.run(
+                "UPDATE builds SET status = 'running', running_on = :t", {"t": two_minutes_ago}
+            )
 
     limited.run(running_for_two_minutes())
     # Cancelling a running build counts the minutes it ran.
-    ok(limited.client.put(base(limited) + f"/builds/{queued['build_uuid']}/cancel",
-                          headers=limited.auth))  # fmt: skip
+    ok(
+        limited.client.put(
+            base(limited) + f"/builds/{queued['build_uuid']}/cancel", headers=limited.auth
+        )
+    )
     result = ok(limited.client.get(base(limited) + "/account/limits", headers=limited.auth))
     assert result["has_reached_build_minutes_limit"] is True
 
@@ -179,10 +204,17 @@ def test_another_accounts_build_is_404(world: World) -> None:
     t = trigger(world)
     mine = build(world, t["trigger_uuid"])
     for method, suffix in (("GET", ""), ("PUT", "/cancel"), ("GET", "/logs")):
-        response = world.client.request(method, base(world, other) + f"/builds/{mine['build_uuid']}"
-                                        + suffix, headers=world.bearer(theirs))  # fmt: skip
+        response = world.client.request(
+            method,
+            base(world, other) + f"/builds/{mine['build_uuid']}" + suffix,
+            headers=world.bearer(theirs),
+        )
         failure(response, 404, 12000)
-    latest = ok(world.client.get(base(world, other) + "/builds/latest",
-                                 params={"external_script_ids": TAG},
-                                 headers=world.bearer(theirs)))  # fmt: skip
+    latest = ok(
+        world.client.get(
+            base(world, other) + "/builds/latest",
+            params={"external_script_ids": TAG},
+            headers=world.bearer(theirs),
+        )
+    )
     assert latest == {"builds": {}}

@@ -59,8 +59,12 @@ def test_upsert_returns_the_connection_whole(world: World) -> None:
 def test_re_put_keeps_uuid_and_created_on_and_updates_names(world: World) -> None:
     first = put(world).json()["result"]
     time.sleep(0.002)
-    renamed = {**BODY, "repo_name": "renamed", "provider_account_name": "new-org",
-               "provider_account_id": "99"}  # fmt: skip
+    renamed = {
+        **BODY,
+        "repo_name": "renamed",
+        "provider_account_name": "new-org",
+        "provider_account_id": "99",
+    }
     second = put(world, renamed).json()["result"]
     assert second["repo_connection_uuid"] == first["repo_connection_uuid"]
     assert second["created_on"] == first["created_on"]
@@ -74,8 +78,11 @@ def test_upsert_key_is_account_provider_and_repo_id(world: World) -> None:
     github = put(world).json()["result"]
     gitlab = put(world, {**BODY, "provider_type": "gitlab"}).json()["result"]
     other_repo = put(world, {**BODY, "repo_id": "1"}).json()["result"]
-    uuids = {github["repo_connection_uuid"], gitlab["repo_connection_uuid"],
-             other_repo["repo_connection_uuid"]}  # fmt: skip
+    uuids = {
+        github["repo_connection_uuid"],
+        gitlab["repo_connection_uuid"],
+        other_repo["repo_connection_uuid"],
+    }
     assert len(uuids) == 3
     other_account = world.new_account()
     token = world.new_token("Workers CI Write", account=other_account)
@@ -116,8 +123,9 @@ def test_delete_is_soft_then_404_and_put_revives_the_same_uuid(world: World) -> 
     "unknown", ["6f1c9e3e-1111-4222-8333-944455556666", "not-a-uuid", "x" * 300]
 )
 def test_unknown_connection_is_404_12000(world: World, unknown: str) -> None:
-    response = world.client.delete(PATH.format(account=world.account) + f"/{unknown}",
-                                   headers=world.auth)  # fmt: skip
+    response = world.client.delete(
+        PATH.format(account=world.account) + f"/{unknown}", headers=world.auth
+    )
     assert response.status_code == 404
     assert response.json()["errors"][0]["code"] == 12000
 
@@ -210,8 +218,13 @@ def test_list_pages_in_creation_order_with_filters(world: World) -> None:
     put(world, {**BODY, "repo_id": "gl", "provider_type": "gitlab"})
     page = listed(world, per_page=2, page=2)
     assert [c["repo_id"] for c in page["result"]] == ["2", "3"]
-    assert page["result_info"] == {"page": 2, "per_page": 2, "count": 2, "total_count": 6,
-                                   "total_pages": 3}  # fmt: skip
+    assert page["result_info"] == {
+        "page": 2,
+        "per_page": 2,
+        "count": 2,
+        "total_count": 6,
+        "total_pages": 3,
+    }
     assert listed(world, page=9)["result"] == []
     assert [c["repo_id"] for c in listed(world, provider_type="gitlab")["result"]] == ["gl"]
     only = listed(world, repo_id="3")["result"]
@@ -223,8 +236,9 @@ def test_list_pages_in_creation_order_with_filters(world: World) -> None:
     [{"page": 0}, {"page": "x"}, {"per_page": 0}, {"per_page": 201}, {"provider_type": "svn"}],
 )
 def test_bad_query_is_400_12013(world: World, params: dict) -> None:
-    response = world.client.get(PATH.format(account=world.account), headers=world.auth,
-                                params=params)  # fmt: skip
+    response = world.client.get(
+        PATH.format(account=world.account), headers=world.auth, params=params
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == 12013
 

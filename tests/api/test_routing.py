@@ -69,8 +69,12 @@ def test_openapi_document_lists_every_operation(world: World) -> None:
     assert body["schema"]["$ref"].endswith("UpsertRepoConnectionRequest")
     schema = document["components"]["schemas"]["UpsertRepoConnectionRequest"]
     assert set(schema["required"]) == {
-        "provider_account_id", "provider_account_name", "provider_type", "repo_id", "repo_name"
-    }  # fmt: skip
+        "provider_account_id",
+        "provider_account_name",
+        "provider_type",
+        "repo_id",
+        "repo_name",
+    }
 
 
 def test_strict_openapi_has_no_extensions(make_world) -> None:

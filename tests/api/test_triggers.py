@@ -20,8 +20,11 @@ from tests.conftest import World
 
 def test_create_with_the_seven_fields_fills_the_defaults(world: World) -> None:
     conn, token = connection(world), build_token(world)
-    result = ok(world.client.post(base(world) + "/triggers", json=trigger_body(conn, token),
-                                  headers=world.auth))  # fmt: skip
+    result = ok(
+        world.client.post(
+            base(world) + "/triggers", json=trigger_body(conn, token), headers=world.auth
+        )
+    )
     assert result["root_directory"] == "/"
     assert result["branch_excludes"] == [] and result["path_excludes"] == []
     assert result["path_includes"] == ["*"]
@@ -34,12 +37,25 @@ def test_create_with_the_seven_fields_fills_the_defaults(world: World) -> None:
 
 def test_create_with_every_field(world: World) -> None:
     conn, token = connection(world), build_token(world)
-    body = trigger_body(conn, token, root_directory="/apps/site", branch_excludes=["wip/*"],
-                        path_includes=["src/*"], path_excludes=["*.md"],
-                        build_caching_enabled=False, branch_includes=["*"])  # fmt: skip
+    body = trigger_body(
+        conn,
+        token,
+        root_directory="/apps/site",
+        branch_excludes=["wip/*"],
+        path_includes=["src/*"],
+        path_excludes=["*.md"],
+        build_caching_enabled=False,
+        branch_includes=["*"],
+    )
     result = ok(world.client.post(base(world) + "/triggers", json=body, headers=world.auth))
-    for key in ("root_directory", "branch_excludes", "path_includes", "path_excludes",
-                "build_caching_enabled", "branch_includes"):  # fmt: skip
+    for key in (
+        "root_directory",
+        "branch_excludes",
+        "path_includes",
+        "path_excludes",
+        "build_caching_enabled",
+        "branch_includes",
+    ):
         assert result[key] == body[key]
 
 
@@ -58,16 +74,26 @@ def test_create_with_every_field(world: World) -> None:
 )
 def test_create_refuses_bad_bodies(world: World, change: dict, pointer: str) -> None:
     body = {**trigger_body(connection(world), build_token(world)), **change}
-    error = failure(world.client.post(base(world) + "/triggers", json=body, headers=world.auth),
-                    400, 12002)  # fmt: skip
+    error = failure(
+        world.client.post(base(world) + "/triggers", json=body, headers=world.auth), 400, 12002
+    )
     if pointer:
         assert error["source"]["pointer"] == pointer
     assert ok(world.client.get(base(world) + f"/workers/{TAG}/triggers", headers=world.auth)) == []
 
 
-@pytest.mark.parametrize("missing", ["external_script_id", "repo_connection_uuid",
-                                     "build_token_uuid", "trigger_name", "branch_includes",
-                                     "build_command", "deploy_command"])  # fmt: skip
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "external_script_id",
+        "repo_connection_uuid",
+        "build_token_uuid",
+        "trigger_name",
+        "branch_includes",
+        "build_command",
+        "deploy_command",
+    ],
+)
 def test_each_required_field(world: World, missing: str) -> None:
     body = trigger_body(connection(world), build_token(world))
     del body[missing]
@@ -78,39 +104,60 @@ def test_create_needs_a_live_connection_and_token_of_this_account(world: World) 
     conn, token = connection(world), build_token(world)
     other = world.new_account()
     theirs = world.new_token(account=other)
-    their_conn = ok(world.client.put(
-        base(world, other) + "/repos/connections", headers=world.bearer(theirs),
-        json={"provider_account_id": "1", "provider_account_name": "o", "provider_type": "github",
-              "repo_id": "9", "repo_name": "r"}))  # fmt: skip
+    their_conn = ok(
+        world.client.put(
+            base(world, other) + "/repos/connections",
+            headers=world.bearer(theirs),
+            json={
+                "provider_account_id": "1",
+                "provider_account_name": "o",
+                "provider_type": "github",
+                "repo_id": "9",
+                "repo_name": "r",
+            },
+        )
+    )
     url = base(world) + "/triggers"
     body = trigger_body(their_conn, token)
     failure(world.client.post(url, json=body, headers=world.auth), 404, 12000)
     body = trigger_body(conn, {"build_token_uuid": "6f1c9e3e-1111-4222-8333-944455556666"})
     failure(world.client.post(url, json=body, headers=world.auth), 404, 12000)
-    world.client.delete(base(world) + f"/repos/connections/{conn['repo_connection_uuid']}",
-                        headers=world.auth)  # fmt: skip
+    world.client.delete(
+        base(world) + f"/repos/connections/{conn['repo_connection_uuid']}", headers=world.auth
+    )
     failure(world.client.post(url, json=trigger_body(conn, token), headers=world.auth), 404, 12000)
 
 
 def test_patch_is_partial_and_tolerates_unchanged_ids(world: World) -> None:
     created = trigger(world)
     url = base(world) + f"/triggers/{created['trigger_uuid']}"
-    patched = ok(world.client.patch(url, json={"build_command": "make", "branch_excludes": ["x"]},
-                                    headers=world.auth))  # fmt: skip
+    patched = ok(
+        world.client.patch(
+            url, json={"build_command": "make", "branch_excludes": ["x"]}, headers=world.auth
+        )
+    )
     assert patched["build_command"] == "make" and patched["branch_excludes"] == ["x"]
     assert patched["deploy_command"] == created["deploy_command"]
     assert patched["modified_on"] >= created["modified_on"]
     assert patched["created_on"] == created["created_on"]
-    same = {"external_script_id": TAG,
-            "repo_connection_uuid": created["repo_connection"]["repo_connection_uuid"]}  # fmt: skip
+    same = {
+        "external_script_id": TAG,
+        "repo_connection_uuid": created["repo_connection"]["repo_connection_uuid"],
+    }
     assert ok(world.client.patch(url, json=same, headers=world.auth))["build_command"] == "make"
-    failure(world.client.patch(url, json={"external_script_id": "0" * 32}, headers=world.auth),
-            400, 12002)  # fmt: skip
+    failure(
+        world.client.patch(url, json={"external_script_id": "0" * 32}, headers=world.auth),
+        400,
+        12002,
+    )
     for body in ({"branch_includes": []}, {"branch_excludes": ["*"]}, {"nope": 1}, []):
         failure(world.client.patch(url, json=body, headers=world.auth), 400, 12002)
     new_token = build_token(world, "second")
-    changed = ok(world.client.patch(url, json={"build_token_uuid": new_token["build_token_uuid"]},
-                                    headers=world.auth))  # fmt: skip
+    changed = ok(
+        world.client.patch(
+            url, json={"build_token_uuid": new_token["build_token_uuid"]}, headers=world.auth
+        )
+    )
     assert changed["build_token_name"] == "second"
     missing_token = {"build_token_uuid": "6f1c9e3e-1111-4222-8333-944455556666"}
     failure(world.client.patch(url, json=missing_token, headers=world.auth), 404, 12000)
@@ -124,8 +171,9 @@ def test_delete_is_soft_and_cancels_unfinished_builds(world: World) -> None:
     failure(world.client.delete(url, headers=world.auth), 404, 12000)
     failure(world.client.patch(url, json={"trigger_name": "x"}, headers=world.auth), 404, 12000)
     assert ok(world.client.get(base(world) + f"/workers/{TAG}/triggers", headers=world.auth)) == []
-    after = ok(world.client.get(base(world) + f"/builds/{queued['build_uuid']}",
-                                headers=world.auth))  # fmt: skip
+    after = ok(
+        world.client.get(base(world) + f"/builds/{queued['build_uuid']}", headers=world.auth)
+    )
     assert (after["status"], after["build_outcome"]) == ("stopped", "cancelled")
     assert after["trigger"]["deleted_on"] is not None
 
@@ -134,8 +182,10 @@ def test_list_by_worker_and_a_deleted_connection(world: World) -> None:
     created = trigger(world)
     listed = ok(world.client.get(base(world) + f"/workers/{TAG}/triggers", headers=world.auth))
     assert listed == [created]
-    assert ok(world.client.get(base(world) + f"/workers/{'0' * 32}/triggers",
-                               headers=world.auth)) == []  # fmt: skip
+    assert (
+        ok(world.client.get(base(world) + f"/workers/{'0' * 32}/triggers", headers=world.auth))
+        == []
+    )
     conn_uuid = created["repo_connection"]["repo_connection_uuid"]
     world.client.delete(base(world) + f"/repos/connections/{conn_uuid}", headers=world.auth)
     (still,) = ok(world.client.get(base(world) + f"/workers/{TAG}/triggers", headers=world.auth))
@@ -164,5 +214,8 @@ def test_purge_build_cache(world: World) -> None:
     assert ok(world.client.post(url, headers=world.auth)) is None
     assert not cache.exists()
     assert ok(world.client.post(url, headers=world.auth)) is None  # nothing to purge is fine
-    failure(world.client.post(base(world) + "/triggers/nope/purge_build_cache",
-                              headers=world.auth), 404, 12000)  # fmt: skip
+    failure(
+        world.client.post(base(world) + "/triggers/nope/purge_build_cache", headers=world.auth),
+        404,
+        12000,
+    )

@@ -16,16 +16,29 @@ def url(world: World, trigger_uuid: str) -> str:
 
 def test_map_form_merge_and_secret_reads_null(world: World) -> None:
     t = trigger(world)
-    first = world.client.patch(url(world, t["trigger_uuid"]), headers=world.auth, json={
-        "NODE_ENV": {"value": "production", "is_secret": False},
-        "API_KEY": {"value": SECRET, "is_secret": True}})  # fmt: skip
+    first = world.client.patch(
+        url(world, t["trigger_uuid"]),
+        headers=world.auth,
+        json={
+            "NODE_ENV": {"value": "production", "is_secret": False},
+            "API_KEY": {"value": SECRET, "is_secret": True},
+        },
+    )
     result = ok(first)
     assert SECRET not in first.text
     assert result["NODE_ENV"]["value"] == "production" and result["NODE_ENV"]["is_secret"] is False
-    assert result["API_KEY"] == {"value": None, "is_secret": True,
-                                 "created_on": result["API_KEY"]["created_on"]}  # fmt: skip
-    merged = ok(world.client.patch(url(world, t["trigger_uuid"]), headers=world.auth,
-                                   json={"EXTRA": {"value": "1", "is_secret": False}}))  # fmt: skip
+    assert result["API_KEY"] == {
+        "value": None,
+        "is_secret": True,
+        "created_on": result["API_KEY"]["created_on"],
+    }
+    merged = ok(
+        world.client.patch(
+            url(world, t["trigger_uuid"]),
+            headers=world.auth,
+            json={"EXTRA": {"value": "1", "is_secret": False}},
+        )
+    )
     assert set(merged) == {"API_KEY", "EXTRA", "NODE_ENV"}
     listed = world.client.get(url(world, t["trigger_uuid"]), headers=world.auth)
     assert ok(listed) == merged and SECRET not in listed.text
@@ -34,20 +47,33 @@ def test_map_form_merge_and_secret_reads_null(world: World) -> None:
 def test_null_entry_deletes_and_null_value_keeps(world: World) -> None:
     t = trigger(world)
     u = url(world, t["trigger_uuid"])
-    ok(world.client.patch(u, headers=world.auth, json={
-        "A": {"value": "a", "is_secret": False}, "S": {"value": SECRET, "is_secret": True}}))  # fmt: skip
+    ok(
+        world.client.patch(
+            u,
+            headers=world.auth,
+            json={
+                "A": {"value": "a", "is_secret": False},
+                "S": {"value": SECRET, "is_secret": True},
+            },
+        )
+    )
     # Send back what was read: the secret reads null and must keep its value.
     echoed = ok(world.client.get(u, headers=world.auth))
-    kept = ok(world.client.patch(u, headers=world.auth,
-                                 json={k: {"value": v["value"], "is_secret": v["is_secret"]}
-                                       for k, v in echoed.items()}))  # fmt: skip
+    kept = ok(
+        world.client.patch(
+            u,
+            headers=world.auth,
+            json={k: {"value": v["value"], "is_secret": v["is_secret"]} for k, v in echoed.items()},
+        )
+    )
     assert set(kept) == {"A", "S"}
     values = world.run(_plain(world, t["trigger_uuid"]))
     assert values["S"] == (SECRET, True)
     after = ok(world.client.patch(u, headers=world.auth, json={"A": None}))
     assert set(after) == {"S"}
-    failure(world.client.patch(u, headers=world.auth, json={"NEW": {"is_secret": False}}),
-            400, 12002)  # fmt: skip
+    failure(
+        world.client.patch(u, headers=world.auth, json={"NEW": {"is_secret": False}}), 400, 12002
+    )
 
 
 async def _plain(world: World, trigger_uuid: str) -> dict:
@@ -57,17 +83,31 @@ async def _plain(world: World, trigger_uuid: str) -> dict:
 
 def test_list_form_of_the_guide(world: World) -> None:
     t = trigger(world)
-    result = ok(world.client.patch(url(world, t["trigger_uuid"]), headers=world.auth, json={
-        "variables": [{"key": "NODE_ENV", "value": "production", "type": "text"},
-                      {"key": "TOKEN", "value": SECRET, "type": "secret"}]}))  # fmt: skip
+    result = ok(
+        world.client.patch(
+            url(world, t["trigger_uuid"]),
+            headers=world.auth,
+            json={
+                "variables": [
+                    {"key": "NODE_ENV", "value": "production", "type": "text"},
+                    {"key": "TOKEN", "value": SECRET, "type": "secret"},
+                ]
+            },
+        )
+    )
     assert result["NODE_ENV"]["value"] == "production"
     assert result["TOKEN"]["is_secret"] is True and result["TOKEN"]["value"] is None
 
 
 def test_secrets_are_encrypted_at_rest(world: World) -> None:
     t = trigger(world)
-    ok(world.client.patch(url(world, t["trigger_uuid"]), headers=world.auth,
-                          json={"S": {"value": SECRET, "is_secret": True}}))  # fmt: skip
+    ok(
+        world.client.patch(
+            url(world, t["trigger_uuid"]),
+            headers=world.auth,
+            json={"S": {"value": SECRET, "is_secret": True}},
+        )
+    )
 
     async def stored() -> str:
         async with world.services.db.connection() as conn:
@@ -79,10 +119,21 @@ def test_secrets_are_encrypted_at_rest(world: World) -> None:
 
 def test_build_metadata_shows_variables_as_objects_with_secrets_null(world: World) -> None:
     t = trigger(world)
-    ok(world.client.patch(url(world, t["trigger_uuid"]), headers=world.auth, json={
-        "A": {"value": "a", "is_secret": False}, "S": {"value": SECRET, "is_secret": True}}))  # fmt: skip
-    response = world.client.post(base(world) + f"/triggers/{t['trigger_uuid']}/builds",
-                                 json={"branch": "main"}, headers=world.auth)  # fmt: skip
+    ok(
+        world.client.patch(
+            url(world, t["trigger_uuid"]),
+            headers=world.auth,
+            json={
+                "A": {"value": "a", "is_secret": False},
+                "S": {"value": SECRET, "is_secret": True},
+            },
+        )
+    )
+    response = world.client.post(
+        base(world) + f"/triggers/{t['trigger_uuid']}/builds",
+        json={"branch": "main"},
+        headers=world.auth,
+    )
     env = ok(response)["build_trigger_metadata"]["environment_variables"]
     assert env["A"]["value"] == "a" and env["S"]["value"] is None and env["S"]["is_secret"]
     assert SECRET not in response.text
@@ -104,8 +155,9 @@ def test_build_metadata_shows_variables_as_objects_with_secrets_null(world: Worl
 )
 def test_bad_bodies_write_nothing(world: World, body: object) -> None:
     t = trigger(world)
-    failure(world.client.patch(url(world, t["trigger_uuid"]), json=body, headers=world.auth),
-            400, 12002)  # fmt: skip
+    failure(
+        world.client.patch(url(world, t["trigger_uuid"]), json=body, headers=world.auth), 400, 12002
+    )
     assert ok(world.client.get(url(world, t["trigger_uuid"]), headers=world.auth)) == {}
 
 
@@ -114,8 +166,13 @@ def test_at_most_64_variables(world: World) -> None:
     u = url(world, t["trigger_uuid"])
     many = {f"V{i}": {"value": "x", "is_secret": False} for i in range(64)}
     assert len(ok(world.client.patch(u, json=many, headers=world.auth))) == 64
-    failure(world.client.patch(u, json={"ONE_MORE": {"value": "x", "is_secret": False}},
-                               headers=world.auth), 400, 12002)  # fmt: skip
+    failure(
+        world.client.patch(
+            u, json={"ONE_MORE": {"value": "x", "is_secret": False}}, headers=world.auth
+        ),
+        400,
+        12002,
+    )
     assert len(ok(world.client.get(u, headers=world.auth))) == 64
     # Replacing one in the same request keeps the count within the limit.
     swap = {"V0": None, "NEW": {"value": "y", "is_secret": False}}
@@ -128,7 +185,10 @@ def test_delete_by_key_and_unknowns(world: World) -> None:
     ok(world.client.patch(u, json={"A": {"value": "a", "is_secret": False}}, headers=world.auth))
     assert ok(world.client.delete(u + "/A", headers=world.auth)) is None
     failure(world.client.delete(u + "/A", headers=world.auth), 404, 12000)
-    failure(world.client.get(base(world) + "/triggers/nope/environment_variables",
-                             headers=world.auth), 404, 12000)  # fmt: skip
+    failure(
+        world.client.get(base(world) + "/triggers/nope/environment_variables", headers=world.auth),
+        404,
+        12000,
+    )
     build(world, t["trigger_uuid"])  # a build is not a reason to refuse changes
     assert ok(world.client.get(u, headers=world.auth)) == {}

@@ -9,10 +9,18 @@ from tests.contract import spec
 # API surface"). The test fails if one of them appears without being removed from this set, or
 # if any other spec operation goes missing.
 NOT_YET_SERVED = {
-    "getWorkerConfigAutofill", "listDeployHooks", "createDeployHook", "getDeployHook",
-    "updateDeployHook", "deleteDeployHook", "triggerDeployHook", "createWorkerBuild",
-    "getWorkerBuild", "updateWorkerBuild", "deleteWorkerBuild",
-}  # fmt: skip
+    "getWorkerConfigAutofill",
+    "listDeployHooks",
+    "createDeployHook",
+    "getDeployHook",
+    "updateDeployHook",
+    "deleteDeployHook",
+    "triggerDeployHook",
+    "createWorkerBuild",
+    "getWorkerBuild",
+    "updateWorkerBuild",
+    "deleteWorkerBuild",
+}
 
 
 def test_served_spec_operations_have_the_spec_method_and_path() -> None:

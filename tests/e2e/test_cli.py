@@ -32,18 +32,36 @@ def test_admin_commands_while_a_server_runs(env: dict[str, str], start_server) -
     assert re.fullmatch(r"[0-9a-f]{32}", account)
     assert account in buildsd(env, "accounts", "list").stdout
 
-    token = last_line(buildsd(env, "tokens", "create", "--account", account,
-                              "--permission", "Workers CI Read", "--permission", "Workers CI Write",
-                              "--name", "ci"))  # fmt: skip
+    token = last_line(
+        buildsd(
+            env,
+            "tokens",
+            "create",
+            "--account",
+            account,
+            "--permission",
+            "Workers CI Read",
+            "--permission",
+            "Workers CI Write",
+            "--name",
+            "ci",
+        )
+    )
     assert re.fullmatch(r"[A-Za-z0-9_-]{40}", token)
     path = f"/client/v4/accounts/{account}/builds/repos/connections"
-    body = {"provider_account_id": "1", "provider_account_name": "o", "provider_type": "github",
-            "repo_id": "1", "repo_name": "r"}  # fmt: skip
+    body = {
+        "provider_account_id": "1",
+        "provider_account_name": "o",
+        "provider_type": "github",
+        "repo_id": "1",
+        "repo_name": "r",
+    }
     auth = {"Authorization": f"Bearer {token}"}
     assert httpx.put(server.url + path, json=body, headers=auth).status_code == 200
 
-    key = last_line(buildsd(env, "users", "create", "--email", "Dev@Example.com",
-                            "--account", account))  # fmt: skip
+    key = last_line(
+        buildsd(env, "users", "create", "--email", "Dev@Example.com", "--account", account)
+    )
     assert re.fullmatch(r"[0-9a-f]{37}", key)
     legacy = {"X-Auth-Email": "dev@example.com", "X-Auth-Key": key}
     assert httpx.get(server.url + path, headers=legacy).status_code == 200
@@ -59,9 +77,21 @@ def test_admin_commands_while_a_server_runs(env: dict[str, str], start_server) -
 
 def test_account_token_and_expiry(env: dict[str, str]) -> None:
     account = last_line(buildsd(env, "accounts", "create", "--name", "team"))
-    token = last_line(buildsd(env, "tokens", "create", "--account", account, "--permission",
-                              "Workers CI Read", "--owner", "account",
-                              "--expires-on", "2099-01-01T00:00:00Z"))  # fmt: skip
+    token = last_line(
+        buildsd(
+            env,
+            "tokens",
+            "create",
+            "--account",
+            account,
+            "--permission",
+            "Workers CI Read",
+            "--owner",
+            "account",
+            "--expires-on",
+            "2099-01-01T00:00:00Z",
+        )
+    )
     assert len(token) == 40
     listing = buildsd(env, "tokens", "list", "--account", account).stdout
     assert "account" in listing and "2099-01-01T00:00:00.000Z" in listing

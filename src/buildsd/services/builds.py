@@ -41,8 +41,9 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         line = msgspec.json.decode(raw, type=dict[str, int])["line"]
     except (binascii.Error, ValueError, KeyError, msgspec.DecodeError) as exc:
-        raise InvalidQueryParameter("cursor: not a cursor this server issued",
-                                    pointer="/cursor") from exc  # fmt: skip
+        raise InvalidQueryParameter(
+            "cursor: not a cursor this server issued", pointer="/cursor"
+        ) from exc
     if line < 0:
         raise InvalidQueryParameter("cursor: not a cursor this server issued", pointer="/cursor")
     return line
@@ -176,8 +177,13 @@ class Builds:
             row = await builds.get(conn, account_id, build_uuid)
             if row["status"] != "stopped":
                 now = clock.now()
-                await builds.stop(conn, build_uuid, outcome="cancelled", now=now,
-                                  duration_ms=_elapsed_ms(row, now))  # fmt: skip
+                await builds.stop(
+                    conn,
+                    build_uuid,
+                    outcome="cancelled",
+                    now=now,
+                    duration_ms=_elapsed_ms(row, now),
+                )
                 row = await builds.get(conn, account_id, build_uuid)
         return CanceledBuild(
             build_uuid=row["build_uuid"],
@@ -205,8 +211,7 @@ class Builds:
         """Minutes used this calendar month (UTC) against BUILDSD_BUILD_MINUTES_LIMIT."""
         now = datetime.now(UTC)
         month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        following = month.replace(year=month.year + (month.month == 12),
-                                  month=month.month % 12 + 1)  # fmt: skip
+        following = month.replace(year=month.year + (month.month == 12), month=month.month % 12 + 1)
         limit = self._settings.build_minutes_limit
         reached = False
         if limit > 0:

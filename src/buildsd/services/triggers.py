@@ -94,8 +94,9 @@ class Triggers:
             now = clock.now()
             await triggers.soft_delete(conn, trigger_uuid, now)
             for build in await builds.unfinished_of_trigger(conn, trigger_uuid):
-                await builds.stop(conn, build["build_uuid"], outcome="cancelled", now=now,
-                                  duration_ms=None)  # fmt: skip
+                await builds.stop(
+                    conn, build["build_uuid"], outcome="cancelled", now=now, duration_ms=None
+                )
 
     async def get(self, account_id: str, trigger_uuid: str) -> Trigger:
         async with self._db.connection() as conn:
@@ -154,16 +155,26 @@ class Triggers:
                     continue
                 if entry.value is None:
                     if key not in current:
-                        raise InvalidRequestBody(f"{key}: a new variable needs a value",
-                                                 pointer=f"/{key}/value")  # fmt: skip
+                        raise InvalidRequestBody(
+                            f"{key}: a new variable needs a value", pointer=f"/{key}/value"
+                        )
                     stored = current[key]
-                    plain = (self._cipher.decrypt(stored["value"]) if stored["is_secret"]
-                             else stored["value"])  # fmt: skip
+                    plain = (
+                        self._cipher.decrypt(stored["value"])
+                        if stored["is_secret"]
+                        else stored["value"]
+                    )
                 else:
                     plain = entry.value
                 value = self._cipher.encrypt(plain) if entry.is_secret else plain
-                await variables.put(conn, trigger_uuid=trigger_uuid, key=key, value=value,
-                                    is_secret=entry.is_secret, now=now)  # fmt: skip
+                await variables.put(
+                    conn,
+                    trigger_uuid=trigger_uuid,
+                    key=key,
+                    value=value,
+                    is_secret=entry.is_secret,
+                    now=now,
+                )
                 current[key] = {"key": key}
             if len(current) > MAX_VARIABLES:
                 raise InvalidRequestBody(f"a trigger holds at most {MAX_VARIABLES} variables")
