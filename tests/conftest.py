@@ -30,6 +30,12 @@ ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "buildsd-test-token-0123456789abcdefghij"
 PG_URL = os.environ.get("BUILDSD_TEST_DATABASE_URL", "")
 SEEN_OPERATIONS: set[str] = set()
+# Secrets the tests send (build-token secrets, secret variables): no response body and no log
+# line of the whole suite may contain one.
+KNOWN_SECRETS: set[str] = {
+    "YQSn-xWAQiiEh9qM58wZNnyQS7FUdoqGIUAbrh7T",
+    "s3cr3t-value-that-must-never-leak",
+}
 
 
 def _admin_url(url: str, database: str) -> str:
@@ -94,8 +100,12 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 def check_contract(response: httpx.Response) -> None:
-    """Every successful answer to a spec operation must match the spec's schema."""
+    """Every successful answer to a spec operation must match the spec's schema; no answer may
+    contain a secret."""
     request = response.request
+    response.read()
+    leaked = [secret for secret in KNOWN_SECRETS if secret in response.text]
+    assert not leaked, f"{request.method} {request.url.path} leaked a secret"
     name = spec.operation_for(request.method, request.url.path)
     if name is None or response.status_code >= 300:
         return
@@ -106,6 +116,15 @@ def check_contract(response: httpx.Response) -> None:
     if "result_info" in body:
         spec.check(body["result_info"], spec.SCHEMAS["builds_PaginationInfo"], "result_info")
     SEEN_OPERATIONS.add(name)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Whatever the server logged during a test must not contain a secret."""
+    caplog.set_level("DEBUG")
+    yield
+    text = caplog.text + "".join(str(record.args) for record in caplog.records)
+    assert not [secret for secret in KNOWN_SECRETS if secret in text], "a secret reached a log"
 
 
 @dataclass

@@ -71,7 +71,7 @@ def start_server(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., 
             )
         server = Server(process, f"http://127.0.0.1:{port}", log)
         started.append(server)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise AssertionError(f"server exited early:\n{log.read_text()}")
@@ -81,7 +81,7 @@ def start_server(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., 
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise AssertionError(f"server not ready in 30 s:\n{log.read_text()}")
+        raise AssertionError(f"server not ready in 60 s:\n{log.read_text()}")
 
     yield start
     for server in started:
