@@ -87,6 +87,7 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "bootstrap_token": TOKEN,
             "bootstrap_account_id": ACCOUNT,
             "rate_limit": 0,
+            "runner_slots": 0,  # builds stay queued unless a test runs a runner
         }
         values.update(overrides)
         return load_settings(env={}, **values)

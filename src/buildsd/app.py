@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from buildsd.api.routes import served, withheld
 from buildsd.config import Settings
 from buildsd.db import create_database
 from buildsd.errors import BuildsError, MethodNotAllowed, NoRoute, NotFound
+from buildsd.runner.worker import Runner
 from buildsd.services import Services
 from buildsd.wire import encoder
 
@@ -74,9 +76,17 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.open()
+        stopping = asyncio.Event()
+        runner = None
+        if settings.runner_slots > 0:
+            runner = asyncio.create_task(Runner(services, settings).run(stopping))
         try:
             yield
         finally:
+            stopping.set()
+            services.runs.notify()
+            if runner is not None:
+                await runner
             await services.close()
 
     middleware = []

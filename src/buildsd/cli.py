@@ -1,4 +1,4 @@
-"""The `buildsd` command: serve, db upgrade, and the accounts/users/tokens administration.
+"""The `buildsd` command: serve, db upgrade, and the accounts/users/tokens/workers administration.
 
 Every administrative command prints what it creates as the last line of stdout, so a script can
 capture it:
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from buildsd import crypto, migrations
 from buildsd.app import build_services, create_app
 from buildsd.config import Settings, load_settings
 from buildsd.errors import BuildsError, ConfigError
+from buildsd.runner.worker import Runner
 from buildsd.services import Services
 from buildsd.services.identity import PERMISSION_GROUPS, Bootstrap
 
@@ -104,11 +106,15 @@ def main(ctx: click.Context, data_dir: str | None, database_url: str | None) -> 
 @click.option("--bootstrap-token", help="Fix the first-run API token [BUILDSD_BOOTSTRAP_TOKEN]")
 @click.option("--bootstrap-account-id", help="Fix the first-run account id")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--runner-slots", type=int, help="Builds run at once in this process [2]")
+@click.option("--no-runner", is_flag=True, help="Serve the API only; builds run in `worker`s")
 @click.pass_context
-def serve(ctx: click.Context, /, **flags: Any) -> None:
+def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
     """Apply migrations and run the API server in the foreground (SIGTERM stops it cleanly)."""
     import uvicorn
 
+    if no_runner:
+        flags["runner_slots"] = 0
     settings = _settings(ctx, **flags)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -126,6 +132,30 @@ def serve(ctx: click.Context, /, **flags: Any) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+@main.command()
+@click.option("--runner-slots", type=int, help="Builds run at once [BUILDSD_RUNNER_SLOTS, 2]")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+def worker(ctx: click.Context, /, **flags: Any) -> None:
+    """Run builds only (no API), sharing the database with `serve`; SIGTERM stops it."""
+    settings = _settings(ctx, **flags)
+    if settings.runner_slots < 1:
+        raise click.ClickException("a worker needs BUILDSD_RUNNER_SLOTS of 1 or more")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _prepare(settings)
+
+    async def run_until_signalled(services: Services) -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await Runner(services, settings).run(stopping)
+
+    _run(settings, run_until_signalled)
 
 
 @main.group()
@@ -241,3 +271,30 @@ def tokens_revoke(ctx: click.Context, token_id: str) -> None:
     _prepare(settings)
     _run(settings, lambda s: s.identity.revoke_token(token_id))
     click.echo(f"revoked {token_id}")
+
+
+@main.group()
+def workers() -> None:
+    """Workers: a name (deploy-hook paths) and a 32-hex tag (every other path)."""
+
+
+@workers.command("create")
+@click.argument("name")
+@click.option("--account", "account_id", required=True)
+@click.pass_context
+def workers_create(ctx: click.Context, name: str, account_id: str) -> None:
+    """Create a Worker named NAME in the account; prints its new tag."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    click.echo(_run(settings, lambda s: s.workers.create(account_id, name)))
+
+
+@workers.command("list")
+@click.option("--account", "account_id", required=True)
+@click.pass_context
+def workers_list(ctx: click.Context, account_id: str) -> None:
+    """List the account's Workers: tag and name."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    for row in _run(settings, lambda s: s.workers.list_(account_id)):
+        click.echo(f"{row['tag']}  {row['name']}")

@@ -40,6 +40,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Builds this process runs at once (0 = none); builds one account may run at once.
     runner_slots: int = 2
     max_concurrent_builds_per_account: int = 6
+    # A runner renews its lease on a build every third of this; a lapsed lease → terminated.
+    lease_seconds: int = 30
+    build_timeout_seconds: int = 1200
+    # After a cancel or timeout: SIGTERM to the build's process group, SIGKILL this much later.
+    cancel_grace_seconds: int = 10
+    # Clone URL per provider_type; fields {provider_account_name}, {provider_account_id},
+    # {repo_name}, {repo_id}. file:// works. An empty template means "cannot clone".
+    git_url_github: str = "https://github.com/{provider_account_name}/{repo_name}.git"
+    git_url_gitlab: str = "https://gitlab.com/{provider_account_name}/{repo_name}.git"
+    git_url_gitlab_internal: str = ""
+    git_url_origin: str = ""
+    git_timeout_seconds: int = 300
+    # Package-manager caches kept per trigger (build_caching_enabled); purged past this size.
+    build_cache_max_bytes: int = 10 * 1024**3
 
     @property
     def data_path(self) -> Path:
@@ -93,9 +107,18 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
 def _check(settings: Settings) -> None:
     if settings.rate_limit < 0:
         raise ConfigError("BUILDSD_RATE_LIMIT must be 0 (off) or a positive number")
-    for name in ("build_minutes_limit", "runner_slots", "max_concurrent_builds_per_account"):
+    for name in (
+        "build_minutes_limit",
+        "runner_slots",
+        "max_concurrent_builds_per_account",
+        "cancel_grace_seconds",
+        "build_cache_max_bytes",
+    ):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0 or more")
+    for name in ("lease_seconds", "build_timeout_seconds", "git_timeout_seconds"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
     if settings.max_body_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_BODY_BYTES must be at least 1024")
     url = settings.resolved_database_url

@@ -27,9 +27,12 @@ Params = Mapping[str, Any] | None
 class Connection(Protocol):
     """What a store module needs: run a statement and read its rows."""
 
+    dialect: str  # "sqlite" or "postgresql", for the rare statement that differs
+
     async def one(self, sql: str, params: Params = None) -> Row | None: ...
     async def all(self, sql: str, params: Params = None) -> list[Row]: ...
     async def run(self, sql: str, params: Params = None) -> int: ...
+    async def many(self, sql: str, rows: list[dict[str, Any]]) -> None: ...
 
 
 class Database(Protocol):
@@ -53,6 +56,7 @@ class IntegrityError(Exception):
 
 class _SQLiteConnection:
     __slots__ = ("_raw",)
+    dialect = "sqlite"
 
     def __init__(self, raw: sqlite3.Connection) -> None:
         self._raw = raw
@@ -66,6 +70,9 @@ class _SQLiteConnection:
 
     async def all(self, sql: str, params: Params = None) -> list[Row]:
         return self._raw.execute(sql, params or {}).fetchall()
+
+    async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        self._raw.executemany(sql, rows)
 
     async def run(self, sql: str, params: Params = None) -> int:
         try:
@@ -149,6 +156,7 @@ def to_pyformat(sql: str, _cache: dict[str, str] = {}) -> str:  # noqa: B006 - d
 
 class _PostgresConnection:
     __slots__ = ("_raw",)
+    dialect = "postgresql"
 
     def __init__(self, raw: Any) -> None:
         self._raw = raw
@@ -167,6 +175,10 @@ class _PostgresConnection:
         cursor = await self._raw.execute(to_pyformat(sql), params or {})
         rows: list[Row] = await cursor.fetchall()
         return rows
+
+    async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        async with self._raw.cursor() as cursor:
+            await cursor.executemany(to_pyformat(sql), rows)
 
     async def run(self, sql: str, params: Params = None) -> int:
         from psycopg import errors

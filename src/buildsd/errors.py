@@ -17,10 +17,12 @@ envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], 
     ├── UnknownAuthKey                 (403, 9103)   wrong X-Auth-Email / X-Auth-Key pair
     ├── UnauthorizedResource           (403, 9109)   /accounts/{id} the caller cannot see
     ├── NotFound                       (404, 12000)  unknown id, another account's id,
-    │                                                unknown route under /builds
+    │   │                                            unknown route under /builds
+    │   └── NoBuildConfiguration       (404, 12040)  a Worker tag without live triggers
     ├── MethodNotAllowed               (405, 7001)
     ├── AlreadyExists                  (409, 12049)
     └── RateLimited                    (429, 971)    carries retry_after (seconds)
+        └── DeployHookRateLimited      (429, 12051)  10 hook builds/min per Worker, 100 per account
 
 Codes marked GUESS in ../shared/spec are pinned by DESIGN.md (D2, D8, D9) and by tests.
 """
@@ -161,6 +163,13 @@ class NotFound(BuildsError):
     message = "Not found"
 
 
+class NoBuildConfiguration(NotFound):
+    """GET/PATCH/DELETE /builds/workers/{script_tag} for a Worker that has no live trigger."""
+
+    code = 12040
+    message = "No build configuration associated with that script tag was found for this account"
+
+
 class MethodNotAllowed(BuildsError):
     status = 405
     code = 7001
@@ -180,6 +189,13 @@ class RateLimited(BuildsError):
 
     def __init__(self, retry_after: int, headers: dict[str, str] | None = None) -> None:
         super().__init__(headers={**(headers or {}), "Retry-After": str(retry_after)})
+
+
+class DeployHookRateLimited(RateLimited):
+    """Deploy hooks' own limit (D15): their builds per minute, per Worker and per account."""
+
+    code = 12051
+    message = "Rate limit exceeded"
 
 
 class ConfigError(Exception):

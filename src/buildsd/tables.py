@@ -12,12 +12,14 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -97,7 +99,15 @@ repo_connections = Table(
     Column("deleted_on", TIME, nullable=True),
     # D5: the upsert key; one row per repository per account, whatever the concurrency.
     UniqueConstraint("account_id", "provider_type", "repo_id"),
-    Index(None, "account_id", "created_on", "repo_connection_uuid"),
+    # Live connections only: lists and their counts read this index alone (migration 0003).
+    Index(
+        "ix_repo_connections_live",
+        "account_id",
+        "created_on",
+        "repo_connection_uuid",
+        sqlite_where=text("deleted_on IS NULL"),
+        postgresql_where=text("deleted_on IS NULL"),
+    ),
 )
 
 # --- the Workers Builds resources (migration 0002) --------------------------------------------
@@ -205,11 +215,16 @@ builds = Table(
     Column("preview_url", Text, nullable=True),
     Column("version_id", UUID, nullable=True),
     Column("duration_ms", BigInteger, nullable=True),  # build minutes used, set when stopped
+    # The runner holding the build and until when (renewed while it runs); a lapsed lease
+    # means the runner is gone and the build is stopped as terminated (migration 0003).
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_on", TIME, nullable=True),
     Index(None, "account_id", "external_script_id", "created_on"),
     Index(None, "trigger_uuid", "status"),
     Index(None, "account_id", "version_id"),
     Index(None, "account_id", "stopped_on"),
     Index(None, "status", "created_on"),
+    Index(None, "status", "lease_expires_on"),
 )
 
 # How many builds each Worker has: list pages then cost the same at 1k or 10M builds (D10),
@@ -230,6 +245,18 @@ build_log_lines = Table(
     Column("seq", BigInteger, nullable=False),
     Column("ts", BigInteger, nullable=False),  # epoch milliseconds (D11)
     Column("line", Text, nullable=False),
+    PrimaryKeyConstraint("build_uuid", "seq"),
+)
+
+# The phases of a build (clone, install, build, deploy …) for the logs' `events` (D18).
+build_events = Table(
+    "build_events",
+    metadata,
+    Column("build_uuid", UUID, ForeignKey("builds.build_uuid"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("started_on", TIME, nullable=True),
+    Column("ended_on", TIME, nullable=True),
     PrimaryKeyConstraint("build_uuid", "seq"),
 )
 

@@ -369,3 +369,131 @@ def result_info(page: Page, count: int, total_count: int, *, next_page: bool = F
 
 
 encoder = msgspec.json.Encoder()
+
+
+# --- deploy hooks (spec §8) ----------------------------------------------------------------------
+
+DeployHookName = Annotated[str, Meta(min_length=1, max_length=58)]
+Branch = Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class DeployHookRequest(Struct, forbid_unknown_fields=True):
+    """Body of POST and PUT (a full replace) …/deploy_hooks."""
+
+    deploy_hook_name: DeployHookName
+    branch: Branch
+
+
+class DeployHook(Struct):
+    deploy_hook_uuid: str
+    deploy_hook_name: str
+    branch: str
+    external_script_id: str  # the Worker's tag, though the path names the Worker
+    created_on: str
+    modified_on: str
+
+
+class LatestBuild(Struct):
+    created_on: str
+
+
+class DetailedDeployHook(DeployHook):
+    """A list item: the hook and when it last started a build."""
+
+    latest_build: LatestBuild | None
+
+
+class TriggeredDeployHook(Struct):
+    build_uuid: str
+    created_on: str
+    status: str
+    already_exists: bool  # a queued build of that branch was there already; none was started
+
+
+# --- Worker build configuration (spec §1b, §9) ---------------------------------------------------
+
+WorkerProviderType = Literal["github", "gitlab", "gitlab_internal"]
+
+
+class WorkerGitRepositoryInput(Struct, forbid_unknown_fields=True):
+    provider_type: WorkerProviderType
+    provider_account_id: Name
+    provider_account_name: Name
+    repo_id: Name
+    repo_name: Name
+    branch: Branch
+    grant_id: Annotated[str, Meta(min_length=1, max_length=256)] | None = None  # gitlab_internal
+
+
+class WorkerBuildSettingsInput(Struct, forbid_unknown_fields=True):
+    """production_settings (and previews_base_config) of POST /builds/workers."""
+
+    build_command: Command
+    deploy_command: Command
+    build_token_uuid: Uuid
+    root_directory: Directory = "/"
+    path_includes: Patterns = msgspec.field(default_factory=lambda: ["*"])
+    path_excludes: Patterns = []
+    build_caching_enabled: bool = True
+    environment_variables: VariablesMap = {}
+
+
+class CreateWorkerBuildRequest(Struct, forbid_unknown_fields=True):
+    script_tag: WorkerTag
+    git_repository: WorkerGitRepositoryInput
+    production_settings: WorkerBuildSettingsInput
+    # Observed in real clients, in no spec (§9.2).
+    previews_enabled: bool = False
+    previews_base_config: WorkerBuildSettingsInput | None = None
+
+
+class UpdateWorkerBuildSettingsInput(Struct, forbid_unknown_fields=True):
+    build_command: Command | UnsetType = UNSET
+    deploy_command: Command | UnsetType = UNSET
+    build_token_uuid: Uuid | UnsetType = UNSET
+    root_directory: Directory | UnsetType = UNSET
+    path_includes: Patterns | UnsetType = UNSET
+    path_excludes: Patterns | UnsetType = UNSET
+    build_caching_enabled: bool | UnsetType = UNSET
+    environment_variables: VariablesMap | UnsetType = UNSET  # a null entry deletes
+
+
+class UpdateWorkerGitRepositoryInput(Struct, forbid_unknown_fields=True):
+    branch: Branch | UnsetType = UNSET
+
+
+class UpdateWorkerBuildRequest(Struct, forbid_unknown_fields=True):
+    git_repository: UpdateWorkerGitRepositoryInput | UnsetType = UNSET
+    production_settings: UpdateWorkerBuildSettingsInput | UnsetType = UNSET
+    previews_enabled: bool | UnsetType = UNSET
+    previews_base_config: UpdateWorkerBuildSettingsInput | UnsetType = UNSET
+
+
+class WorkerGitRepository(Struct):
+    provider_type: str
+    provider_account_id: str
+    provider_account_name: str
+    repo_id: str
+    repo_name: str
+    branch: str
+    grant_id: str | None
+
+
+class WorkerBuildSettings(Struct):
+    build_command: str
+    deploy_command: str
+    build_token_uuid: str
+    root_directory: str
+    path_includes: list[str]
+    path_excludes: list[str]
+    build_caching_enabled: bool
+    environment_variables: dict[str, Variable]
+
+
+class WorkerBuild(Struct):
+    script_tag: str
+    git_repository: WorkerGitRepository
+    production_settings: WorkerBuildSettings
+    previews_enabled: bool
+    # Sent only when previews are on, as Cloudflare's own MCP types have it (`.optional()`).
+    previews_base_config: WorkerBuildSettings | UnsetType = UNSET

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from buildsd import migrations
 from tests.conftest import World
 
 
@@ -92,11 +93,14 @@ def test_health_and_readiness(world: World) -> None:
 
 
 def test_readiness_fails_when_schema_is_behind(world: World) -> None:
-    async def rewind() -> None:
+    async def set_version(version: str) -> None:
         async with world.services.db.connection() as conn:
-            await conn.run("UPDATE alembic_version SET version_num = 'old'")
+            await conn.run("UPDATE alembic_version SET version_num = :v", {"v": version})
 
-    world.run(rewind())
-    response = world.client.get("/readyz")
-    assert response.status_code == 503
-    assert "db upgrade" in envelope_error(response)["message"]
+    world.run(set_version("old"))
+    try:
+        response = world.client.get("/readyz")
+        assert response.status_code == 503
+        assert "db upgrade" in envelope_error(response)["message"]
+    finally:  # on PostgreSQL the database outlives the test
+        world.run(set_version(migrations.head()))

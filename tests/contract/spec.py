@@ -18,9 +18,10 @@ SCHEMAS: dict[str, Any] = SPEC["schemas"]
 OPERATIONS: dict[str, Any] = SPEC["operations"]
 
 # Decided additions to the spec's field lists (DESIGN.md): the embedded connection's grant_id
-# (D17) and the logs' events (D18); and G3 fields sent only when they have a value.
+# (D17) and the logs' events (D18); and G3 fields sent only when they have a value, and
+# previews_base_config, sent only while previews are on (optional in Cloudflare's MCP types).
 EXTRA_KEYS = {"grant_id", "events"}
-OMITTED_WHEN_ABSENT = {"deploy_hook", "preview_url", "next_page"}
+OMITTED_WHEN_ABSENT = {"deploy_hook", "preview_url", "next_page", "previews_base_config"}
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

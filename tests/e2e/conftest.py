@@ -46,6 +46,7 @@ def cli_env(database_url: str, data_dir: Path) -> dict[str, str]:
         BUILDSD_BOOTSTRAP_TOKEN=TOKEN,
         BUILDSD_BOOTSTRAP_ACCOUNT_ID=ACCOUNT,
         BUILDSD_RATE_LIMIT="0",
+        BUILDSD_RUNNER_SLOTS="0",
     )
     return env
 
@@ -59,28 +60,34 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
 def start_server(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def start(**extra_env: str) -> Server:
+    def start(command: str = "serve", **extra_env: str) -> Server:
         port = free_port()
-        log = tmp_path / f"server-{port}.log"
+        log = tmp_path / f"{command}-{port}.log"
+        argv = (
+            [*BUILDSD, "serve", "--port", str(port)] if command == "serve" else [*BUILDSD, command]
+        )
         with log.open("wb") as output:
             process = subprocess.Popen(
-                [*BUILDSD, "serve", "--port", str(port)],
+                argv,
                 env={**env, **extra_env},
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
         server = Server(process, f"http://127.0.0.1:{port}", log)
         started.append(server)
+        if command != "serve":
+            return server  # a worker serves no HTTP
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited early:\n{log.read_text()}")
-            try:
-                if httpx.get(server.url + "/readyz", timeout=1).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
+        with httpx.Client(timeout=2) as probe:
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise AssertionError(f"server exited early:\n{log.read_text()}")
+                try:
+                    if probe.get(server.url + "/readyz").status_code == 200:
+                        return server
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
         raise AssertionError(f"server not ready in 60 s:\n{log.read_text()}")
 
     yield start

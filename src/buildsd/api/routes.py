@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from buildsd.api import build_tokens, builds, health, identity, repo_connections, triggers
+from buildsd.api import (
+    build_tokens,
+    builds,
+    deploy_hooks,
+    health,
+    identity,
+    repo_connections,
+    triggers,
+    worker_builds,
+)
 from buildsd.api.endpoint import Operation, PageQuery
 from buildsd.wire import (
     Account,
@@ -15,13 +24,20 @@ from buildsd.wire import (
     CreateBuildRequest,
     CreateBuildTokenRequest,
     CreateTriggerRequest,
+    CreateWorkerBuildRequest,
+    DeployHook,
+    DeployHookRequest,
+    DetailedDeployHook,
     RepoConnection,
     TokenVerification,
     Trigger,
+    TriggeredDeployHook,
     UpdateTriggerRequest,
+    UpdateWorkerBuildRequest,
     UpsertRepoConnectionRequest,
     Variable,
     VariablesMap,
+    WorkerBuild,
 )
 
 V4 = "/client/v4"
@@ -31,7 +47,11 @@ CONNECTIONS = BUILDS + "/repos/connections"
 TOKENS = BUILDS + "/tokens"
 TRIGGERS = BUILDS + "/triggers"
 TRIGGER = TRIGGERS + "/{trigger_uuid}"
-WORKER = BUILDS + "/workers/{external_script_id}"
+WORKERS = BUILDS + "/workers"
+WORKER = WORKERS + "/{external_script_id}"
+WORKER_BUILD = WORKERS + "/{script_tag}"
+HOOKS = WORKERS + "/{script_name}/deploy_hooks"  # the Worker's name, not its tag (D16)
+HOOK = HOOKS + "/{deploy_hook_uuid}"
 BUILD = BUILDS + "/builds/{build_uuid}"
 
 # fmt: off
@@ -104,6 +124,35 @@ OPERATIONS: tuple[Operation, ...] = (
               "A page of a build's log lines", query=builds.LogsQuery, result=BuildLogs),
     Operation("GET", BUILDS + "/account/limits", "getAccountLimits", builds.account_limits,
               "builds:read", "Build-minute limits", result=AccountLimits),
+    # --- deploy hooks (spec §8) ------------------------------------------------------------------
+    Operation("GET", HOOKS, "listDeployHooks", deploy_hooks.list_, "builds:read",
+              "List a Worker's deploy hooks", result=list[DetailedDeployHook]),
+    Operation("POST", HOOKS, "createDeployHook", deploy_hooks.create, "builds:write",
+              "Create a deploy hook", body=DeployHookRequest, result=DeployHook),
+    Operation("GET", HOOK, "getDeployHook", deploy_hooks.get, "builds:read",
+              "Get a deploy hook", result=DeployHook),
+    Operation("PUT", HOOK, "updateDeployHook", deploy_hooks.update, "builds:write",
+              "Replace a deploy hook's name and branch", body=DeployHookRequest,
+              result=DeployHook),
+    Operation("DELETE", HOOK, "deleteDeployHook", deploy_hooks.delete, "builds:write",
+              "Delete a deploy hook (returns it)", result=DeployHook),
+    # Outside /accounts and unauthenticated: the hook's uuid is the secret.
+    Operation("POST", V4 + "/workers/builds/deploy_hooks/{deploy_hook_uuid}",
+              "triggerDeployHook", deploy_hooks.trigger, "none",
+              "Start a build with a deploy hook", result=TriggeredDeployHook),
+    # --- Worker build configuration (spec §1b, §9) ----------------------------------------------
+    Operation("POST", WORKERS, "createWorkerBuild", worker_builds.create, "builds:write",
+              "Set up builds for a Worker (connection and triggers)",
+              body=CreateWorkerBuildRequest, result=WorkerBuild),
+    Operation("GET", WORKER_BUILD, "getWorkerBuild", worker_builds.get, "builds:read",
+              "A Worker's build configuration", result=WorkerBuild),
+    Operation("PATCH", WORKER_BUILD, "updateWorkerBuild", worker_builds.update,
+              "builds:write", "Update a Worker's build configuration",
+              body=UpdateWorkerBuildRequest, query=worker_builds.UpdateQuery,
+              result=WorkerBuild),
+    Operation("DELETE", WORKER_BUILD, "deleteWorkerBuild", worker_builds.delete,
+              "builds:write", "Remove a Worker's build configuration (its triggers)",
+              result=str),
     # --- identity (conventions §4) ------------------------------------------------------------
     Operation("GET", V4 + "/user/tokens/verify", "verifyUserToken", identity.verify_token,
               "user-token", "Verify a user API token", result=TokenVerification, tag="Tokens"),

@@ -7,10 +7,14 @@ from buildsd.config import Settings
 from buildsd.db import Database
 from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.builds import Builds
+from buildsd.services.deploy_hooks import DeployHooks
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
 from buildsd.services.repo_connections import RepoConnections
+from buildsd.services.runs import Runs
 from buildsd.services.triggers import Triggers
+from buildsd.services.worker_builds import WorkerBuilds
+from buildsd.services.workers import Workers
 
 
 class Services:
@@ -25,7 +29,11 @@ class Services:
         cipher = crypto.Cipher(crypto.load_key(settings.secret_key, settings.data_path))
         self.build_tokens = BuildTokens(db, cipher)
         self.triggers = Triggers(db, cipher, settings.data_path / "cache")
-        self.builds = Builds(db, settings)
+        self.runs = Runs(db, settings, self.build_tokens, self.triggers)
+        self.builds = Builds(db, settings, on_queued=self.runs.notify)
+        self.deploy_hooks = DeployHooks(db, self.builds)
+        self.worker_builds = WorkerBuilds(db, self.triggers)
+        self.workers = Workers(db)
 
     async def open(self) -> None:
         await self.db.open()

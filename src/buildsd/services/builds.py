@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from buildsd import clock
 from buildsd.config import Settings
 from buildsd.db import Connection, Database, Row
 from buildsd.errors import InvalidQueryParameter, InvalidRequestBody
-from buildsd.store import builds, triggers, variables
+from buildsd.store import builds, runs, triggers, variables
 from buildsd.wire import (
     AccountLimits,
     Build,
@@ -21,6 +22,7 @@ from buildsd.wire import (
     BuildsMap,
     CanceledBuild,
     CreateBuildRequest,
+    LogEvent,
     Page,
     PullRequest,
     Variable,
@@ -66,9 +68,12 @@ def _elapsed_ms(row: Row, now: str) -> int | None:
 
 
 class Builds:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, on_queued: Callable[[], None] = lambda: None
+    ) -> None:
         self._db = db
         self._settings = settings
+        self._on_queued = on_queued  # wakes this process's runner
 
     async def queue(
         self,
@@ -122,6 +127,7 @@ class Builds:
             "deploy_hook_name": deploy_hook["deploy_hook_name"] if deploy_hook else None,
         }
         await builds.insert(conn, values)
+        self._on_queued()
         return await builds.get(conn, trigger["account_id"], build_uuid)
 
     async def create_manual(
@@ -197,6 +203,7 @@ class Builds:
         async with self._db.connection() as conn:
             await builds.get(conn, account_id, build_uuid)
             rows = await builds.log_lines(conn, build_uuid, after, LOG_PAGE_LINES + 1)
+            phases = await runs.events(conn, build_uuid)
         truncated = len(rows) > LOG_PAGE_LINES
         rows = rows[:LOG_PAGE_LINES]
         last = rows[-1]["seq"] if rows else after
@@ -204,7 +211,10 @@ class Builds:
             cursor=encode_cursor(int(last)),
             truncated=truncated,
             lines=[(int(row["ts"]), row["line"]) for row in rows],
-            events=[],
+            events=[
+                LogEvent(type=row["type"], started_on=row["started_on"], ended_on=row["ended_on"])
+                for row in phases
+            ],
         )
 
     async def account_limits(self, account_id: str) -> AccountLimits:

@@ -127,9 +127,9 @@ class Triggers:
     async def variables(self, account_id: str, trigger_uuid: str) -> dict[str, Variable]:
         async with self._db.connection() as conn:
             await triggers.get(conn, account_id, trigger_uuid)
-            return await self._variables(conn, trigger_uuid)
+            return await self.read_variables(conn, trigger_uuid)
 
-    async def _variables(self, conn: Connection, trigger_uuid: str) -> dict[str, Variable]:
+    async def read_variables(self, conn: Connection, trigger_uuid: str) -> dict[str, Variable]:
         """Secrets read as null: their values never leave through the API (D14)."""
         return {
             row["key"]: Variable(
@@ -146,39 +146,45 @@ class Triggers:
         """Merge: keys not named are kept, a null entry deletes, a null value keeps the value."""
         async with self._db.transaction() as conn:
             await triggers.get(conn, account_id, trigger_uuid)
-            current = {row["key"]: row for row in await variables.list_for(conn, trigger_uuid)}
-            now = clock.now()
-            for key, entry in changes.items():
-                if entry is None:
-                    await variables.delete(conn, trigger_uuid, key)
-                    current.pop(key, None)
-                    continue
-                if entry.value is None:
-                    if key not in current:
-                        raise InvalidRequestBody(
-                            f"{key}: a new variable needs a value", pointer=f"/{key}/value"
-                        )
-                    stored = current[key]
-                    plain = (
-                        self._cipher.decrypt(stored["value"])
-                        if stored["is_secret"]
-                        else stored["value"]
+            return await self.write_variables(conn, trigger_uuid, changes)
+
+    async def write_variables(
+        self, conn: Connection, trigger_uuid: str, changes: dict[str, VariableInput | None]
+    ) -> dict[str, Variable]:
+        """set_variables inside the caller's transaction (the Worker build configuration's too)."""
+        current = {row["key"]: row for row in await variables.list_for(conn, trigger_uuid)}
+        now = clock.now()
+        for key, entry in changes.items():
+            if entry is None:
+                await variables.delete(conn, trigger_uuid, key)
+                current.pop(key, None)
+                continue
+            if entry.value is None:
+                if key not in current:
+                    raise InvalidRequestBody(
+                        f"{key}: a new variable needs a value", pointer=f"/{key}/value"
                     )
-                else:
-                    plain = entry.value
-                value = self._cipher.encrypt(plain) if entry.is_secret else plain
-                await variables.put(
-                    conn,
-                    trigger_uuid=trigger_uuid,
-                    key=key,
-                    value=value,
-                    is_secret=entry.is_secret,
-                    now=now,
+                stored = current[key]
+                plain = (
+                    self._cipher.decrypt(stored["value"])
+                    if stored["is_secret"]
+                    else stored["value"]
                 )
-                current[key] = {"key": key}
-            if len(current) > MAX_VARIABLES:
-                raise InvalidRequestBody(f"a trigger holds at most {MAX_VARIABLES} variables")
-            return await self._variables(conn, trigger_uuid)
+            else:
+                plain = entry.value
+            value = self._cipher.encrypt(plain) if entry.is_secret else plain
+            await variables.put(
+                conn,
+                trigger_uuid=trigger_uuid,
+                key=key,
+                value=value,
+                is_secret=entry.is_secret,
+                now=now,
+            )
+            current[key] = {"key": key}
+        if len(current) > MAX_VARIABLES:
+            raise InvalidRequestBody(f"a trigger holds at most {MAX_VARIABLES} variables")
+        return await self.read_variables(conn, trigger_uuid)
 
     async def delete_variable(self, account_id: str, trigger_uuid: str, key: str) -> None:
         async with self._db.transaction() as conn:

@@ -44,3 +44,16 @@ async def list_for_account(conn: Connection, account_id: str) -> list[Row]:
         "WHERE account_id = :account_id ORDER BY created_on, tag",
         {"account_id": account_id},
     )
+
+
+async def lock(conn: Connection, account_id: str, tag: str) -> bool:
+    """Take the Worker row's write lock until the transaction ends; False if there is no row.
+
+    A no-op UPDATE, because it locks on SQLite and PostgreSQL alike (no FOR UPDATE on SQLite):
+    two requests that check and then write one Worker's triggers or hook builds queue here.
+    """
+    count = await conn.run(
+        "UPDATE workers SET name = name WHERE tag = :tag AND account_id = :account_id",
+        {"tag": tag, "account_id": account_id},
+    )
+    return count > 0

@@ -1,0 +1,318 @@
+"""One build, start to finish: clone → install → build → deploy, logs masked as they are made."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from buildsd.config import Settings
+from buildsd.runner import executor, git
+from buildsd.runner.masking import Masker
+from buildsd.services.runs import Job, Runs
+
+log = logging.getLogger("buildsd.runner")
+
+DELETED_CREDENTIAL_LINE = (
+    "Failed: The build token selected for this build has been deleted or rolled and cannot be "
+    "used for this build. Please update your build token in the Worker Builds settings and "
+    "retry the build."
+)
+VERSION_ID = re.compile(r"Current Version ID:\s*([0-9a-fA-F-]{36})")
+PREVIEW_URL = re.compile(r"(?:Version )?Preview URL:\s*(https?://\S+)")
+# Lockfile → install command, first match wins (spec §3.3's package managers).
+INSTALLERS = (
+    ("bun.lockb", ["bun", "install", "--frozen-lockfile"]),
+    ("bun.lock", ["bun", "install", "--frozen-lockfile"]),
+    ("pnpm-lock.yaml", ["pnpm", "install", "--frozen-lockfile"]),
+    ("yarn.lock", ["yarn", "install", "--frozen-lockfile"]),
+    ("package-lock.json", ["npm", "ci"]),
+)
+CACHE_ENV = {
+    "npm_config_cache": "npm",
+    "YARN_CACHE_FOLDER": "yarn",
+    "npm_config_store_dir": "pnpm",
+    "BUN_INSTALL_CACHE_DIR": "bun",
+}
+FLUSH_SECONDS = 0.1
+FLUSH_LINES = 2000
+
+
+class Stopped(Exception):
+    """The build was cancelled, timed out, or taken away; `outcome` says which."""
+
+    def __init__(self, outcome: str | None, message: str) -> None:
+        self.outcome = outcome  # None: not ours to finish (cancelled via API, or lease lost)
+        super().__init__(message)
+
+
+class LogWriter:
+    """Numbers, masks and batches lines; a flusher stores them every 100 ms."""
+
+    def __init__(self, runs: Runs, build_uuid: str, masker: Masker, first_seq: int) -> None:
+        self._runs = runs
+        self._build_uuid = build_uuid
+        self._mask = masker
+        self._seq = first_seq
+        self._pending: list[tuple[int, int, str]] = []
+        self._flushed = asyncio.Event()
+        self.watchers: list[re.Pattern[str]] = []
+        self.seen: dict[str, str] = {}
+
+    def line(self, text: str) -> None:
+        masked = self._mask(text)
+        self._pending.append((self._seq, time.time_ns() // 1_000_000, masked))
+        self._seq += 1
+        for pattern in self.watchers:
+            if match := pattern.search(masked):
+                self.seen[pattern.pattern] = match.group(1)
+
+    async def flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:FLUSH_LINES], self._pending[FLUSH_LINES:]
+            await self._runs.append_lines(self._build_uuid, batch)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), FLUSH_SECONDS)
+            await self.flush()
+
+
+class BuildRun:
+    def __init__(self, job: Job, runs: Runs, settings: Settings, cache_dir: Path) -> None:
+        self.job = job
+        self.runs = runs
+        self.settings = settings
+        self.cache_dir = cache_dir
+        self.stop = asyncio.Event()
+        self.stop_reason: str | None = None
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + settings.build_timeout_seconds
+        self.workspace = settings.data_path / "builds" / job.build_uuid
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
+        self.stop.set()
+
+    async def execute(self) -> None:
+        job = self.job
+        logs = LogWriter(
+            self.runs,
+            job.build_uuid,
+            Masker(job.secrets),
+            await self.runs.next_log_seq(job.build_uuid),
+        )
+        done = asyncio.Event()
+        flusher = asyncio.create_task(logs.run(done))
+        renewer = asyncio.create_task(self._renew())
+        outcome: str | None
+        try:
+            outcome = await self._steps(logs)
+        except Stopped as stopped:
+            logs.line(str(stopped))
+            outcome = stopped.outcome
+        except Exception as exc:  # a bug or an environment problem: fail the build, say why
+            log.exception("build %s failed unexpectedly", job.build_uuid)
+            logs.line(f"Failed: internal error in the runner ({type(exc).__name__})")
+            outcome = "fail"
+        finally:
+            renewer.cancel()
+            done.set()
+            await flusher
+            await logs.flush()
+            shutil.rmtree(self.workspace, ignore_errors=True)
+        if outcome is not None:
+            await self.runs.finish(job, outcome)
+
+    async def _renew(self) -> None:
+        """Renew the lease; a build stopped by the API (cancel) or taken away stops here."""
+        every = max(0.2, self.settings.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(min(every, 1.0))
+            status = await self.runs.renew(self.job)
+            if status is None:
+                self.request_stop("lost")
+            elif status == "stopped":
+                self.request_stop("cancelled")
+
+    def _check_stop(self) -> None:
+        if self.stop_reason == "cancelled":
+            raise Stopped(None, "Build cancelled.")
+        if self.stop_reason == "lost":
+            raise Stopped(None, "Build taken over: this runner lost its lease.")
+        if self.stop_reason == "shutdown":
+            raise Stopped("terminated", "Build terminated: the runner was shut down.")
+        if asyncio.get_running_loop().time() >= self.deadline:
+            raise Stopped("terminated", "Build was timed out")
+
+    async def _run(
+        self,
+        logs: LogWriter,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        step: str,
+        limit: float | None = None,
+    ) -> None:
+        """Run one step; `limit` (seconds) caps it below the build's own deadline."""
+        self._check_stop()
+        deadline = self.deadline
+        if limit is not None:
+            deadline = min(deadline, asyncio.get_running_loop().time() + limit)
+        outcome = await executor.run(
+            argv,
+            cwd=str(cwd),
+            env=env,
+            on_line=logs.line,
+            deadline=deadline,
+            stop=self.stop,
+            grace_seconds=self.settings.cancel_grace_seconds,
+        )
+        if outcome.stopped == "timeout":
+            if deadline < self.deadline:
+                raise Stopped("fail", f"Failed: {step} took longer than {limit:.0f} s")
+            raise Stopped("terminated", "Build was timed out")
+        if outcome.stopped:
+            self._check_stop()
+        if outcome.exit_code != 0:
+            raise Stopped("fail", f"Failed: {step} exited with code {outcome.exit_code}")
+
+    async def _steps(self, logs: LogWriter) -> str:
+        job, trigger = self.job, self.job.trigger
+        if job.token is None:
+            raise Stopped("fail", DELETED_CREDENTIAL_LINE)
+        if trigger["c_deleted_on"] is not None:
+            raise Stopped(
+                "fail",
+                "Failed: the repository connection of this trigger was deleted; "
+                "connect the repository again and update the trigger.",
+            )
+        try:
+            url = git.clone_url(self.settings, trigger)
+        except git.CloneURLError as exc:
+            raise Stopped("fail", f"Failed: {exc}") from exc
+        build = job.build
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        repo = self.workspace / "repo"
+        base_env = self._base_env()
+
+        logs.line(f"Cloning repository {git.redact(url)}")
+        for argv in git.clone_commands(url, str(repo), build["branch"], build["commit_hash"]):
+            await self._run(
+                logs,
+                argv,
+                self.workspace,
+                {**base_env, **git.GIT_ENV},
+                "git clone",
+                limit=self.settings.git_timeout_seconds,
+            )
+        sha, author, message = await self._describe(repo, base_env)
+        await self.runs.record(
+            job,
+            commit_hash=sha,
+            **({} if build["commit_message"] else {"commit_message": message}),
+            **({} if build["author"] else {"author": author}),
+        )
+        root = self._root(repo, trigger["root_directory"])
+        env = self._command_env(base_env, sha)
+        await self.runs.start_running(job)
+
+        installer = self._installer(root, env)
+        if installer is not None:
+            await self.runs.phase(job, "install")
+            logs.line(f"Installing dependencies: {' '.join(installer)}")
+            await self._run(logs, installer, root, env, "dependency install")
+        if trigger["build_command"].strip():
+            await self.runs.phase(job, "build")
+            logs.line(f"Executing user build command: {trigger['build_command']}")
+            await self._run(
+                logs, ["/bin/sh", "-c", trigger["build_command"]], root, env, "build command"
+            )
+        await self.runs.phase(job, "deploy")
+        logs.watchers = [VERSION_ID, PREVIEW_URL]
+        logs.line(f"Executing user deploy command: {trigger['deploy_command']}")
+        await self._run(
+            logs, ["/bin/sh", "-c", trigger["deploy_command"]], root, env, "deploy command"
+        )
+        version = logs.seen.get(VERSION_ID.pattern)
+        preview = logs.seen.get(PREVIEW_URL.pattern)
+        if version or preview:
+            await self.runs.record(
+                job, version_id=version.lower() if version else None, preview_url=preview
+            )
+        self._trim_cache()
+        logs.line("Success: Build completed")
+        return "success"
+
+    async def _describe(self, repo: Path, env: dict[str, str]) -> tuple[str, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            *git.describe_command(str(repo)),
+            env={**env, **git.GIT_ENV},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await process.communicate()
+        sha, author, message = [*out.decode(errors="replace").strip().split("\0"), "", ""][:3]
+        return sha, author, message
+
+    @staticmethod
+    def _root(repo: Path, root_directory: str) -> Path:
+        root = (repo / root_directory.strip().lstrip("/")).resolve()
+        if not root.is_relative_to(repo.resolve()) or not root.is_dir():
+            raise Stopped(
+                "fail",
+                f"Failed: root directory {root_directory!r} is not a directory of the repository",
+            )
+        return root
+
+    def _base_env(self) -> dict[str, str]:
+        """A clean environment: nothing of the server's own (no BUILDSD_* secrets) leaks in."""
+        home = self.workspace / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        return {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(self.workspace),
+        }
+
+    def _command_env(self, base: dict[str, str], sha: str) -> dict[str, str]:
+        job = self.job
+        env = dict(base)
+        env.update({name: value for name, (value, _) in job.variables.items()})
+        env.update(
+            CI="true",
+            WORKERS_CI="1",
+            WORKERS_CI_BUILD_UUID=job.build_uuid,
+            WORKERS_CI_COMMIT_SHA=sha,
+            WORKERS_CI_BRANCH=job.build["branch"],
+            CLOUDFLARE_API_TOKEN=job.token or "",
+            CLOUDFLARE_ACCOUNT_ID=job.account_id,
+        )
+        if job.trigger["build_caching_enabled"]:
+            for name, sub in CACHE_ENV.items():
+                (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)
+                env[name] = str(self.cache_dir / sub)
+        return env
+
+    @staticmethod
+    def _installer(root: Path, env: dict[str, str]) -> list[str] | None:
+        if env.get("SKIP_DEPENDENCY_INSTALL") or not (root / "package.json").exists():
+            return None
+        for lockfile, argv in INSTALLERS:
+            if (root / lockfile).exists():
+                return argv
+        return ["npm", "install"]
+
+    def _trim_cache(self) -> None:
+        if not self.cache_dir.exists():
+            return
+        size = sum(f.stat().st_size for f in self.cache_dir.rglob("*") if f.is_file())
+        if size > self.settings.build_cache_max_bytes:
+            shutil.rmtree(self.cache_dir, ignore_errors=True)

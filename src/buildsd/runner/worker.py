@@ -1,0 +1,71 @@
+"""The runner loop: claim queued builds into free slots, run them, stop lost builds of others."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+
+from buildsd.config import Settings
+from buildsd.runner.build import BuildRun
+from buildsd.services import Services
+
+log = logging.getLogger("buildsd.runner")
+
+# How often an idle runner looks for work queued by another process; work queued by this
+# process wakes it at once.
+POLL_SECONDS = 0.25
+
+
+def runner_id() -> str:
+    """Names this runner in leases and log lines: host, process, and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Runner:
+    def __init__(self, services: Services, settings: Settings) -> None:
+        self.services = services
+        self.settings = settings
+        self.owner = runner_id()
+        self.active: dict[asyncio.Task[None], BuildRun] = {}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Until `stopping` is set; then the builds still running are terminated."""
+        runs = self.services.runs
+        loop = asyncio.get_running_loop()
+        next_reap = 0.0
+        log.info("runner %s: %d slot(s)", self.owner, self.settings.runner_slots)
+        while not stopping.is_set():
+            try:
+                if loop.time() >= next_reap:
+                    for build_uuid in await runs.reap():
+                        log.warning("build %s terminated: its runner's lease lapsed", build_uuid)
+                    next_reap = loop.time() + max(1.0, self.settings.lease_seconds / 2)
+                while len(self.active) < self.settings.runner_slots:
+                    job = await runs.claim(self.owner)
+                    if job is None:
+                        break
+                    cache = self.services.triggers.cache_dir(job.build["trigger_uuid"])
+                    build = BuildRun(job, runs, self.settings, cache)
+                    task = asyncio.create_task(build.execute())
+                    self.active[task] = build
+                    task.add_done_callback(self._done)
+            except Exception:  # the database may be briefly unreachable: keep the runner alive
+                log.exception("runner %s: claim or reap failed; retrying", self.owner)
+                await asyncio.sleep(1)
+            await runs.wait_for_work(POLL_SECONDS)
+        await self.shutdown()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.active.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("build task failed", exc_info=task.exception())
+        self.services.runs.notify()  # a slot is free
+
+    async def shutdown(self) -> None:
+        for build in self.active.values():
+            build.request_stop("shutdown")
+        if self.active:
+            await asyncio.wait(list(self.active), timeout=self.settings.cancel_grace_seconds + 5)

@@ -1,0 +1,164 @@
+"""The runner's side of a build: claim it, hold its lease, record its progress, finish it.
+
+Runners reach data only through this service (DESIGN.md, after Woodpecker's agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+from buildsd import clock
+from buildsd.config import Settings
+from buildsd.db import Database, Row
+from buildsd.services.build_tokens import BuildTokens
+from buildsd.services.triggers import Triggers
+from buildsd.store import builds, runs, triggers
+
+
+@dataclass
+class Job:
+    """Everything a runner needs to run one build, decrypted."""
+
+    build: Row
+    trigger: Row
+    token: str | None  # None: the build token was deleted (D19)
+    variables: dict[str, tuple[str, bool]]  # name → (value, is_secret)
+    owner: str
+    secrets: list[str] = field(default_factory=list)
+
+    @property
+    def build_uuid(self) -> str:
+        return str(self.build["build_uuid"])
+
+    @property
+    def account_id(self) -> str:
+        return str(self.build["account_id"])
+
+
+def _after(seconds: float) -> str:
+    return clock.format_epoch_ms(int((time.time() + seconds) * 1000))
+
+
+class Runs:
+    def __init__(
+        self, db: Database, settings: Settings, tokens: BuildTokens, trigger_service: Triggers
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._tokens = tokens
+        self._triggers = trigger_service
+        self._wake = asyncio.Event()
+
+    # --- waking a runner in this process when a build is queued ---------------------------
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def wait_for_work(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    # --- the lifecycle --------------------------------------------------------------------
+
+    async def claim(self, owner: str) -> Job | None:
+        """The next queued build this runner may start (per-account limit), leased to it."""
+        async with self._db.transaction(exclusive=True) as conn:
+            build = await runs.claim(
+                conn,
+                owner=owner,
+                now=clock.now(),
+                lease_until=_after(self._settings.lease_seconds),
+                limit=self._settings.max_concurrent_builds_per_account,
+            )
+            if build is None:
+                return None
+            await runs.add_event(conn, build["build_uuid"], "initializing", clock.now())
+            trigger = await triggers.get_any(conn, build["trigger_uuid"])
+            variables = await self._triggers.plain_variables(conn, build["trigger_uuid"])
+        token = await self._tokens.secret(build["account_id"], build["build_token_uuid"])
+        secrets = [value for value, is_secret in variables.values() if is_secret]
+        if token:
+            secrets.append(token)
+        return Job(build, trigger, token, variables, owner, secrets)
+
+    async def renew(self, job: Job) -> str | None:
+        """Extend the lease; the build's status now (stopped = cancelled by the API), or None
+        when another process has taken the build away (its lease had lapsed)."""
+        async with self._db.connection() as conn:
+            return await runs.renew(
+                conn, job.build_uuid, job.owner, _after(self._settings.lease_seconds)
+            )
+
+    async def start_running(self, job: Job) -> bool:
+        async with self._db.transaction() as conn:
+            return await runs.set_running(conn, job.build_uuid, job.owner, clock.now())
+
+    async def phase(self, job: Job, type_: str) -> None:
+        """End the current phase and start the next (the logs' `events`)."""
+        async with self._db.transaction() as conn:
+            now = clock.now()
+            await runs.end_events(conn, job.build_uuid, now)
+            await runs.add_event(conn, job.build_uuid, type_, now)
+
+    async def record(self, job: Job, **values: str | None) -> None:
+        async with self._db.transaction() as conn:
+            await runs.record(conn, job.build_uuid, values)
+
+    async def finish(self, job: Job, outcome: str) -> bool:
+        """Stop the build with `outcome` unless it was stopped already (cancelled)."""
+        async with self._db.transaction() as conn:
+            now = clock.now()
+            row = await builds.get(conn, job.account_id, job.build_uuid)
+            started = row["running_on"] or row["initializing_on"]
+            duration = None
+            if started is not None:
+                elapsed = clock.parse(now) - clock.parse(started)
+                duration = max(0, int(elapsed.total_seconds() * 1000))
+            await runs.end_events(conn, job.build_uuid, now)
+            return await builds.stop(
+                conn, job.build_uuid, outcome=outcome, now=now, duration_ms=duration
+            )
+
+    # --- logs -------------------------------------------------------------------------------
+
+    async def next_log_seq(self, build_uuid: str) -> int:
+        async with self._db.connection() as conn:
+            return await runs.next_log_seq(conn, build_uuid)
+
+    async def append_lines(self, build_uuid: str, lines: list[tuple[int, int, str]]) -> None:
+        """Store already-masked lines: (seq, epoch_ms, text)."""
+        if lines:
+            async with self._db.transaction() as conn:
+                await runs.append_lines(conn, build_uuid, lines)
+
+    async def log(self, build_uuid: str, text: str) -> None:
+        """One line of buildsd's own (not a command's output)."""
+        seq = await self.next_log_seq(build_uuid)
+        await self.append_lines(build_uuid, [(seq, int(time.time() * 1000), text)])
+
+    # --- lost runners -------------------------------------------------------------------------
+
+    async def reap(self) -> list[str]:
+        """Stop every build whose lease lapsed as `terminated`, saying why in its log."""
+        stopped = []
+        async with self._db.transaction(exclusive=True) as conn:
+            now = clock.now()
+            for row in await runs.expired(conn, now):
+                if await builds.stop(
+                    conn, row["build_uuid"], outcome="terminated", now=now, duration_ms=None
+                ):
+                    await runs.end_events(conn, row["build_uuid"], now)
+                    seq = await runs.next_log_seq(conn, row["build_uuid"])
+                    text = (
+                        f"Build terminated: its runner ({row['lease_owner']}) stopped renewing "
+                        f"its lease at {row['lease_expires_on']} (process killed or machine lost)."
+                    )
+                    await runs.append_lines(
+                        conn, row["build_uuid"], [(seq, int(time.time() * 1000), text)]
+                    )
+                    stopped.append(str(row["build_uuid"]))
+        return stopped

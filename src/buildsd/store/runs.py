@@ -1,0 +1,114 @@
+"""What runners do to builds: claim, hold a lease, move through states, write logs and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildsd.db import Connection, Row
+from buildsd.store.builds import COLUMNS
+
+_RETURNING = ", ".join(COLUMNS)
+
+# The oldest queued build of an account that runs fewer than :limit builds. On PostgreSQL the
+# row is locked with SKIP LOCKED so runners on other machines pass over it; the caller holds a
+# transaction-level advisory lock so two claims cannot both see the same account below its limit.
+_NEXT = (
+    "SELECT b.build_uuid FROM builds b WHERE b.status = 'queued' AND ("
+    "SELECT COUNT(*) FROM builds r WHERE r.account_id = b.account_id "
+    "AND r.status IN ('initializing', 'running')) < :limit "
+    "ORDER BY b.created_on, b.build_uuid LIMIT 1"
+)
+
+
+async def claim(
+    conn: Connection, *, owner: str, now: str, lease_until: str, limit: int
+) -> Row | None:
+    """Move the next eligible queued build to initializing under `owner`'s lease."""
+    pick = _NEXT + (" FOR UPDATE SKIP LOCKED" if conn.dialect == "postgresql" else "")
+    return await conn.one(
+        "UPDATE builds SET status = 'initializing', initializing_on = :now, modified_on = :now, "
+        "lease_owner = :owner, lease_expires_on = :lease_until "
+        f"WHERE build_uuid = ({pick}) AND status = 'queued' RETURNING {_RETURNING}",
+        {"owner": owner, "now": now, "lease_until": lease_until, "limit": limit},
+    )
+
+
+async def renew(conn: Connection, build_uuid: str, owner: str, lease_until: str) -> str | None:
+    """Extend the lease; returns the build's status (None if the lease is no longer ours)."""
+    row = await conn.one(
+        "UPDATE builds SET lease_expires_on = :lease_until WHERE build_uuid = :uuid "
+        "AND lease_owner = :owner RETURNING status",
+        {"uuid": build_uuid, "owner": owner, "lease_until": lease_until},
+    )
+    return str(row["status"]) if row is not None else None
+
+
+async def set_running(conn: Connection, build_uuid: str, owner: str, now: str) -> bool:
+    count = await conn.run(
+        "UPDATE builds SET status = 'running', running_on = :now, modified_on = :now "
+        "WHERE build_uuid = :uuid AND lease_owner = :owner AND status = 'initializing'",
+        {"uuid": build_uuid, "owner": owner, "now": now},
+    )
+    return count > 0
+
+
+async def record(conn: Connection, build_uuid: str, values: dict[str, Any]) -> None:
+    """Facts the run learned: the commit it checked out, the version a deploy reported."""
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
+    await conn.run(
+        f"UPDATE builds SET {assignments} WHERE build_uuid = :uuid", {**values, "uuid": build_uuid}
+    )
+
+
+async def expired(conn: Connection, now: str) -> list[Row]:
+    return await conn.all(
+        "SELECT build_uuid, lease_owner, lease_expires_on FROM builds "
+        "WHERE status IN ('initializing', 'running') AND lease_expires_on < :now",
+        {"now": now},
+    )
+
+
+async def next_log_seq(conn: Connection, build_uuid: str) -> int:
+    row = await conn.one(
+        "SELECT COALESCE(MAX(seq), 0) AS seq FROM build_log_lines WHERE build_uuid = :uuid",
+        {"uuid": build_uuid},
+    )
+    return int(row["seq"]) + 1 if row else 1
+
+
+async def append_lines(
+    conn: Connection, build_uuid: str, lines: list[tuple[int, int, str]]
+) -> None:
+    """Insert (seq, epoch_ms, text) rows in one batch."""
+    await conn.many(
+        "INSERT INTO build_log_lines (build_uuid, seq, ts, line) VALUES (:b, :s, :t, :l)",
+        [{"b": build_uuid, "s": seq, "t": ts, "l": text} for seq, ts, text in lines],
+    )
+
+
+async def add_event(conn: Connection, build_uuid: str, type_: str, now: str) -> int:
+    row = await conn.one(
+        "SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM build_events WHERE build_uuid = :uuid",
+        {"uuid": build_uuid},
+    )
+    seq = int(row["seq"]) if row else 1
+    await conn.run(
+        "INSERT INTO build_events (build_uuid, seq, type, started_on, ended_on) "
+        "VALUES (:uuid, :seq, :type, :now, NULL)",
+        {"uuid": build_uuid, "seq": seq, "type": type_, "now": now},
+    )
+    return seq
+
+
+async def end_events(conn: Connection, build_uuid: str, now: str) -> None:
+    await conn.run(
+        "UPDATE build_events SET ended_on = :now WHERE build_uuid = :uuid AND ended_on IS NULL",
+        {"uuid": build_uuid, "now": now},
+    )
+
+
+async def events(conn: Connection, build_uuid: str) -> list[Row]:
+    return await conn.all(
+        "SELECT type, started_on, ended_on FROM build_events WHERE build_uuid = :uuid ORDER BY seq",
+        {"uuid": build_uuid},
+    )

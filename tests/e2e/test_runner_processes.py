@@ -1,0 +1,147 @@
+"""Runners as real processes: a killed runner's build ends terminated, two runners never run
+one build twice (on SQLite and, in CI, on PostgreSQL)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ACCOUNT, TOKEN
+from tests.gitrepo import make_repo
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+TAG = "dd7160bb9cef458093557736f4b9e75b"
+
+
+def runner_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "BUILDSD_RUNNER_SLOTS": "2",
+        "BUILDSD_LEASE_SECONDS": "2",
+        "BUILDSD_GIT_URL_GITHUB": f"file://{tmp_path}/git/{{provider_account_name}}/{{repo_name}}.git",
+        **extra,
+    }
+
+
+def api(server) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{server.url}/client/v4/accounts/{ACCOUNT}/builds",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    )
+
+
+def result(response: httpx.Response):
+    assert response.status_code == 200, response.text
+    return response.json()["result"]
+
+
+def make_trigger(client: httpx.Client, build_command: str) -> str:
+    conn = result(
+        client.put(
+            "/repos/connections",
+            json={
+                "provider_account_id": "1",
+                "provider_account_name": "octo-org",
+                "provider_type": "github",
+                "repo_id": "1",
+                "repo_name": "my-worker",
+            },
+        )
+    )
+    token = result(
+        client.post(
+            "/tokens",
+            json={
+                "build_token_name": "t",
+                "build_token_secret": "x" * 40,
+                "cloudflare_token_id": "y",
+            },
+        )
+    )
+    trigger = result(
+        client.post(
+            "/triggers",
+            json={
+                "external_script_id": TAG,
+                "repo_connection_uuid": conn["repo_connection_uuid"],
+                "build_token_uuid": token["build_token_uuid"],
+                "trigger_name": "t",
+                "branch_includes": ["main"],
+                "build_command": build_command,
+                "deploy_command": "true",
+            },
+        )
+    )
+    return str(trigger["trigger_uuid"])
+
+
+def wait_status(client: httpx.Client, build_uuid: str, statuses: tuple[str, ...], timeout: float):
+    deadline = time.monotonic() + timeout
+    while True:
+        build = result(client.get(f"/builds/{build_uuid}"))
+        if build["status"] in statuses:
+            return build
+        assert time.monotonic() < deadline, f"still {build['status']}"
+        time.sleep(0.1)
+
+
+def test_a_killed_runners_build_is_terminated_within_the_lease(start_server, tmp_path) -> None:
+    make_repo(tmp_path)
+    pidfile = tmp_path / "sleep.pid"
+    first = start_server(**runner_env(tmp_path))
+    with api(first) as client:
+        trigger = make_trigger(client, f"echo $$ > {pidfile}; exec sleep 120")
+        build = result(client.post(f"/triggers/{trigger}/builds", json={"branch": "main"}))
+        wait_status(client, build["build_uuid"], ("running",), 30)
+    first.stop(signal.SIGKILL)
+    try:
+        second = start_server(**runner_env(tmp_path))
+        started = time.monotonic()
+        with api(second) as client:
+            done = wait_status(client, build["build_uuid"], ("stopped",), 20)
+            assert done["build_outcome"] == "terminated"
+            assert time.monotonic() - started < 10  # lease 2 s, reaped every second
+            lines = [
+                text
+                for _, text in result(client.get(f"/builds/{build['build_uuid']}/logs"))["lines"]
+            ]
+        assert any("stopped renewing its lease" in line for line in lines)
+    finally:  # the orphaned command of the killed runner
+        if pidfile.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_two_runner_processes_never_run_one_build_twice(start_server, tmp_path) -> None:
+    make_repo(tmp_path)
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    server = start_server(**runner_env(tmp_path, BUILDSD_RUNNER_SLOTS="0"))
+    workers = [
+        start_server("worker", **runner_env(tmp_path, BUILDSD_RUNNER_SLOTS="3")) for _ in range(2)
+    ]
+    with api(server) as client:
+        trigger = make_trigger(client, f"touch {ran}/$WORKERS_CI_BUILD_UUID.$$; sleep 0.2")
+        builds = [
+            result(client.post(f"/triggers/{trigger}/builds", json={"branch": "main"}))
+            for _ in range(12)
+        ]
+        for build in builds:
+            done = wait_status(client, build["build_uuid"], ("stopped",), 60)
+            assert done["build_outcome"] == "success"
+    runs = sorted(p.name.split(".")[0] for p in ran.iterdir())
+    assert runs == sorted(b["build_uuid"] for b in builds)  # each exactly once
+    for worker in workers:
+        assert worker.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+    logs = "".join(w.log.read_text() for w in workers)
+    assert logs.count("slot(s)") == 2

@@ -1,0 +1,90 @@
+"""Stopping builds: cancel, timeout, the per-account limit, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from tests.api.flows import base, build, ok
+from tests.runner.conftest import Repo, log_lines, make_trigger, wait_for
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def wait_file(path: Path, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline, f"{path} never written"
+        time.sleep(0.05)
+    return path.read_text().strip()
+
+
+def test_cancel_a_running_build_kills_every_process(runner_world, repo: Repo, tmp_path) -> None:
+    world = runner_world()
+    pids = tmp_path / "pids"
+    # A shell that starts a child which ignores SIGTERM: only SIGKILL ends it.
+    command = f"sh -c 'trap \"\" TERM; sleep 120' & echo $! > {pids}.child; echo $$ > {pids}; wait"
+    t = make_trigger(world, build_command=command, deploy_command="true")
+    queued = build(world, t["trigger_uuid"])
+    wait_for(world, queued["build_uuid"], ("running",))
+    shell, child = int(wait_file(pids)), int(wait_file(Path(f"{pids}.child")))
+    assert alive(shell) and alive(child)
+    started = time.monotonic()
+    cancelled = ok(
+        world.client.put(base(world) + f"/builds/{queued['build_uuid']}/cancel", headers=world.auth)
+    )
+    assert cancelled["build_outcome"] == "cancelled"
+    deadline = time.monotonic() + 15
+    while (alive(shell) or alive(child)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(shell) and not alive(child)
+    assert time.monotonic() - started < 10  # 1 s to notice + 2 s grace, then SIGKILL
+    done = wait_for(world, queued["build_uuid"])
+    assert done["build_outcome"] == "cancelled"
+    time.sleep(0.3)
+    assert "Build cancelled." in log_lines(world, queued["build_uuid"])
+
+
+def test_a_build_over_its_time_is_terminated(runner_world, repo: Repo) -> None:
+    world = runner_world(build_timeout_seconds=2)
+    t = make_trigger(world, build_command="echo start; sleep 60", deploy_command="true")
+    queued = build(world, t["trigger_uuid"])
+    done = wait_for(world, queued["build_uuid"], timeout=20)
+    assert done["build_outcome"] == "terminated"
+    lines = log_lines(world, queued["build_uuid"])
+    assert "start" in lines and "Build was timed out" in lines
+
+
+def test_the_per_account_limit_keeps_a_second_build_queued(runner_world, repo: Repo) -> None:
+    world = runner_world(max_concurrent_builds_per_account=1, runner_slots=3)
+    t = make_trigger(world, build_command="sleep 2", deploy_command="true")
+    first = build(world, t["trigger_uuid"])
+    wait_for(world, first["build_uuid"], ("running",))
+    second = build(world, t["trigger_uuid"])
+    time.sleep(0.8)
+    assert (
+        ok(world.client.get(base(world) + f"/builds/{second['build_uuid']}", headers=world.auth))[
+            "status"
+        ]
+        == "queued"
+    )
+    assert wait_for(world, first["build_uuid"])["build_outcome"] == "success"
+    assert wait_for(world, second["build_uuid"])["build_outcome"] == "success"
+
+
+def test_deleting_the_trigger_cancels_its_running_build(runner_world, repo: Repo) -> None:
+    world = runner_world()
+    t = make_trigger(world, build_command="sleep 60", deploy_command="true")
+    queued = build(world, t["trigger_uuid"])
+    wait_for(world, queued["build_uuid"], ("running",))
+    ok(world.client.delete(base(world) + f"/triggers/{t['trigger_uuid']}", headers=world.auth))
+    assert wait_for(world, queued["build_uuid"])["build_outcome"] == "cancelled"
