@@ -11,8 +11,9 @@ import shutil
 import time
 from pathlib import Path
 
+from buildsd import git
 from buildsd.config import Settings
-from buildsd.runner import executor, git
+from buildsd.runner import executor
 from buildsd.runner.masking import Masker
 from buildsd.services.runs import Job, Runs
 
