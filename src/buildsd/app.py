@@ -16,8 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from buildsd import migrations
-from buildsd.api import envelope, openapi
-from buildsd.api.endpoint import endpoint
+from buildsd.api import envelope, openapi, webhooks
+from buildsd.api.endpoint import Endpoint
+from buildsd.api.metrics import RequestCounter
 from buildsd.api.ratelimit import RateLimitMiddleware
 from buildsd.api.routes import served, withheld
 from buildsd.config import Settings
@@ -40,13 +41,14 @@ def build_services(settings: Settings) -> Services:
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     services = services or build_services(settings)
     operations = served(settings.strict)
-    routes = [Route(op.path, endpoint(op, services), methods=[op.method]) for op in operations]
+    routes = [Route(op.path, Endpoint(op, services), methods=[op.method]) for op in operations]
     spec = encoder.encode(openapi.document(operations))
 
     async def openapi_json(request: Request) -> Response:
         return Response(spec, media_type="application/json")
 
     routes.append(Route("/client/v4/openapi.json", openapi_json, methods=["GET"]))
+    routes += webhooks.routes(services)
 
     async def not_found(request: Request) -> Response:
         return envelope.error(NotFound())
@@ -80,16 +82,20 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         runner = None
         if settings.runner_slots > 0:
             runner = asyncio.create_task(Runner(services, settings).run(stopping))
+        # Matches stored webhook deliveries, beginning with any a stopped process left behind.
+        matcher = asyncio.create_task(services.webhooks.run(stopping))
         try:
             yield
         finally:
             stopping.set()
             services.runs.notify()
+            services.webhooks.notify()
             if runner is not None:
                 await runner
+            await matcher
             await services.close()
 
-    middleware = []
+    middleware = [Middleware(RequestCounter, metrics=services.metrics)]
     if settings.rate_limit > 0:
         middleware.append(Middleware(RateLimitMiddleware, limit=settings.rate_limit))
     app = Starlette(

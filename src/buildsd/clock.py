@@ -17,9 +17,17 @@ def now() -> str:
     return format_epoch_ms(time.time_ns() // 1_000_000)
 
 
+_last_second: list[object] = [None, ""]  # [epoch second, its formatted prefix]
+
+
 def format_epoch_ms(ms: int) -> str:
-    stamp = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    # Formatting the date costs more than the statement that stores it; within one second only
+    # the milliseconds change, so the prefix is reused (this runs on every write).
+    second = ms // 1000
+    if _last_second[0] != second:
+        stamp = datetime.fromtimestamp(second, tz=UTC)
+        _last_second[:] = [second, stamp.strftime("%Y-%m-%dT%H:%M:%S.")]
+    return f"{_last_second[1]}{ms % 1000:03d}Z"
 
 
 def parse(value: str) -> datetime:

@@ -54,6 +54,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     git_timeout_seconds: int = 300
     # Package-manager caches kept per trigger (build_caching_enabled); purged past this size.
     build_cache_max_bytes: int = 10 * 1024**3
+    # Push webhooks (docs/webhooks.md): unset refuses every delivery from that provider (503).
+    github_webhook_secret: str | None = None
+    gitlab_webhook_token: str | None = None
+    # A push that queues a build cancels that trigger's queued builds of the same branch.
+    cancel_superseded: bool = False
 
     @property
     def data_path(self) -> Path:

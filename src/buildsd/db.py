@@ -11,8 +11,10 @@ the event loop and no other request can see or interleave with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -45,6 +47,9 @@ class Database(Protocol):
     def transaction(self, exclusive: bool = False) -> Any: ...
     def connection(self) -> Any: ...  # async context manager, autocommit per statement
     async def ping(self) -> None: ...
+
+
+CHECKPOINT_SECONDS = 1.0
 
 
 class IntegrityError(Exception):
@@ -92,6 +97,8 @@ class SQLiteDatabase:
         self._raw: sqlite3.Connection | None = None
         self._conn: _SQLiteConnection | None = None
         self._lock = asyncio.Lock()
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
 
     async def open(self) -> None:
         if self._path != ":memory:":
@@ -105,11 +112,37 @@ class SQLiteDatabase:
         raw.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         raw.execute("PRAGMA busy_timeout=5000")
         raw.execute("PRAGMA foreign_keys=ON")
+        # A checkpoint writes the WAL back into the database and fsyncs: tens of milliseconds
+        # that would stall every request if the event loop's connection did it. A thread with
+        # its own connection does it instead, once a second (readers and writers go on).
+        raw.execute("PRAGMA wal_autocheckpoint=0")
         self._raw = raw
         self._conn = _SQLiteConnection(raw)
+        if self._path != ":memory:":
+            self._stop_checkpoints = threading.Event()
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=5000")
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._stop_checkpoints.set()
+            self._checkpointer.join()
+            self._checkpointer = None
         if self._raw is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._raw.close()
             self._raw = self._conn = None
 

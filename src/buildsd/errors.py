@@ -21,8 +21,14 @@ envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], 
     │   └── NoBuildConfiguration       (404, 12040)  a Worker tag without live triggers
     ├── MethodNotAllowed               (405, 7001)
     ├── AlreadyExists                  (409, 12049)
-    └── RateLimited                    (429, 971)    carries retry_after (seconds)
-        └── DeployHookRateLimited      (429, 12051)  10 hook builds/min per Worker, 100 per account
+    ├── RateLimited                    (429, 971)    carries retry_after (seconds)
+    │   └── DeployHookRateLimited      (429, 12051)  10 hook builds/min per Worker, 100 per account
+    ├── InvalidWebhookSignature        (401, 13001)  /webhooks/*: signature or token missing/wrong
+    ├── WebhooksNotConfigured          (503, 13002)  /webhooks/*: no secret set for the provider
+    ├── InvalidWebhookPayload          (400, 13003)  /webhooks/*: not JSON, or not the event's shape
+    └── DeliveryNotReplayable          (409, 13004)  replay of a delivery that was not accepted
+
+13xxx codes are buildsd's own (push webhooks exist in no Cloudflare API): docs/webhooks.md.
 
 Codes marked GUESS in ../shared/spec are pinned by DESIGN.md (D2, D8, D9) and by tests.
 """
@@ -196,6 +202,50 @@ class DeployHookRateLimited(RateLimited):
 
     code = 12051
     message = "Rate limit exceeded"
+
+
+class InvalidWebhookSignature(BuildsError):
+    """A delivery whose signature (GitHub, Gitea) or token (GitLab) is missing or wrong."""
+
+    status = 401
+    code = 13001
+    message = "Invalid webhook signature"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(chain=(Cause(self.code, detail),))
+
+
+class WebhooksNotConfigured(BuildsError):
+    """Without a secret nothing can be verified, so every delivery is refused (and says why)."""
+
+    status = 503
+    code = 13002
+    message = "Webhooks are not configured"
+
+    def __init__(self, setting: str) -> None:
+        super().__init__(f"Webhooks are not configured: set {setting} to the webhook's secret")
+
+
+class InvalidWebhookPayload(BuildsError):
+    """A verified delivery whose body buildsd cannot read: nothing is stored, nothing built."""
+
+    status = 400
+    code = 13003
+    message = "Invalid webhook payload"
+
+    def __init__(self, detail: str, *, pointer: str | None = None) -> None:
+        super().__init__(chain=(Cause(self.code, detail),), pointer=pointer)
+
+
+class DeliveryNotReplayable(BuildsError):
+    """Only an accepted delivery holds a payload to match again (ignored and duplicates do not)."""
+
+    status = 409
+    code = 13004
+    message = "Only an accepted delivery can be replayed"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(chain=(Cause(self.code, detail),))
 
 
 class ConfigError(Exception):

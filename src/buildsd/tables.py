@@ -108,6 +108,8 @@ repo_connections = Table(
         sqlite_where=text("deleted_on IS NULL"),
         postgresql_where=text("deleted_on IS NULL"),
     ),
+    # A push names its repository, not an account: webhooks look up every account's connection.
+    Index(None, "provider_type", "repo_id"),
 )
 
 # --- the Workers Builds resources (migration 0002) --------------------------------------------
@@ -271,4 +273,55 @@ deploy_hooks = Table(
     Column("created_on", TIME, nullable=False),
     Column("modified_on", TIME, nullable=False),
     UniqueConstraint("account_id", "external_script_id", "deploy_hook_name"),
+)
+
+# --- push webhooks (migration 0004, docs/webhooks.md) ------------------------------------------
+
+# Every verified delivery, stored before it is answered; matched afterwards (processed_on).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_uuid", UUID, primary_key=True),
+    Column("provider", String(16), nullable=False),  # github (also Gitea, Forgejo) | gitlab
+    Column("delivery_id", String(256), nullable=False),  # the provider's, or sha256 of the body
+    Column("event", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # accepted | duplicate | ignored
+    Column("reason", Text, nullable=False),
+    Column("repo_id", String(256), nullable=False),  # "" when the event names no repository
+    Column("repository", Text, nullable=False),
+    Column("branch", Text, nullable=False),
+    Column("commit_hash", String(64), nullable=False),
+    Column("payload", Text, nullable=True),  # the raw body, kept for accepted deliveries only
+    Column("received_on", TIME, nullable=False),
+    Column("processed_on", TIME, nullable=True),  # null until matched
+    Column("attempts", Integer, nullable=False),  # failed matching attempts
+    # Idempotency: one accepted (or ignored) delivery per id; redeliveries are kept beside it
+    # as `duplicate` rows, which this index leaves out.
+    Index(
+        "uq_webhook_deliveries_key",
+        "provider",
+        "delivery_id",
+        unique=True,
+        sqlite_where=text("status <> 'duplicate'"),
+        postgresql_where=text("status <> 'duplicate'"),
+    ),
+    Index(
+        "ix_webhook_deliveries_pending",
+        "received_on",
+        sqlite_where=text("processed_on IS NULL"),
+        postgresql_where=text("processed_on IS NULL"),
+    ),
+)
+
+# A delivery as one account sees it: what happened to each of its triggers (JSON list of
+# wire.WebhookDecision). Written in the transaction that matches the delivery.
+webhook_matches = Table(
+    "webhook_matches",
+    metadata,
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("delivery_uuid", UUID, ForeignKey("webhook_deliveries.delivery_uuid"), nullable=False),
+    Column("received_on", TIME, nullable=False),
+    Column("decisions", Text, nullable=False),
+    PrimaryKeyConstraint("account_id", "delivery_uuid"),
+    Index(None, "account_id", "received_on", "delivery_uuid"),
 )

@@ -257,7 +257,8 @@ class BuildTriggerMetadata(Struct):
 class PullRequest(Struct):
     created_on: str
     pull_request_url: str
-    closed_on: str | None = None
+    # G3, optional and not nullable: sent only once the pull request is closed.
+    closed_on: str | UnsetType = UNSET
 
 
 class DeployHookRef(Struct):
@@ -497,3 +498,78 @@ class WorkerBuild(Struct):
     previews_enabled: bool
     # Sent only when previews are on, as Cloudflare's own MCP types have it (`.optional()`).
     previews_base_config: WorkerBuildSettings | UnsetType = UNSET
+
+
+# --- config autofill (spec §3.3) ---------------------------------------------------------------
+
+# The spec's enum; buildsd detects the first four from lockfiles ("uv" is never proposed).
+PackageManager = Literal["npm", "yarn", "pnpm", "bun", "uv"]
+
+
+class ConfigAutofill(Struct):
+    """Build settings proposed from a branch of a connected repository; every key always sent."""
+
+    config_file: str | None
+    default_worker_name: str | None
+    env_worker_names: dict[str, str] | None
+    package_manager: PackageManager
+    scripts: dict[str, str] | None
+
+
+# --- push webhooks (buildsd's own, docs/webhooks.md) ----------------------------------------------
+
+
+class WebhookAck(Struct):
+    """The answer to a delivery: given fast, before it is matched to triggers."""
+
+    delivery_uuid: str  # buildsd's id of the stored delivery
+    delivery_id: str  # the provider's (X-GitHub-Delivery …), or sha256 of the body
+    status: Literal["accepted", "duplicate", "ignored"]
+    reason: str
+
+
+class WebhookDecision(Struct):
+    """What one trigger made of a delivery, and the rule that decided."""
+
+    trigger_uuid: str
+    trigger_name: str
+    external_script_id: str
+    decision: Literal["built", "skipped", "not_matched"]
+    rule: str
+    pattern: str | None
+    reason: str
+    build_uuid: str | None
+
+
+class WebhookDelivery(Struct):
+    delivery_uuid: str
+    delivery_id: str
+    provider: str
+    event: str
+    repository: str
+    branch: str
+    commit_hash: str
+    received_on: str
+    processed_on: str | None
+    status: str
+    reason: str
+    decisions: list[WebhookDecision]  # this account's triggers only
+
+
+ChangedFile = Annotated[str, Meta(min_length=1, max_length=4096)]
+
+
+class ExplainRequest(Struct, forbid_unknown_fields=True):
+    """A push as the path filters see it: its branch, its changed files, its commit count."""
+
+    branch: Branch
+    changed_files: Annotated[list[ChangedFile], Meta(max_length=100_000)]
+    commit_count: Annotated[int, Meta(ge=1, le=1_000_000)] = 1
+
+
+class Explanation(Struct):
+    would_build: bool
+    decision: Literal["built", "skipped", "not_matched"]  # what a delivery would record
+    rule: str
+    pattern: str | None
+    reason: str

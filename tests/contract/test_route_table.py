@@ -5,20 +5,10 @@ from __future__ import annotations
 from buildsd.api.routes import OPERATIONS, V4
 from tests.contract import spec
 
-# Operations of spec §1 that this version does not serve yet (issue "The whole Workers Builds
-# API surface"). The test fails if one of them appears without being removed from this set, or
-# if any other spec operation goes missing.
-NOT_YET_SERVED = {
-    "getWorkerConfigAutofill",
-}
 
-
-def test_served_spec_operations_have_the_spec_method_and_path() -> None:
+def test_every_spec_operation_is_served_with_the_spec_method_and_path() -> None:
     served = {op.operation_id: op for op in OPERATIONS}
     for name, operation in spec.OPERATIONS.items():
-        if name in NOT_YET_SERVED:
-            assert name not in served, f"{name} is served now: remove it from NOT_YET_SERVED"
-            continue
         assert name in served, f"spec operation {name} is not in the route table"
         assert served[name].method == operation["method"]
         assert served[name].path == V4 + operation["path"]

@@ -14,9 +14,8 @@ Order of checks (each answered with its own status and code):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal
-
-from starlette.datastructures import Headers
 
 from buildsd.errors import (
     BAD_AUTHORIZATION,
@@ -71,7 +70,7 @@ def _key_pair(email: str | None, key: str | None) -> tuple[str, str]:
 
 
 async def authenticate(
-    headers: Headers, access: Access, identity: Identity, account_id: str | None
+    headers: Mapping[str, str], access: Access, identity: Identity, account_id: str | None
 ) -> Caller | None:
     """The caller of a request that needs `access`, or the BuildsError that answers it."""
     if access == "none":

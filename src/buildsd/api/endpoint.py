@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from buildsd.api import envelope
 from buildsd.api.auth import Access, authenticate
@@ -30,6 +32,7 @@ class Call:
     params: dict[str, str]
     body: Any = None
     query: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def account_id(self) -> str:
@@ -83,18 +86,29 @@ def detail_of(error: msgspec.ValidationError | msgspec.DecodeError) -> str:
     return str(error).split(" - at `", 1)[0]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def receive_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            break
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(limit)
         chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     return b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body of a Starlette request (for handlers outside the route table)."""
+    return await receive_body(request.receive, request.headers, limit)
 
 
 def decode_body(raw: bytes, kind: Any) -> Any:
@@ -123,9 +137,10 @@ class PageQuery(msgspec.Struct):
     per_page: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
 
 
-def decode_query(request: Request, kind: type) -> Any:
+def decode_query(query_string: bytes, kind: type) -> Any:
     try:
-        return msgspec.convert(dict(request.query_params), kind, strict=False)
+        values = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+        return msgspec.convert(values, kind, strict=False)
     except msgspec.ValidationError as exc:
         pointer = pointer_of(exc)
         name = pointer.lstrip("/") if pointer else ""
@@ -134,36 +149,56 @@ def decode_query(request: Request, kind: type) -> Any:
         ) from exc
 
 
-def endpoint(operation: Operation, services: Services) -> Callable[[Request], Awaitable[Response]]:
-    limit = services.settings.max_body_bytes
-    identity = services.identity
+class Endpoint:
+    """One operation as a plain ASGI app: no Request or Response objects on the hot path."""
 
-    async def handle(request: Request) -> Response:
-        params: dict[str, str] = request.path_params
+    def __init__(self, operation: Operation, services: Services) -> None:
+        self.operation = operation
+        self.services = services
+        self.limit = services.settings.max_body_bytes
+        self.__name__ = operation.operation_id  # what the metrics count requests by
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        operation = self.operation
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        params: dict[str, str] = scope.get("path_params", {})
         try:
             caller = await authenticate(
-                request.headers, operation.access, identity, params.get("account_id")
+                headers, operation.access, self.services.identity, params.get("account_id")
             )
-            call = Call(services=services, caller=caller, params=params)
+            call = Call(services=self.services, caller=caller, params=params, headers=headers)
             if operation.body is not None:
-                raw = await read_body(request, limit)
+                raw = await receive_body(receive, headers, self.limit)
                 if operation.body_decoder is not None:
                     call.body = operation.body_decoder(raw)
                 else:
                     call.body = decode_body(raw, operation.body)
             if operation.query is not None:
-                call.query = decode_query(request, operation.query)
+                call.query = decode_query(scope.get("query_string", b""), operation.query)
             outcome = await operation.handler(call)
         except BuildsError as exc:
-            return envelope.error(exc)
+            await _send(send, exc.status, envelope.error_body(exc), exc.headers)
+            return
         except Exception:
             log.exception("unexpected error in %s", operation.operation_id)
-            return envelope.error(BuildsError())
-        if isinstance(outcome, Reply):
-            return envelope.ok(
-                outcome.result, outcome.info, status=outcome.status, messages=outcome.messages
-            )
-        return envelope.ok(outcome)
+            await _send(send, 500, envelope.error_body(BuildsError()), {})
+            return
+        if isinstance(outcome, Response):  # a handler that streams answers for itself
+            await outcome(scope, receive, send)
+        elif isinstance(outcome, Reply):
+            body = envelope.ok_body(outcome.result, outcome.info, messages=outcome.messages)
+            await _send(send, outcome.status, body, {})
+        else:
+            await _send(send, 200, envelope.ok_body(outcome), {})
 
-    handle.__name__ = operation.operation_id
-    return handle
+
+_JSON_HEADER = (b"content-type", b"application/json")
+
+
+async def _send(send: Send, status: int, body: bytes, extra: Mapping[str, str]) -> None:
+    headers = [_JSON_HEADER, (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

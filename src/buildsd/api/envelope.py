@@ -13,13 +13,9 @@ from buildsd.wire import Envelope, ErrorItem, ErrorSource, ResultInfo, encoder
 JSON = "application/json"
 
 
-def ok(
-    result: Any,
-    info: ResultInfo | None = None,
-    *,
-    status: int = 200,
-    messages: list[Any] | None = None,
-) -> Response:
+def ok_body(
+    result: Any, info: ResultInfo | None = None, *, messages: list[Any] | None = None
+) -> bytes:
     body = Envelope(
         success=True,
         errors=[],
@@ -27,7 +23,18 @@ def ok(
         result=result,
         result_info=info if info is not None else UNSET,
     )
-    return Response(encoder.encode(body), status_code=status, media_type=JSON)
+    return encoder.encode(body)
+
+
+def ok(
+    result: Any,
+    info: ResultInfo | None = None,
+    *,
+    status: int = 200,
+    messages: list[Any] | None = None,
+) -> Response:
+    body = ok_body(result, info, messages=messages)
+    return Response(body, status_code=status, media_type=JSON)
 
 
 def error_body(exc: BuildsError) -> bytes:

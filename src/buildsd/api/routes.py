@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from buildsd.api import (
+    autofill,
     build_tokens,
     builds,
     deploy_hooks,
     health,
     identity,
+    metrics,
     repo_connections,
     triggers,
+    webhooks,
     worker_builds,
 )
 from buildsd.api.endpoint import Operation, PageQuery
@@ -21,6 +24,7 @@ from buildsd.wire import (
     BuildsMap,
     BuildToken,
     CanceledBuild,
+    ConfigAutofill,
     CreateBuildRequest,
     CreateBuildTokenRequest,
     CreateTriggerRequest,
@@ -28,6 +32,8 @@ from buildsd.wire import (
     DeployHook,
     DeployHookRequest,
     DetailedDeployHook,
+    ExplainRequest,
+    Explanation,
     RepoConnection,
     TokenVerification,
     Trigger,
@@ -37,6 +43,7 @@ from buildsd.wire import (
     UpsertRepoConnectionRequest,
     Variable,
     VariablesMap,
+    WebhookDelivery,
     WorkerBuild,
 )
 
@@ -44,6 +51,7 @@ V4 = "/client/v4"
 ACCOUNT = V4 + "/accounts/{account_id}"
 BUILDS = ACCOUNT + "/builds"
 CONNECTIONS = BUILDS + "/repos/connections"
+AUTOFILL = BUILDS + "/repos/{provider_type}/{provider_account_id}/{repo_id}/config_autofill"
 TOKENS = BUILDS + "/tokens"
 TRIGGERS = BUILDS + "/triggers"
 TRIGGER = TRIGGERS + "/{trigger_uuid}"
@@ -70,6 +78,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", CONNECTIONS + "/{repo_connection_uuid}", "getRepoConnection",
               repo_connections.get, "builds:read", "Get a repository connection",
               result=RepoConnection, extension=True),
+    Operation("GET", AUTOFILL, "getWorkerConfigAutofill", autofill.get, "builds:read",
+              "Propose build settings from a branch of a connected repository",
+              query=autofill.AutofillQuery, result=ConfigAutofill, tag="GitHub Integration"),
     # --- build tokens (spec §4) ---------------------------------------------------------------
     Operation("GET", TOKENS, "listBuildTokens", build_tokens.list_, "builds:read",
               "List build tokens", query=PageQuery, result=list[BuildToken], paged=True),
@@ -122,6 +133,9 @@ OPERATIONS: tuple[Operation, ...] = (
               "Cancel a build", result=CanceledBuild),
     Operation("GET", BUILD + "/logs", "getBuildLogs", builds.logs, "builds:read",
               "A page of a build's log lines", query=builds.LogsQuery, result=BuildLogs),
+    Operation("GET", BUILD + "/logs/stream", "streamBuildLogs", builds.stream_logs,
+              "builds:read", "A build's log lines as Server-Sent Events",
+              query=builds.LogsQuery, result=None, extension=True),
     Operation("GET", BUILDS + "/account/limits", "getAccountLimits", builds.account_limits,
               "builds:read", "Build-minute limits", result=AccountLimits),
     # --- deploy hooks (spec §8) ------------------------------------------------------------------
@@ -153,6 +167,17 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("DELETE", WORKER_BUILD, "deleteWorkerBuild", worker_builds.delete,
               "builds:write", "Remove a Worker's build configuration (its triggers)",
               result=str),
+    # --- push webhooks (docs/webhooks.md); the intake itself is /webhooks/{provider} ---------
+    Operation("GET", BUILDS + "/webhook_deliveries", "listWebhookDeliveries", webhooks.list_,
+              "builds:read", "Webhook deliveries for the account's repositories, newest first",
+              query=PageQuery, result=list[WebhookDelivery], paged=True, extension=True),
+    Operation("POST", BUILDS + "/webhook_deliveries/{delivery_uuid}/replay",
+              "replayWebhookDelivery", webhooks.replay, "builds:write",
+              "Match a stored delivery again, as if new (starts its builds again)",
+              result=WebhookDelivery, extension=True),
+    Operation("POST", TRIGGER + "/explain", "explainTrigger", webhooks.explain, "builds:read",
+              "Would a push build with this trigger, and which rule decides",
+              body=ExplainRequest, result=Explanation, extension=True),
     # --- identity (conventions §4) ------------------------------------------------------------
     Operation("GET", V4 + "/user/tokens/verify", "verifyUserToken", identity.verify_token,
               "user-token", "Verify a user API token", result=TokenVerification, tag="Tokens"),
@@ -167,6 +192,8 @@ OPERATIONS: tuple[Operation, ...] = (
     # --- operations (outside /client/v4) ------------------------------------------------------
     Operation("GET", "/healthz", "healthz", health.healthz, "none", "The process is up",
               result=dict[str, str], tag="Health"),
+    Operation("GET", "/metrics", "metrics", metrics.render, "none",
+              "Prometheus metrics of this process", result=None, tag="Health"),
     Operation("GET", "/readyz", "readyz", health.readyz, "none",
               "The database is reachable and its schema current", result=dict[str, str],
               tag="Health"),

@@ -5,14 +5,17 @@ from __future__ import annotations
 from buildsd import crypto
 from buildsd.config import Settings
 from buildsd.db import Database
+from buildsd.services.autofill import ConfigAutofill
 from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.builds import Builds
 from buildsd.services.deploy_hooks import DeployHooks
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
+from buildsd.services.metrics import Metrics
 from buildsd.services.repo_connections import RepoConnections
 from buildsd.services.runs import Runs
 from buildsd.services.triggers import Triggers
+from buildsd.services.webhooks import Webhooks
 from buildsd.services.worker_builds import WorkerBuilds
 from buildsd.services.workers import Workers
 
@@ -25,13 +28,16 @@ class Services:
         self.db = db
         self.identity = Identity(db, settings)
         self.repo_connections = RepoConnections(db)
+        self.config_autofill = ConfigAutofill(db, settings)
         self.health = Health(db, schema_head)
         cipher = crypto.Cipher(crypto.load_key(settings.secret_key, settings.data_path))
         self.build_tokens = BuildTokens(db, cipher)
         self.triggers = Triggers(db, cipher, settings.data_path / "cache")
-        self.runs = Runs(db, settings, self.build_tokens, self.triggers)
+        self.metrics = Metrics()
+        self.runs = Runs(db, settings, self.build_tokens, self.triggers, self.metrics)
         self.builds = Builds(db, settings, on_queued=self.runs.notify)
         self.deploy_hooks = DeployHooks(db, self.builds)
+        self.webhooks = Webhooks(db, settings, self.builds)
         self.worker_builds = WorkerBuilds(db, self.triggers)
         self.workers = Workers(db)
 

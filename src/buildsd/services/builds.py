@@ -87,8 +87,13 @@ class Builds:
         author: str = "",
         pull_request: PullRequest | None = None,
         deploy_hook: Row | None = None,
+        outcome: str | None = None,
     ) -> Row:
-        """Record a queued build of `trigger`, its metadata captured now; inside a transaction."""
+        """Record a queued build of `trigger`, its metadata captured now; inside a transaction.
+
+        With an `outcome` the build is recorded already stopped (a push whose paths the
+        trigger's filters leave out is `skipped`) and no runner is woken.
+        """
         now = clock.now()
         build_uuid = clock.new_uuid()
         env = {
@@ -104,10 +109,11 @@ class Builds:
             "account_id": trigger["account_id"],
             "trigger_uuid": trigger["trigger_uuid"],
             "external_script_id": trigger["external_script_id"],
-            "status": "queued",
-            "build_outcome": None,
+            "status": "queued" if outcome is None else "stopped",
+            "build_outcome": outcome,
             "created_on": now,
             "modified_on": now,
+            "stopped_on": None if outcome is None else now,
             "build_trigger_source": source,
             "branch": branch,
             "commit_hash": commit_hash,
@@ -127,7 +133,8 @@ class Builds:
             "deploy_hook_name": deploy_hook["deploy_hook_name"] if deploy_hook else None,
         }
         await builds.insert(conn, values)
-        self._on_queued()
+        if outcome is None:
+            self._on_queued()
         return await builds.get(conn, trigger["account_id"], build_uuid)
 
     async def create_manual(
@@ -216,6 +223,18 @@ class Builds:
                 for row in phases
             ],
         )
+
+    async def tail(
+        self, account_id: str, build_uuid: str, cursor: str | None
+    ) -> tuple[list[tuple[str, int, str]], str]:
+        """Lines after `cursor` as (their own cursor, epoch_ms, text), and the build's status
+        read before them: a stopped status means these are the last lines (for streaming)."""
+        after = decode_cursor(cursor) if cursor else 0
+        async with self._db.connection() as conn:
+            status = (await builds.get(conn, account_id, build_uuid))["status"]
+            rows = await builds.log_lines(conn, build_uuid, after, LOG_PAGE_LINES)
+        lines = [(encode_cursor(int(r["seq"])), int(r["ts"]), r["line"]) for r in rows]
+        return lines, str(status)
 
     async def account_limits(self, account_id: str) -> AccountLimits:
         """Minutes used this calendar month (UTC) against BUILDSD_BUILD_MINUTES_LIMIT."""

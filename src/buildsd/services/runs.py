@@ -14,6 +14,7 @@ from buildsd import clock
 from buildsd.config import Settings
 from buildsd.db import Database, Row
 from buildsd.services.build_tokens import BuildTokens
+from buildsd.services.metrics import Metrics
 from buildsd.services.triggers import Triggers
 from buildsd.store import builds, runs, triggers
 
@@ -44,9 +45,15 @@ def _after(seconds: float) -> str:
 
 class Runs:
     def __init__(
-        self, db: Database, settings: Settings, tokens: BuildTokens, trigger_service: Triggers
+        self,
+        db: Database,
+        settings: Settings,
+        tokens: BuildTokens,
+        trigger_service: Triggers,
+        metrics: Metrics,
     ) -> None:
         self._db = db
+        self._metrics = metrics
         self._settings = settings
         self._tokens = tokens
         self._triggers = trigger_service
@@ -76,6 +83,8 @@ class Runs:
             )
             if build is None:
                 return None
+            waited = clock.parse(build["initializing_on"]) - clock.parse(build["created_on"])
+            self._metrics.queue_wait.observe(waited.total_seconds())
             await runs.add_event(conn, build["build_uuid"], "initializing", clock.now())
             trigger = await triggers.get_any(conn, build["trigger_uuid"])
             variables = await self._triggers.plain_variables(conn, build["trigger_uuid"])
@@ -119,9 +128,14 @@ class Runs:
                 elapsed = clock.parse(now) - clock.parse(started)
                 duration = max(0, int(elapsed.total_seconds() * 1000))
             await runs.end_events(conn, job.build_uuid, now)
-            return await builds.stop(
+            stopped = await builds.stop(
                 conn, job.build_uuid, outcome=outcome, now=now, duration_ms=duration
             )
+        if stopped:
+            self._metrics.builds_finished[outcome] += 1
+            if duration is not None:
+                self._metrics.build_duration.observe(duration / 1000)
+        return stopped
 
     # --- logs -------------------------------------------------------------------------------
 
@@ -161,4 +175,19 @@ class Runs:
                         conn, row["build_uuid"], [(seq, int(time.time() * 1000), text)]
                     )
                     stopped.append(str(row["build_uuid"]))
+        self._metrics.builds_finished["terminated"] += len(stopped)
         return stopped
+
+    async def gauges(self) -> dict[str, tuple[str, float]]:
+        async with self._db.connection() as conn:
+            counts = await runs.unfinished_counts(conn)
+        return {
+            "buildsd_build_queue_depth": (
+                "Builds queued, waiting for a runner",
+                counts.get("queued", 0),
+            ),
+            "buildsd_builds_running": (
+                "Builds initializing or running",
+                counts.get("initializing", 0) + counts.get("running", 0),
+            ),
+        }

@@ -121,3 +121,15 @@ async def page(
         {**params, "limit": page.per_page, "offset": page.offset},
     )
     return rows, int(total["n"]) if total else 0
+
+
+async def find_by_repo(
+    conn: Connection, account_id: str, provider_type: str, repo_id: str
+) -> Row | None:
+    """The live connection of this account for one repository (the upsert key, D5), or None."""
+    return await conn.one(
+        f"SELECT {_COLUMNS} FROM repo_connections "
+        "WHERE account_id = :account_id AND provider_type = :provider_type "
+        "AND repo_id = :repo_id AND deleted_on IS NULL",
+        {"account_id": account_id, "provider_type": provider_type, "repo_id": repo_id},
+    )

@@ -112,3 +112,12 @@ async def events(conn: Connection, build_uuid: str) -> list[Row]:
         "SELECT type, started_on, ended_on FROM build_events WHERE build_uuid = :uuid ORDER BY seq",
         {"uuid": build_uuid},
     )
+
+
+async def unfinished_counts(conn: Connection) -> dict[str, int]:
+    """How many builds are queued, initializing and running right now (for /metrics)."""
+    rows = await conn.all(
+        "SELECT status, COUNT(*) AS n FROM builds WHERE status IN "
+        "('queued', 'initializing', 'running') GROUP BY status"
+    )
+    return {str(row["status"]): int(row["n"]) for row in rows}

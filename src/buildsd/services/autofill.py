@@ -1,0 +1,152 @@
+"""Config autofill (spec §3.3): a shallow clone of a connected repository's branch, read once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+from buildsd import git
+from buildsd.config import Settings
+from buildsd.db import Database
+from buildsd.errors import NotFound
+from buildsd.services import wrangler_config
+from buildsd.store import repo_connections
+from buildsd.wire import ConfigAutofill as ConfigAutofillResult
+
+log = logging.getLogger("buildsd.autofill")
+
+# A config or package.json bigger than this is not read (it is not a real one).
+MAX_FILE_BYTES = 1024 * 1024
+MAX_STDERR_CHARS = 500
+
+
+class ConfigAutofill:
+    """Proposes build settings from what a branch of a connected repository contains."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+
+    async def get(
+        self,
+        account_id: str,
+        provider_type: str,
+        provider_account_id: str,
+        repo_id: str,
+        branch: str,
+        root_directory: str,
+    ) -> ConfigAutofillResult:
+        """404 12000 when the repository is not connected here, cannot be cloned at `branch`,
+        or has no Wrangler config at `root_directory` (which must lie inside the repository)."""
+        async with self._db.connection() as conn:
+            row = await repo_connections.find_by_repo(conn, account_id, provider_type, repo_id)
+        if row is None or row["provider_account_id"] != provider_account_id:
+            raise NotFound()
+        try:
+            url = git.clone_url(self._settings, row)
+        except git.CloneURLError as exc:
+            log.warning("config autofill: %s", exc)
+            raise NotFound() from exc
+        scratch = await asyncio.to_thread(_scratch_dir, self._settings.data_path / "tmp")
+        try:
+            repo = Path(scratch.name) / "repo"
+            cloned = await self._clone(url, repo, branch, home=scratch.name)
+            found = await asyncio.to_thread(_inspect, repo, root_directory) if cloned else None
+        finally:
+            await asyncio.to_thread(scratch.cleanup)
+        if found is None:
+            raise NotFound()
+        return found
+
+    async def _clone(self, url: str, dest: Path, branch: str, *, home: str) -> bool:
+        """`git clone --depth 1 --branch=<branch>` within BUILDSD_GIT_TIMEOUT_SECONDS."""
+        (argv,) = git.clone_commands(url, str(dest), branch, "")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": home,  # not the server's: no one's global git config or credentials
+            "LANG": "C.UTF-8",
+            **git.GIT_ENV,
+        }
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group: a timeout stops its helpers too
+            )
+        except ValueError:  # a NUL byte in the branch name
+            return False
+        except OSError as exc:
+            log.error("config autofill: cannot run git: %s", exc)
+            return False
+        try:
+            _, stderr = await asyncio.wait_for(
+                process.communicate(), self._settings.git_timeout_seconds
+            )
+        except TimeoutError:
+            log.warning(
+                "config autofill: cloning %s took longer than %d s",
+                git.redact(url),
+                self._settings.git_timeout_seconds,
+            )
+            return False
+        finally:
+            if process.returncode is None:  # timed out, or the request went away
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        if process.returncode != 0:
+            detail = git.redact(stderr.decode(errors="replace").strip())[:MAX_STDERR_CHARS]
+            log.info("config autofill: cannot clone %s at %r: %s", git.redact(url), branch, detail)
+            return False
+        return True
+
+
+def _scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
+    parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=parent, prefix="autofill-")
+
+
+def _inspect(repo: Path, root_directory: str) -> ConfigAutofillResult | None:
+    """What the work tree holds at `root_directory`; None without a Wrangler config there."""
+    try:
+        top = repo.resolve()
+        root = (top / root_directory.strip().lstrip("/")).resolve()
+        if not root.is_relative_to(top) or not root.is_dir():
+            return None
+        # Only regular files inside the repository count: a symlink to elsewhere is not read.
+        files = {entry.name: entry for entry in root.iterdir() if _inside(entry, top)}
+        config_file = wrangler_config.config_file(files)
+        if config_file is None:
+            return None
+        raw = _read(files[config_file])
+        package = _read(files["package.json"]) if "package.json" in files else None
+    except (OSError, ValueError):  # ValueError: a NUL byte in root_directory
+        return None
+    config = wrangler_config.parse_config(config_file, raw) if raw is not None else None
+    name, envs = wrangler_config.worker_names(config)
+    return ConfigAutofillResult(
+        config_file=config_file,
+        default_worker_name=name,
+        env_worker_names=envs,
+        package_manager=wrangler_config.package_manager(files),
+        scripts=wrangler_config.scripts(package),
+    )
+
+
+def _inside(path: Path, top: Path) -> bool:
+    resolved = path.resolve()
+    return resolved.is_relative_to(top) and resolved.is_file()
+
+
+def _read(path: Path) -> bytes | None:
+    if path.stat().st_size > MAX_FILE_BYTES:
+        return None
+    return path.read_bytes()

@@ -1,0 +1,347 @@
+"""Push webhooks: verify, store and answer at once; match the stored delivery to triggers after."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from buildsd import clock
+from buildsd.config import Settings
+from buildsd.db import Connection, Database, Row
+from buildsd.errors import (
+    DeliveryNotReplayable,
+    InvalidWebhookPayload,
+    InvalidWebhookSignature,
+    WebhooksNotConfigured,
+)
+from buildsd.services import webhook_events
+from buildsd.services.builds import Builds
+from buildsd.services.patterns import Verdict, verdict
+from buildsd.services.webhook_events import PROVIDER_TYPES, Event, Provider
+from buildsd.store import builds, runs, triggers, webhook_deliveries
+from buildsd.wire import (
+    ExplainRequest,
+    Explanation,
+    Page,
+    WebhookAck,
+    WebhookDecision,
+    WebhookDelivery,
+)
+
+log = logging.getLogger("buildsd.webhooks")
+
+# How often the matcher looks for deliveries stored but never matched (a process that died
+# between answering and matching, or another replica); a new delivery wakes it at once.
+POLL_SECONDS = 2.0
+BATCH = 100
+MAX_ATTEMPTS = 5  # a delivery whose matching keeps failing is given up (and logged)
+WEBHOOK_SOURCES = ("push_event", "pull_request")
+
+
+def _decision(found: Verdict) -> Literal["built", "skipped", "not_matched"]:
+    """A branch the trigger does not build is not its business: no record. Paths it leaves
+    out make a `skipped` build, so clients listing the Worker's builds see the push."""
+    if found.builds:
+        return "built"
+    return "not_matched" if found.rule.startswith("branch_") else "skipped"
+
+
+def _verdict(trigger: Row, branch: str, changed: tuple[str, ...], commit_count: int) -> Verdict:
+    lists = {name: msgspec.json.decode(trigger[name], type=list[str]) for name in triggers.LISTS}
+    return verdict(branch, changed, commit_count, **lists)
+
+
+def _same(expected: str, given: str) -> bool:
+    # Bytes, not str: compare_digest refuses non-ASCII text, and a header is anyone's input.
+    return hmac.compare_digest(expected.encode(), given.strip().encode("utf-8", "replace"))
+
+
+def verify_github(secret: str, headers: Mapping[str, str], raw: bytes) -> None:
+    """X-Hub-Signature-256 (`sha256=<hex>`), or Gitea's/Forgejo's bare hex, of the raw body."""
+    digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    given = headers.get("x-hub-signature-256")
+    if given is not None:
+        if not _same("sha256=" + digest, given.lower()):
+            raise InvalidWebhookSignature("X-Hub-Signature-256 does not match the body")
+        return
+    given = headers.get("x-gitea-signature") or headers.get("x-forgejo-signature")
+    if given is None:
+        raise InvalidWebhookSignature(
+            "no X-Hub-Signature-256 header: give the webhook the secret "
+            "BUILDSD_GITHUB_WEBHOOK_SECRET holds"
+        )
+    if not _same(digest, given.lower()):
+        raise InvalidWebhookSignature("X-Gitea-Signature does not match the body")
+
+
+def verify_gitlab(token: str, headers: Mapping[str, str]) -> None:
+    given = headers.get("x-gitlab-token")
+    if given is None:
+        raise InvalidWebhookSignature(
+            "no X-Gitlab-Token header: give the webhook the secret token "
+            "BUILDSD_GITLAB_WEBHOOK_TOKEN holds"
+        )
+    if not _same(token, given):
+        raise InvalidWebhookSignature("X-Gitlab-Token does not match")
+
+
+def _text(raw: bytes) -> str:
+    """The body as stored: msgspec accepted it, so it is UTF-8 JSON (NUL only as \\u0000)."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidWebhookPayload("the body is not UTF-8") from exc
+    if "\x00" in text:
+        raise InvalidWebhookPayload("the body holds a NUL byte")
+    return text
+
+
+class Webhooks:
+    def __init__(self, db: Database, settings: Settings, builds: Builds) -> None:
+        self._db = db
+        self._settings = settings
+        self._builds = builds
+        self._wake = asyncio.Event()
+
+    # --- intake: nothing here may be slow; GitHub gives up after 10 s -----------------------
+
+    def _secret(self, provider: Provider) -> str:
+        if provider == "github":
+            secret = self._settings.github_webhook_secret
+            setting = "BUILDSD_GITHUB_WEBHOOK_SECRET"
+        else:
+            secret = self._settings.gitlab_webhook_token
+            setting = "BUILDSD_GITLAB_WEBHOOK_TOKEN"
+        if not secret:
+            raise WebhooksNotConfigured(setting)
+        return secret
+
+    async def receive(
+        self, provider: Provider, headers: Mapping[str, str], raw: bytes
+    ) -> WebhookAck:
+        """Verify (before reading the body), read, store in one transaction, answer.
+
+        `headers` has lower-case names. A known delivery id stores a `duplicate` row and starts
+        nothing; matching happens after the answer, from what was stored.
+        """
+        secret = self._secret(provider)
+        if provider == "github":
+            verify_github(secret, headers, raw)
+        else:
+            verify_gitlab(secret, headers)
+        if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            raise InvalidWebhookPayload(
+                "the webhook sends application/x-www-form-urlencoded: "
+                "set its content type to application/json"
+            )
+        name = webhook_events.event_name(provider, headers)
+        event = webhook_events.parse(provider, name, raw)
+        values: dict[str, Any] = {
+            "delivery_uuid": clock.new_uuid(),
+            "provider": provider,
+            "delivery_id": webhook_events.delivery_id(provider, headers, raw),
+            "event": name,
+            "status": event.status,
+            "reason": event.reason,
+            "repo_id": event.repo_id,
+            "repository": event.repository,
+            "branch": event.branch,
+            "commit_hash": event.commit_hash,
+            # Only an accepted delivery is matched from its body; the rest need no payload.
+            "payload": _text(raw) if event.status == "accepted" else None,
+            "received_on": clock.now(),
+            # Nothing to match without a repository; the rest waits for the matcher.
+            "processed_on": None if event.repo_id else clock.now(),
+            "attempts": 0,
+        }
+        async with self._db.transaction() as conn:
+            if not await webhook_deliveries.insert(conn, values):
+                first = await webhook_deliveries.original(conn, provider, values["delivery_id"])
+                first_uuid = first["delivery_uuid"] if first else "?"
+                values.update(
+                    status="duplicate",
+                    reason=f"redelivery of {first_uuid}: started nothing",
+                    payload=None,
+                )
+                await webhook_deliveries.insert(conn, values)
+        self._wake.set()
+        return WebhookAck(
+            delivery_uuid=values["delivery_uuid"],
+            delivery_id=values["delivery_id"],
+            status=values["status"],
+            reason=values["reason"],
+        )
+
+    # --- matching ---------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Match stored deliveries until `stopping` is set (the app's lifespan runs this).
+
+        It starts with whatever an earlier process stored and never matched, is woken by each
+        new delivery, and looks again every POLL_SECONDS for deliveries of other replicas.
+        """
+        while not stopping.is_set():
+            try:
+                while not stopping.is_set() and await self.match_pending() == BATCH:
+                    pass
+            except Exception:  # the database may be briefly unreachable: keep matching
+                log.exception("webhook matching failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+            self._wake.clear()
+
+    async def match_pending(self) -> int:
+        """Match up to BATCH stored deliveries, oldest first; how many were matched."""
+        async with self._db.connection() as conn:
+            waiting = await webhook_deliveries.pending(conn, BATCH)
+        matched = 0
+        for delivery_uuid in waiting:
+            try:
+                if await self._match(delivery_uuid):
+                    matched += 1
+            except Exception:
+                log.exception("matching webhook delivery %s failed", delivery_uuid)
+                async with self._db.transaction() as conn:
+                    await webhook_deliveries.failed(conn, delivery_uuid, clock.now(), MAX_ATTEMPTS)
+        return matched
+
+    async def _match(self, delivery_uuid: str) -> bool:
+        """One delivery: claimed and its builds queued in one transaction, so exactly once."""
+        async with self._db.transaction() as conn:
+            row = await webhook_deliveries.claim(conn, delivery_uuid, clock.now())
+            if row is None:
+                return False
+            await self._decide_all(conn, row, row["payload"])
+        return True
+
+    async def _decide_all(
+        self, conn: Connection, row: Row, payload: str | None, account_id: str | None = None
+    ) -> dict[str, list[WebhookDecision]]:
+        """Every live trigger of the repository (of one account, for a replay) decides."""
+        event = None
+        if row["status"] == "accepted" and payload is not None:
+            event = webhook_events.parse(row["provider"], row["event"], payload.encode())
+        found: dict[str, list[WebhookDecision]] = {}
+        if not row["repo_id"]:
+            return found
+        types = PROVIDER_TYPES[row["provider"]]
+        for item in await webhook_deliveries.listeners(conn, types, row["repo_id"], account_id):
+            decisions = found.setdefault(item["account_id"], [])
+            if event is not None and item["trigger_uuid"] is not None:
+                trigger = await triggers.get_any(conn, item["trigger_uuid"])
+                decisions.append(await self._decide(conn, trigger, event))
+        for account, decisions in found.items():
+            await webhook_deliveries.put_match(
+                conn,
+                account_id=account,
+                delivery_uuid=row["delivery_uuid"],
+                received_on=row["received_on"],
+                decisions=decisions,
+            )
+        return found
+
+    async def _decide(self, conn: Connection, trigger: Row, event: Event) -> WebhookDecision:
+        found = _verdict(trigger, event.branch, event.changed_files, event.commit_count)
+        decision = _decision(found)
+        build_uuid = None
+        if decision != "not_matched":
+            build = await self._builds.queue(
+                conn,
+                trigger,
+                source=event.source,
+                branch=event.branch,
+                commit_hash=event.commit_hash,
+                commit_message=event.commit_message,
+                author=event.author,
+                pull_request=event.pull_request,
+                outcome=None if found.builds else "skipped",
+            )
+            build_uuid = str(build["build_uuid"])
+            if found.builds and self._settings.cancel_superseded:
+                await self._cancel_superseded(conn, trigger, event, build_uuid)
+        return WebhookDecision(
+            trigger_uuid=trigger["trigger_uuid"],
+            trigger_name=trigger["trigger_name"],
+            external_script_id=trigger["external_script_id"],
+            decision=decision,
+            rule=found.rule,
+            pattern=found.pattern,
+            reason=found.reason,
+            build_uuid=build_uuid,
+        )
+
+    async def _cancel_superseded(
+        self, conn: Connection, trigger: Row, event: Event, newest: str
+    ) -> None:
+        """BUILDSD_CANCEL_SUPERSEDED: the trigger's queued webhook builds of this branch for
+        other (older) commits are cancelled; manual and deploy-hook builds are left alone."""
+        now = clock.now()
+        for build in await builds.unfinished_of_trigger(conn, trigger["trigger_uuid"]):
+            if (
+                build["status"] == "queued"
+                and build["build_uuid"] != newest
+                and build["branch"] == event.branch
+                and build["commit_hash"] != event.commit_hash
+                and build["build_trigger_source"] in WEBHOOK_SOURCES
+                and await builds.stop(
+                    conn, build["build_uuid"], outcome="cancelled", now=now, duration_ms=None
+                )
+            ):
+                seq = await runs.next_log_seq(conn, build["build_uuid"])
+                text = f"Cancelled: superseded by a push of {event.commit_hash} (build {newest})."
+                stamp = time.time_ns() // 1_000_000
+                await runs.append_lines(conn, build["build_uuid"], [(seq, stamp, text)])
+
+    # --- the extensions (D7) ------------------------------------------------------------------
+
+    async def page(self, account_id: str, page: Page) -> tuple[list[WebhookDelivery], int]:
+        async with self._db.connection() as conn:
+            rows, total = await webhook_deliveries.page(conn, account_id, page)
+        return [webhook_deliveries.to_wire(row) for row in rows], total
+
+    async def replay(self, account_id: str, delivery_uuid: str) -> WebhookDelivery:
+        """Match a stored delivery again, as if new, against this account's triggers only."""
+        delivery_uuid = delivery_uuid.lower()
+        async with self._db.transaction() as conn:
+            row = await webhook_deliveries.get(conn, account_id, delivery_uuid)
+            if row["status"] != "accepted":
+                raise DeliveryNotReplayable(f"this delivery is {row['status']}: {row['reason']}")
+            payload = await webhook_deliveries.payload(conn, delivery_uuid)
+            found = await self._decide_all(conn, row, payload, account_id)
+            if account_id not in found:  # the account's connection is gone since
+                await webhook_deliveries.put_match(
+                    conn,
+                    account_id=account_id,
+                    delivery_uuid=delivery_uuid,
+                    received_on=row["received_on"],
+                    decisions=[],
+                )
+            row = await webhook_deliveries.get(conn, account_id, delivery_uuid)
+        return webhook_deliveries.to_wire(row)
+
+    async def explain(
+        self, account_id: str, trigger_uuid: str, body: ExplainRequest
+    ) -> Explanation:
+        """What a push would do to this trigger: the same rule deliveries are matched with."""
+        async with self._db.connection() as conn:
+            trigger = await triggers.get(conn, account_id, trigger_uuid)
+        changed = tuple(dict.fromkeys(body.changed_files))
+        found = _verdict(trigger, body.branch, changed, body.commit_count)
+        return Explanation(
+            would_build=found.builds,
+            decision=_decision(found),
+            rule=found.rule,
+            pattern=found.pattern,
+            reason=found.reason,
+        )
