@@ -1,0 +1,156 @@
+"""Every operation of the route table × an id that belongs to another account → 404, revealing
+nothing and changing nothing. Generated from the route table, so a new route cannot escape it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from buildsd.api.routes import OPERATIONS
+from tests.api.flows import base, ok
+from tests.conftest import World
+
+OTHER_TAG = "ab" * 16
+# A valid body for each operation that takes one, so validation never answers before lookup.
+BODIES: dict[str, Any] = {
+    "updateTrigger": {"trigger_name": "renamed"},
+    "createManualBuild": {"branch": "main"},
+    "upsertEnvironmentVariables": {"X": {"value": "1", "is_secret": False}},
+    "createDeployHook": {"deploy_hook_name": "new-hook", "branch": "main"},
+    "updateDeployHook": {"deploy_hook_name": "renamed", "branch": "main"},
+    "updateWorkerBuild": {"previews_enabled": False},
+    "explainTrigger": {"branch": "main", "changed_files": []},
+}
+QUERIES: dict[str, dict[str, str]] = {"getWorkerConfigAutofill": {"branch": "main"}}
+# Listing by another account's Worker tag is simply empty, as for an unknown tag.
+EMPTY_LISTS = {"listTriggersByScript", "listBuildsByScript"}
+SCOPED = [
+    op
+    for op in OPERATIONS
+    if op.access.startswith("builds:") and set(re.findall(r"{([^}]+)}", op.path)) - {"account_id"}
+]
+
+
+@pytest.fixture
+def theirs(world: World) -> dict[str, str]:
+    """Account B with one of everything; returns the ids by path-parameter name."""
+    account = world.new_account("theirs")
+    auth = world.bearer(world.new_token("Workers CI Write", account=account))
+    url = base(world, account)
+    client = world.client
+    conn = ok(
+        client.put(
+            url + "/repos/connections",
+            headers=auth,
+            json={
+                "provider_account_id": "77",
+                "provider_account_name": "them",
+                "provider_type": "github",
+                "repo_id": "99",
+                "repo_name": "their-repo",
+            },
+        )
+    )
+    token = ok(
+        client.post(
+            url + "/tokens",
+            headers=auth,
+            json={
+                "build_token_name": "t",
+                "build_token_secret": "x" * 40,
+                "cloudflare_token_id": "y",
+            },
+        )
+    )
+    trigger = ok(
+        client.post(
+            url + "/triggers",
+            headers=auth,
+            json={
+                "external_script_id": OTHER_TAG,
+                "repo_connection_uuid": conn["repo_connection_uuid"],
+                "build_token_uuid": token["build_token_uuid"],
+                "trigger_name": "t",
+                "branch_includes": ["main"],
+                "build_command": "",
+                "deploy_command": "true",
+            },
+        )
+    )
+    ok(
+        client.patch(
+            url + f"/triggers/{trigger['trigger_uuid']}/environment_variables",
+            headers=auth,
+            json={"THEIR_VAR": {"value": "v", "is_secret": False}},
+        )
+    )
+    build = ok(
+        client.post(
+            url + f"/triggers/{trigger['trigger_uuid']}/builds",
+            headers=auth,
+            json={"branch": "main"},
+        )
+    )
+    hook = ok(
+        client.post(
+            url + f"/workers/{OTHER_TAG}/deploy_hooks",
+            headers=auth,
+            json={"deploy_hook_name": "their-hook", "branch": "main"},
+        )
+    )
+    return {
+        "repo_connection_uuid": conn["repo_connection_uuid"],
+        "build_token_uuid": token["build_token_uuid"],
+        "trigger_uuid": trigger["trigger_uuid"],
+        "environment_variable_key": "THEIR_VAR",
+        "external_script_id": OTHER_TAG,
+        "script_tag": OTHER_TAG,
+        "script_name": OTHER_TAG,  # a Worker registered by a trigger is named by its tag
+        "deploy_hook_uuid": hook["deploy_hook_uuid"],
+        "build_uuid": build["build_uuid"],
+        "delivery_uuid": "6f1c9e3e-1111-4222-8333-944455556666",
+        "provider_type": "github",
+        "provider_account_id": "77",
+        "repo_id": "99",
+        "_account": account,
+        "_auth": auth["Authorization"],
+    }
+
+
+@pytest.mark.parametrize("op", SCOPED, ids=[op.operation_id for op in SCOPED])
+def test_another_accounts_id_is_not_found(world: World, theirs: dict[str, str], op) -> None:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return world.account if name == "account_id" else theirs[name]
+
+    path = re.sub(r"{([^}]+)}", fill, op.path)
+    response = world.client.request(
+        op.method,
+        path,
+        headers=world.auth,
+        json=BODIES.get(op.operation_id, {}),
+        params=QUERIES.get(op.operation_id, {}),
+    )
+    if op.operation_id in EMPTY_LISTS:
+        assert ok(response) == []
+    else:
+        assert response.status_code == 404, (op.operation_id, response.text)
+        body = response.json()
+        assert body["errors"][0]["code"] in (12000, 12040), body
+        assert body["result"] is None
+    # Nothing of theirs changed.
+    auth = {"Authorization": theirs["_auth"]}
+    url = base(world, theirs["_account"])
+    build = ok(world.client.get(url + f"/builds/{theirs['build_uuid']}", headers=auth))
+    assert build["status"] == "queued" and build["trigger"]["trigger_name"] == "t"
+    variables = ok(
+        world.client.get(
+            url + f"/triggers/{theirs['trigger_uuid']}/environment_variables", headers=auth
+        )
+    )
+    assert set(variables) == {"THEIR_VAR"}
+    assert len(ok(world.client.get(url + "/tokens", headers=auth))) == 1
+    hooks = ok(world.client.get(url + f"/workers/{OTHER_TAG}/deploy_hooks", headers=auth))
+    assert [h["deploy_hook_name"] for h in hooks] == ["their-hook"]
