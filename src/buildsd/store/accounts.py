@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from buildsd.db import Connection, Row
-from buildsd.errors import NotFound
+from buildsd.store import required
 from buildsd.wire import Account, AccountSettings, Page
 
 _COLUMNS = "id, name, created_on"
@@ -34,10 +34,7 @@ async def find(conn: Connection, account_id: str) -> Row | None:
 
 
 async def get(conn: Connection, account_id: str) -> Row:
-    row = await find(conn, account_id)
-    if row is None:
-        raise NotFound()
-    return row
+    return required(await find(conn, account_id))
 
 
 async def exists(conn: Connection, account_id: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from buildsd.db import Connection, Row
-from buildsd.errors import NotFound
+from buildsd.store import required
 from buildsd.wire import BuildToken, Page
 
 _COLUMNS = "build_token_uuid, build_token_name, cloudflare_token_id, owner_type"
@@ -53,10 +53,7 @@ async def find(conn: Connection, account_id: str, build_token_uuid: str) -> Row 
 
 
 async def get(conn: Connection, account_id: str, build_token_uuid: str) -> Row:
-    row = await find(conn, account_id, build_token_uuid)
-    if row is None:
-        raise NotFound()
-    return row
+    return required(await find(conn, account_id, build_token_uuid))
 
 
 async def delete(conn: Connection, account_id: str, build_token_uuid: str) -> bool:

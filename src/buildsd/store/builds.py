@@ -7,8 +7,7 @@ from typing import Any
 import msgspec
 
 from buildsd.db import Connection, Row
-from buildsd.errors import NotFound
-from buildsd.store import triggers
+from buildsd.store import required, triggers
 from buildsd.wire import (
     Build,
     BuildTriggerMetadata,
@@ -120,10 +119,7 @@ async def find(conn: Connection, account_id: str, build_uuid: str) -> Row | None
 
 
 async def get(conn: Connection, account_id: str, build_uuid: str) -> Row:
-    row = await find(conn, account_id, build_uuid)
-    if row is None:
-        raise NotFound()
-    return row
+    return required(await find(conn, account_id, build_uuid))
 
 
 async def page_by_worker(

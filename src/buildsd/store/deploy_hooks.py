@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from buildsd.db import Connection, Row
-from buildsd.errors import NotFound
+from buildsd.store import required
 from buildsd.wire import DeployHook, DetailedDeployHook, LatestBuild
 
 _COLUMNS = (
@@ -71,21 +71,17 @@ async def find(conn: Connection, account_id: str, tag: str, deploy_hook_uuid: st
 
 
 async def get(conn: Connection, account_id: str, tag: str, deploy_hook_uuid: str) -> Row:
-    row = await find(conn, account_id, tag, deploy_hook_uuid)
-    if row is None:
-        raise NotFound()
-    return row
+    return required(await find(conn, account_id, tag, deploy_hook_uuid))
 
 
 async def get_any(conn: Connection, deploy_hook_uuid: str) -> Row:
     """A hook by its uuid alone: the unauthenticated trigger URL names nothing else."""
-    row = await conn.one(
-        f"SELECT {_COLUMNS} FROM deploy_hooks WHERE deploy_hook_uuid = :uuid",
-        {"uuid": deploy_hook_uuid},
+    return required(
+        await conn.one(
+            f"SELECT {_COLUMNS} FROM deploy_hooks WHERE deploy_hook_uuid = :uuid",
+            {"uuid": deploy_hook_uuid},
+        )
     )
-    if row is None:
-        raise NotFound()
-    return row
 
 
 async def find_by_name(conn: Connection, account_id: str, tag: str, name: str) -> Row | None:

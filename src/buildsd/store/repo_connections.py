@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from buildsd.db import Connection, Row
-from buildsd.errors import NotFound
+from buildsd.store import required
 from buildsd.wire import Page, RepoConnection
 
 _COLUMNS = (
@@ -80,10 +80,7 @@ async def find(conn: Connection, account_id: str, repo_connection_uuid: str) -> 
 
 
 async def get(conn: Connection, account_id: str, repo_connection_uuid: str) -> Row:
-    row = await find(conn, account_id, repo_connection_uuid)
-    if row is None:
-        raise NotFound()
-    return row
+    return required(await find(conn, account_id, repo_connection_uuid))
 
 
 async def soft_delete(

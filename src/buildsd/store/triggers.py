@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from buildsd.db import Connection, Row
-from buildsd.errors import NotFound
+from buildsd.store import required
 from buildsd.wire import EmbeddedRepoConnection, Page, Trigger, TriggerSnapshot
 
 LISTS = ("branch_includes", "branch_excludes", "path_includes", "path_excludes")
@@ -106,18 +106,14 @@ async def find(conn: Connection, account_id: str, trigger_uuid: str) -> Row | No
 
 
 async def get(conn: Connection, account_id: str, trigger_uuid: str) -> Row:
-    row = await find(conn, account_id, trigger_uuid)
-    if row is None:
-        raise NotFound()
-    return row
+    return required(await find(conn, account_id, trigger_uuid))
 
 
 async def get_any(conn: Connection, trigger_uuid: str) -> Row:
     """A trigger, live or deleted, by uuid alone (for builds that embed it)."""
-    row = await conn.one(_SELECT + "WHERE t.trigger_uuid = :uuid", {"uuid": trigger_uuid})
-    if row is None:
-        raise NotFound()
-    return row
+    return required(
+        await conn.one(_SELECT + "WHERE t.trigger_uuid = :uuid", {"uuid": trigger_uuid})
+    )
 
 
 async def update(conn: Connection, trigger_uuid: str, changes: dict[str, Any], now: str) -> None:

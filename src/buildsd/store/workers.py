@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from buildsd.db import Connection, Row
-from buildsd.errors import NotFound
+from buildsd.store import required
 
 
 async def ensure(conn: Connection, *, account_id: str, tag: str, now: str) -> None:
@@ -32,10 +32,7 @@ async def find_by_name(conn: Connection, account_id: str, name: str) -> Row | No
 
 
 async def get_by_name(conn: Connection, account_id: str, name: str) -> Row:
-    row = await find_by_name(conn, account_id, name)
-    if row is None:
-        raise NotFound()
-    return row
+    return required(await find_by_name(conn, account_id, name))
 
 
 async def list_for_account(conn: Connection, account_id: str) -> list[Row]:
