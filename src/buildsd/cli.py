@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -20,6 +22,7 @@ import click
 from buildsd import crypto, migrations
 from buildsd.app import build_services, create_app
 from buildsd.config import Settings, load_settings
+from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
 from buildsd.errors import BuildsError, ConfigError
 from buildsd.runner.worker import Runner
 from buildsd.services import Services
@@ -170,6 +173,82 @@ def db_upgrade(ctx: click.Context) -> None:
     settings = _settings(ctx)
     _prepare(settings)
     click.echo(f"schema at {migrations.head()}")
+
+
+def _sqlite_file(settings: Settings, command: str) -> str:
+    if not settings.is_sqlite:
+        raise click.ClickException(
+            f"`buildsd db {command}` handles SQLite; for PostgreSQL use pg_dump / pg_restore "
+            "(docs/operations.md)"
+        )
+    return sqlite_path(settings.resolved_database_url)
+
+
+@db.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.pass_context
+def db_backup(ctx: click.Context, path: str) -> None:
+    """Copy the SQLite database to PATH, consistently, also while a server runs."""
+    settings = _settings(ctx)
+    source = _sqlite_file(settings, "backup")
+    if not Path(source).exists():
+        raise click.ClickException(f"no database at {source}")
+    if Path(path).exists():
+        raise click.ClickException(f"{path} exists; choose a new file")
+    sqlite_backup(source, path)
+    click.echo(path)
+
+
+@db.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+def db_restore(ctx: click.Context, path: str) -> None:
+    """Replace the SQLite database with the backup at PATH (stop servers and workers first),
+    then migrate it to this version's schema."""
+    settings = _settings(ctx)
+    destination = _sqlite_file(settings, "restore")
+    Path(destination).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        sqlite_restore(path, destination)
+    except (ValueError, sqlite3.DatabaseError) as exc:
+        raise click.ClickException(f"cannot restore {path}: {exc}") from exc
+    _prepare(settings)
+    click.echo(f"restored {path} into {destination}; schema at {migrations.head()}")
+
+
+@main.group()
+def secrets() -> None:
+    """The key that encrypts stored secrets."""
+
+
+@secrets.command("rotate-key")
+@click.pass_context
+def secrets_rotate_key(ctx: click.Context) -> None:
+    """Re-encrypt every stored secret with a new key, then save the key in the data dir.
+
+    With BUILDSD_SECRET_KEY set, the new key is printed instead: set it everywhere before
+    starting buildsd again.
+    """
+    settings = _settings(ctx)
+    _prepare(settings)
+    old_key = crypto.load_key(settings.secret_key, settings.data_path)
+    new_key = crypto.new_key()
+    count = _run(
+        settings,
+        lambda s: s.secret_keys.rotate(crypto.Cipher(old_key), crypto.Cipher(new_key)),
+    )
+    if settings.secret_key:
+        click.echo(f"re-encrypted {count} secret(s); set BUILDSD_SECRET_KEY to:", err=True)
+        click.echo(crypto.encode_key(new_key))
+        return
+    try:
+        saved = crypto.save_key(settings.data_path, new_key)
+    except OSError as exc:  # the database already uses the new key: it must not be lost
+        click.echo(
+            f"could not save the key ({exc}); keep it: {crypto.encode_key(new_key)}", err=True
+        )
+        raise SystemExit(1) from exc
+    click.echo(f"re-encrypted {count} secret(s); new key in {saved}")
 
 
 @main.group()

@@ -60,15 +60,39 @@ def load_key(configured: str | None, data_dir: Path) -> bytes:
     path = data_dir / KEY_FILE
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        encoded = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        temporary = _write_temporary(path, new_key())
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(temporary, path)  # appears whole or not at all; never overwrites
         except FileExistsError:  # another process made it first: use theirs
             pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(encoded + "\n")
+        finally:
+            temporary.unlink()
     return _decode_key(path.read_text().strip(), str(path))
+
+
+def new_key() -> bytes:
+    return os.urandom(32)
+
+
+def encode_key(key: bytes) -> str:
+    return base64.urlsafe_b64encode(key).decode()
+
+
+def save_key(data_dir: Path, key: bytes) -> Path:
+    """Replace the data dir's key file atomically (key rotation)."""
+    path = data_dir / KEY_FILE
+    os.replace(_write_temporary(path, key), path)
+    return path
+
+
+def _write_temporary(path: Path, key: bytes) -> Path:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(encode_key(key) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return temporary
 
 
 def _decode_key(encoded: str, where: str) -> bytes:

@@ -280,3 +280,24 @@ def create_database(settings: Settings) -> Database:
     if url.startswith("sqlite:"):
         return SQLiteDatabase(sqlite_path(url), settings.sqlite_synchronous)
     return PostgresDatabase(url, settings.database_pool_size)
+
+
+def sqlite_backup(source: str, destination: str) -> None:
+    """Copy a SQLite database consistently while others read and write it (online backup)."""
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(destination)) as dst,
+    ):
+        src.execute("PRAGMA busy_timeout=5000")
+        src.backup(dst)
+
+
+def sqlite_restore(backup: str, destination: str) -> None:
+    """Replace the database's content with a backup's, through SQLite (never a file copy)."""
+    with contextlib.closing(sqlite3.connect(backup)) as src:
+        tables = {row[0] for row in src.execute("SELECT name FROM sqlite_master")}
+        if "alembic_version" not in tables:
+            raise ValueError(f"{backup} is not a buildsd database")
+        with contextlib.closing(sqlite3.connect(destination)) as dst:
+            dst.execute("PRAGMA busy_timeout=5000")
+            src.backup(dst)

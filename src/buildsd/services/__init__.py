@@ -14,6 +14,7 @@ from buildsd.services.identity import Identity
 from buildsd.services.metrics import Metrics
 from buildsd.services.repo_connections import RepoConnections
 from buildsd.services.runs import Runs
+from buildsd.services.secret_keys import SecretKeys
 from buildsd.services.triggers import Triggers
 from buildsd.services.webhooks import Webhooks
 from buildsd.services.worker_builds import WorkerBuilds
@@ -33,6 +34,7 @@ class Services:
         cipher = crypto.Cipher(crypto.load_key(settings.secret_key, settings.data_path))
         self.build_tokens = BuildTokens(db, cipher)
         self.triggers = Triggers(db, cipher, settings.data_path / "cache")
+        self.secret_keys = SecretKeys(db)
         self.metrics = Metrics()
         self.runs = Runs(db, settings, self.build_tokens, self.triggers, self.metrics)
         self.builds = Builds(db, settings, on_queued=self.runs.notify)
