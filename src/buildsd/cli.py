@@ -9,7 +9,6 @@ capture it:
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sqlite3
 import sys
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from buildsd import crypto, migrations
+from buildsd import crypto, logs, migrations
 from buildsd.app import build_services, create_app
 from buildsd.config import Settings, load_settings
 from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
@@ -109,6 +108,9 @@ def main(ctx: click.Context, data_dir: str | None, database_url: str | None) -> 
 @click.option("--bootstrap-token", help="Fix the first-run API token [BUILDSD_BOOTSTRAP_TOKEN]")
 @click.option("--bootstrap-account-id", help="Fix the first-run account id")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-format", type=click.Choice(["json", "text"]), help="[BUILDSD_LOG_FORMAT, json]"
+)
 @click.option("--runner-slots", type=int, help="Builds run at once in this process [2]")
 @click.option("--no-runner", is_flag=True, help="Serve the API only; builds run in `worker`s")
 @click.pass_context
@@ -119,9 +121,7 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
     if no_runner:
         flags["runner_slots"] = 0
     settings = _settings(ctx, **flags)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     _prepare(settings)
     _run(settings, _nothing, err=False)  # bootstrap, announced on stdout
     sys.stdout.flush()
@@ -132,7 +132,8 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # logs.configure has set up every logger
+        access_log=False,  # the app writes its own access lines (api/metrics.py)
         timeout_graceful_shutdown=10,
     )
 
@@ -146,9 +147,7 @@ def worker(ctx: click.Context, /, **flags: Any) -> None:
     settings = _settings(ctx, **flags)
     if settings.runner_slots < 1:
         raise click.ClickException("a worker needs BUILDSD_RUNNER_SLOTS of 1 or more")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     _prepare(settings)
 
     async def run_until_signalled(services: Services) -> None:

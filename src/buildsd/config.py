@@ -35,6 +35,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Connections a process keeps to PostgreSQL.
     database_pool_size: int = 10
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # json: one object per line (access lines carry request_id, account, operation, status,
+    # duration_ms); text: for a person at a terminal.
+    log_format: Literal["json", "text"] = "json"
     # Build minutes an account may use per calendar month (UTC); 0 = unlimited.
     build_minutes_limit: int = 0
     # Builds this process runs at once (0 = none); builds one account may run at once.

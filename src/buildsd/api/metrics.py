@@ -1,6 +1,10 @@
-"""GET /metrics in Prometheus' text format, and the middleware that counts every request."""
+"""GET /metrics in Prometheus' text format, and the middleware that observes every request."""
 
 from __future__ import annotations
+
+import logging
+import secrets
+import time
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -9,6 +13,7 @@ from buildsd.api.endpoint import Call
 from buildsd.services.metrics import Metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+access_log = logging.getLogger("buildsd.access")
 
 
 async def render(call: Call) -> Response:
@@ -16,8 +21,9 @@ async def render(call: Call) -> Response:
     return Response(call.services.metrics.render(gauges), media_type=CONTENT_TYPE)
 
 
-class RequestCounter:
-    """Counts answers by operation (the route table's operationId) and status."""
+class RequestObserver:
+    """Every request: a `cf-ray`-style id on the answer, a count by operation and status, and
+    one JSON access-log line (time, request id, account, operation, status, duration)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -27,17 +33,37 @@ class RequestCounter:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
+        ray = f"{secrets.token_hex(8)}-BSD"
+        ray_header = (b"cf-ray", ray.encode())
         status = 500
 
-        async def send_status(message: Message) -> None:
+        async def send_observed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []), ray_header]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, send_observed)
         finally:
             endpoint = scope.get("endpoint")
             operation = getattr(endpoint, "__name__", "unmatched") if endpoint else "unmatched"
             self.metrics.requests[(operation, status)] += 1
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    operation,
+                    status,
+                    extra={
+                        "request_id": ray,
+                        "account": scope.get("path_params", {}).get("account_id"),
+                        "method": scope["method"],
+                        "path": scope["path"],  # never the query string: cursors, ids only
+                        "operation": operation,
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    },
+                )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,19 @@ from buildsd.wire import (
     PullRequest,
     Variable,
 )
+
+log = logging.getLogger("buildsd.builds")
+
+
+def log_state(build_uuid: str, account_id: str, status: str, **fields: object) -> None:
+    """One JSON log line per build state change."""
+    log.info(
+        "build %s %s",
+        build_uuid,
+        status,
+        extra={"build_uuid": build_uuid, "account": account_id, "status": status, **fields},
+    )
+
 
 LOG_PAGE_LINES = 1000
 MAX_IDS = 20
@@ -133,6 +147,13 @@ class Builds:
             "deploy_hook_name": deploy_hook["deploy_hook_name"] if deploy_hook else None,
         }
         await builds.insert(conn, values)
+        log_state(
+            build_uuid,
+            trigger["account_id"],
+            values["status"],
+            source=source,
+            outcome=values["build_outcome"],
+        )
         if outcome is None:
             self._on_queued()
         return await builds.get(conn, trigger["account_id"], build_uuid)
@@ -197,6 +218,7 @@ class Builds:
                     now=now,
                     duration_ms=_elapsed_ms(row, now),
                 )
+                log_state(build_uuid, account_id, "stopped", outcome="cancelled")
                 row = await builds.get(conn, account_id, build_uuid)
         return CanceledBuild(
             build_uuid=row["build_uuid"],

@@ -14,6 +14,7 @@ from buildsd import clock
 from buildsd.config import Settings
 from buildsd.db import Database, Row
 from buildsd.services.build_tokens import BuildTokens
+from buildsd.services.builds import log_state
 from buildsd.services.metrics import Metrics
 from buildsd.services.triggers import Triggers
 from buildsd.store import builds, runs, triggers
@@ -88,6 +89,7 @@ class Runs:
             await runs.add_event(conn, build["build_uuid"], "initializing", clock.now())
             trigger = await triggers.get_any(conn, build["trigger_uuid"])
             variables = await self._triggers.plain_variables(conn, build["trigger_uuid"])
+        log_state(build["build_uuid"], build["account_id"], "initializing", runner=owner)
         token = await self._tokens.secret(build["account_id"], build["build_token_uuid"])
         secrets = [value for value, is_secret in variables.values() if is_secret]
         if token:
@@ -104,7 +106,10 @@ class Runs:
 
     async def start_running(self, job: Job) -> bool:
         async with self._db.transaction() as conn:
-            return await runs.set_running(conn, job.build_uuid, job.owner, clock.now())
+            started = await runs.set_running(conn, job.build_uuid, job.owner, clock.now())
+        if started:
+            log_state(job.build_uuid, job.account_id, "running", runner=job.owner)
+        return started
 
     async def phase(self, job: Job, type_: str) -> None:
         """End the current phase and start the next (the logs' `events`)."""
@@ -132,6 +137,9 @@ class Runs:
                 conn, job.build_uuid, outcome=outcome, now=now, duration_ms=duration
             )
         if stopped:
+            log_state(
+                job.build_uuid, job.account_id, "stopped", outcome=outcome, duration_ms=duration
+            )
             self._metrics.builds_finished[outcome] += 1
             if duration is not None:
                 self._metrics.build_duration.observe(duration / 1000)
@@ -175,6 +183,13 @@ class Runs:
                         conn, row["build_uuid"], [(seq, int(time.time() * 1000), text)]
                     )
                     stopped.append(str(row["build_uuid"]))
+                    log_state(
+                        row["build_uuid"],
+                        row["account_id"],
+                        "stopped",
+                        outcome="terminated",
+                        reason="lease lapsed",
+                    )
         self._metrics.builds_finished["terminated"] += len(stopped)
         return stopped
 

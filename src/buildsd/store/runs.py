@@ -62,7 +62,7 @@ async def record(conn: Connection, build_uuid: str, values: dict[str, Any]) -> N
 
 async def expired(conn: Connection, now: str) -> list[Row]:
     return await conn.all(
-        "SELECT build_uuid, lease_owner, lease_expires_on FROM builds "
+        "SELECT build_uuid, account_id, lease_owner, lease_expires_on FROM builds "
         "WHERE status IN ('initializing', 'running') AND lease_expires_on < :now",
         {"now": now},
     )
