@@ -109,7 +109,7 @@ def main(ctx: click.Context, data_dir: str | None, database_url: str | None) -> 
 @click.option("--bootstrap-account-id", help="Fix the first-run account id")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option(
-    "--log-format", type=click.Choice(["json", "text"]), help="[BUILDSD_LOG_FORMAT, json]"
+    "--log-format", type=click.Choice(["auto", "json", "text"]), help="[BUILDSD_LOG_FORMAT, auto]"
 )
 @click.option("--runner-slots", type=int, help="Builds run at once in this process [2]")
 @click.option("--no-runner", is_flag=True, help="Serve the API only; builds run in `worker`s")

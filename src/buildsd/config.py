@@ -36,8 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_pool_size: int = 10
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # json: one object per line (access lines carry request_id, account, operation, status,
-    # duration_ms); text: for a person at a terminal.
-    log_format: Literal["json", "text"] = "json"
+    # duration_ms); text: for a person; auto: text on a terminal, JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
     # Build minutes an account may use per calendar month (UTC); 0 = unlimited.
     build_minutes_limit: int = 0
     # Builds this process runs at once (0 = none); builds one account may run at once.
@@ -65,7 +65,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def data_path(self) -> Path:
-        return Path(self.data_dir)
+        # Absolute: build commands and git run in other working directories.
+        return Path(self.data_dir).resolve()
 
     @property
     def resolved_database_url(self) -> str:

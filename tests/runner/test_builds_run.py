@@ -233,3 +233,13 @@ def test_commands_do_not_see_the_servers_environment(runner_world, repo: Repo) -
         assert not [line for line in log_lines(world, queued["build_uuid"]) if "BUILDSD" in line]
     finally:
         del os.environ["BUILDSD_SHOULD_NOT_LEAK"]
+
+
+def test_a_relative_data_dir_works(runner_world, repo: Repo, tmp_path, monkeypatch) -> None:
+    """The default data dir is ./.buildsd: commands and git run in other directories."""
+    monkeypatch.chdir(tmp_path)
+    world = runner_world(data_dir=".buildsd-relative")
+    t = make_trigger(world, build_command="test -f README.md", deploy_command="true")
+    queued = build(world, t["trigger_uuid"])
+    done = wait_for(world, queued["build_uuid"])
+    assert done["build_outcome"] == "success", log_lines(world, queued["build_uuid"])
