@@ -24,6 +24,7 @@ from buildsd.api.routes import served, withheld
 from buildsd.config import Settings
 from buildsd.db import create_database
 from buildsd.errors import BuildsError, MethodNotAllowed, NoRoute, NotFound
+from buildsd.logs import access_log
 from buildsd.runner.worker import Runner
 from buildsd.services import Services
 from buildsd.wire import encoder
@@ -95,6 +96,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 await runner
             await matcher
             await services.close()
+            access_log.flush()
 
     middleware = [Middleware(RequestObserver, metrics=services.metrics)]
     if settings.rate_limit > 0:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 
@@ -10,10 +9,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from buildsd.api.endpoint import Call
+from buildsd.logs import access_log
 from buildsd.services.metrics import Metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-access_log = logging.getLogger("buildsd.access")
 
 
 async def render(call: Call) -> Response:
@@ -51,19 +50,15 @@ class RequestObserver:
             endpoint = scope.get("endpoint")
             operation = getattr(endpoint, "__name__", "unmatched") if endpoint else "unmatched"
             self.metrics.requests[(operation, status)] += 1
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %s",
-                    scope["method"],
-                    operation,
-                    status,
-                    extra={
-                        "request_id": ray,
-                        "account": scope.get("path_params", {}).get("account_id"),
-                        "method": scope["method"],
-                        "path": scope["path"],  # never the query string: cursors, ids only
-                        "operation": operation,
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    },
-                )
+            access_log.emit(
+                f"{scope['method']} {operation} {status}",
+                {
+                    "request_id": ray,
+                    "account": scope.get("path_params", {}).get("account_id"),
+                    "method": scope["method"],
+                    "path": scope["path"],  # never the query string: cursors, ids only
+                    "operation": operation,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+            )
