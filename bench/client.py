@@ -80,13 +80,15 @@ class Client:
         timeout: float,
         seen: dict[str, float] | None = None,
     ) -> dict[str, Any]:
-        """Poll GET …/builds/{uuid} every `every` s until its status is `until` (or later in
-        queued → initializing → running → stopped); `seen` gets the perf_counter() time each
-        status was first observed. Returns the last build read."""
+        """Poll GET …/builds/{uuid} every `every` s (a request starts every `every` s, or as
+        soon as the previous answer when it took longer) until its status is `until` or later in
+        queued → initializing → running → stopped; `seen` gets the perf_counter() time each
+        status was first observed (when its answer arrived). Returns the last build read."""
         order = ("queued", "initializing", "running", "stopped")
         target = order.index(until)
         deadline = time.perf_counter() + timeout
         while True:
+            asked = time.perf_counter()
             build = self.result("GET", f"/builds/{build_uuid}")
             now = time.perf_counter()
             status = build["status"]
@@ -99,4 +101,4 @@ class Client:
                     f"build {build_uuid} still {status} after {timeout:.0f} s:\n"
                     f"{self.server.log_tail()}"
                 )
-            time.sleep(every)
+            time.sleep(max(0.0, asked + every - time.perf_counter()))

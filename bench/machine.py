@@ -72,3 +72,10 @@ def children_cpu_seconds() -> float:
     """CPU seconds used by our finished (waited-for) children, e.g. every wrk run so far."""
     times = os.times()
     return times.children_user + times.children_system
+
+
+def load_cpu_seconds() -> float:
+    """CPU seconds of the load side: this process (a polling client) and its finished children
+    (every wrk run so far)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import wrk
+from bench import builds, wrk
 
 LIST_QUERY = "?per_page=50&page=3"
+CONNECTIONS = "/repos/connections"
 
 # The bar from the issue, checked against the authenticated upsert on SQLite.
 BAR_RATIO = 0.20
@@ -16,6 +17,8 @@ BAR_P99_MS = 20.0
 BAR_RSS_MB = 80.0
 # CPU used by processes other than the server and wrk above which a run is flagged as noisy.
 NOISE_CORES = 0.10
+# The server groups whose rows the first bar's CPU line lists (the builds bar lists its own).
+FIRST_BAR = ("bare", "sqlite", "postgres")
 CRITERIA = [
     f"authenticated upsert ≥ {BAR_RATIO:.2f} × bare ASGI",
     f"p99 ≤ {BAR_P99_MS:.0f} ms",
@@ -27,20 +30,42 @@ CRITERIA = [
 class Scenario:
     key: str
     title: str
-    server: str  # which server group runs it: bare, sqlite, postgres
-    method: str
-    path: str
-    auth: bool
+    server: str  # which server group runs it: bare, sqlite, postgres, builds, runner
+    method: str = "GET"
+    # Under /client/v4/accounts/{id}/builds; "{trigger_uuid}" is filled in by the group's set-up.
+    path: str = ""
+    auth: bool = True
     expect_count: int | None = None
+    body: str | None = None  # a fixed JSON body for POST scenarios
+    select: str = ""  # its --scenarios key when several rows share one (build-list)
+    runner_slots: int = 2  # BUILDSD_RUNNER_SLOTS of the server it runs on (0 = builds stay queued)
+    builds: int = 0  # a build list scenario: how many builds its Worker has
+    wrk: bool = True  # loaded with wrk; False: a measurement of its own (bench/builds.py)
+
+    @property
+    def selector(self) -> str:
+        return self.select or self.key
 
 
+_LIST_1K, _LIST_100K = (builds.list_path(builds.TAG_LIST[n]) for n in (1_000, 100_000))
 SCENARIOS = [
-    Scenario("bare", "bare ASGI (same PUT, fixed body)", "bare", "PUT", "", auth=False),
-    Scenario("upsert", "authenticated upsert, SQLite", "sqlite", "PUT", "", auth=True),
-    Scenario("list", "list connections page, SQLite", "sqlite", "GET", LIST_QUERY, True, 50),
-    Scenario("upsert-pg", "authenticated upsert, PostgreSQL", "postgres", "PUT", "", auth=True),
-]
+    Scenario("bare", "bare ASGI (same PUT, fixed body)", "bare", "PUT", CONNECTIONS, auth=False),
+    Scenario("upsert", "authenticated upsert, SQLite", "sqlite", "PUT", CONNECTIONS),
+    Scenario("list", "list connections page, SQLite", "sqlite", "GET", CONNECTIONS + LIST_QUERY,
+             expect_count=50),
+    Scenario("upsert-pg", "authenticated upsert, PostgreSQL", "postgres", "PUT", CONNECTIONS),
+    Scenario("build-create", "POST build (queued), SQLite", "builds", "POST",
+             "/triggers/{trigger_uuid}/builds", body='{"branch":"main"}', runner_slots=0),
+    Scenario("build-list-1k", "build list page, Worker with 1k builds", "builds", "GET",
+             _LIST_1K, expect_count=50, select="build-list", runner_slots=0, builds=1_000),
+    Scenario("build-list-100k", "build list page, Worker with 100k builds", "builds", "GET",
+             _LIST_100K, expect_count=50, select="build-list", runner_slots=0, builds=100_000),
+    Scenario("queue-latency", "queue latency", "runner", wrk=False),
+    Scenario("log-ingest", "log ingest", "runner", wrk=False),
+]  # fmt: skip
 BY_KEY = {s.key: s for s in SCENARIOS}
+# What --scenarios takes: build-list selects both of its rows.
+SELECTORS = list(dict.fromkeys(s.selector for s in SCENARIOS))
 
 
 @dataclass
@@ -53,8 +78,21 @@ class Outcome:
     wrk_cores: float | None = None
     other_cores: float | None = None  # CPU used by neither the server nor wrk, in cores
     ratio: float | None = None
+    figures: dict[str, Any] = field(default_factory=dict)  # a non-wrk scenario's results
+    setup: dict[str, Any] = field(default_factory=dict)  # facts about its set-up (seeding)
     failure: str = ""  # why the scenario produced no numbers
     skipped: str = ""  # why it was not run
+
+    @property
+    def measured(self) -> bool:
+        return self.result is not None or bool(self.figures)
+
+    @property
+    def errors(self) -> int:
+        """Non-200 answers and socket errors (wrk), or failed builds and lost lines (figures)."""
+        if self.result is not None:
+            return self.result.errors
+        return int(self.figures.get("errors", 0))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +108,8 @@ class Outcome:
             "wrk_cores": self.wrk_cores,
             "other_cores": self.other_cores,
             "ratio_to_bare": self.ratio,
+            "figures": self.figures or None,
+            "setup": self.setup or None,
             "failure": self.failure,
             "skipped": self.skipped,
         }
@@ -97,17 +137,54 @@ def render_table(outcomes: list[Outcome]) -> str:
     ]
     for o in outcomes:
         title = o.scenario.title
-        if o.result is None:
+        if not o.measured:
             why = f"skipped: {o.skipped}" if o.skipped else "FAILED (see below)"
             lines.append(f"| {title} | {why} | | | | | |")
             continue
-        r = o.result
-        errors = f"**{r.errors}**" if r.errors else "0"
-        lines.append(
-            f"| {title} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
-            f"| {_num(o.memory_mb.get('VmRSS'), '.0f')} | {_num(o.ratio, '.2f')} | {errors} |"
-        )
+        errors = f"**{o.errors}**" if o.errors else "0"
+        rss = _num(o.memory_mb.get("VmRSS"), ".0f")
+        if o.result is not None:
+            r = o.result
+            lines.append(
+                f"| {title} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+                f"| {rss} | {_num(o.ratio, '.2f')} | {errors} |"
+            )
+            continue
+        for label, rate, p50, p99 in _figure_rows(o):
+            lines.append(f"| {label} | {rate} | {p50} | {p99} | {rss} | – | {errors} |")
     return "\n".join(lines)
+
+
+def _figure_rows(o: Outcome) -> list[tuple[str, str, str, str]]:
+    """(scenario, rate, p50, p99) rows for a scenario measured without wrk."""
+    f = o.figures
+    if o.scenario.key == "queue-latency":
+        n = f"{f.get('builds', 0)} builds"
+        return [
+            (
+                f"queue latency, POST answered → seen running ({n}, SQLite)",
+                "–",
+                _num(f.get("running_p50_ms"), ".1f"),
+                _num(f.get("running_p99_ms"), ".1f"),
+            ),
+            (
+                f"queue latency, POST answered → seen initializing ({n}, SQLite)",
+                "–",
+                _num(f.get("initializing_p50_ms"), ".1f"),
+                _num(f.get("initializing_p99_ms"), ".1f"),
+            ),
+        ]
+    if o.scenario.key == "log-ingest":
+        rate = f.get("lines_per_s")
+        return [
+            (
+                f"log ingest, {f.get('lines', 0):,} lines running → stopped (SQLite)",
+                "–" if rate is None else f"{rate:,.0f} lines/s",
+                "–",
+                "–",
+            )
+        ]
+    return [(o.scenario.title, "–", "–", "–")]
 
 
 def evaluate_bar(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:
@@ -158,7 +235,7 @@ def render_bar(rows: list[tuple[str, str, str]], outcomes: list[Outcome]) -> str
         f"{o.scenario.title} {o.server_cpu['us_per_request']:.0f} µs"
         + (f" ({ratio:.2f} ×)" if (ratio := cpu_ratio(o, bare)) and o is not bare else "")
         for o in outcomes
-        if o.result and o.server_cpu.get("us_per_request")
+        if o.result and o.server_cpu.get("us_per_request") and o.scenario.server in FIRST_BAR
     ]
     if costs:
         lines += ["", "Server CPU per request (× bare ASGI by CPU): " + "; ".join(costs) + "."]
@@ -179,4 +256,7 @@ def render_notes(outcomes: list[Outcome]) -> str:
             notes.append(f"- **{o.scenario.title}** failed: `{first}`")
         elif o.result and o.result.errors:
             notes.append(f"- **{o.scenario.title}**: {describe_errors(o.result)}")
+        elif o.errors:
+            problems = "; ".join(str(p) for p in o.figures.get("problems", []))
+            notes.append(f"- **{o.scenario.title}**: {o.errors} errors: {problems[:500]}")
     return ("Problems in this run:\n\n" + "\n".join(notes) + "\n\n") if notes else ""

@@ -13,22 +13,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import servers, wrk
-from bench.machine import busy_cpu_seconds, children_cpu_seconds, machine
+from bench import builds, builds_bar, groups
+from bench.machine import machine
 from bench.report import (
     BY_KEY,
+    SELECTORS,
     Outcome,
-    describe_errors,
     evaluate_bar,
     render_bar,
     render_notes,
     render_table,
 )
+from bench.wrk import find_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "bench" / "out" / "results.json"
-REPOS = 10_000
+REPOS = groups.REPOS
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -42,17 +43,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-postgres", action="store_true", help="skip the PostgreSQL run")
     parser.add_argument(
         "--scenarios",
-        default=",".join(BY_KEY),
-        help=f"comma-separated subset of: {', '.join(BY_KEY)} (default: all)",
+        default=",".join(SELECTORS),
+        help=f"comma-separated subset of: {', '.join(SELECTORS)} (default: all)",
     )
     parser.add_argument("--report", type=Path, default=REPORT, help="Markdown page to write")
     parser.add_argument("--json", type=Path, default=RESULTS, help="raw results to write")
     args = parser.parse_args(argv)
     chosen = [key.strip() for key in args.scenarios.split(",") if key.strip()]
-    unknown = [key for key in chosen if key not in BY_KEY]
+    unknown = [key for key in chosen if key not in SELECTORS]
     if unknown or not chosen:
-        parser.error(f"--scenarios: unknown {unknown}; choose from {', '.join(BY_KEY)}")
-    args.scenarios = [key for key in BY_KEY if key in chosen]
+        parser.error(f"--scenarios: unknown {unknown}; choose from {', '.join(SELECTORS)}")
+    # The table's rows, in their order; build-list stands for both of its rows.
+    args.scenarios = [key for key, s in BY_KEY.items() if s.selector in chosen]
     if args.duration < 1 or args.connections < 1 or args.threads < 1 or args.warmup < 0:
         parser.error("--duration ≥ 1, --connections ≥ 1, --threads ≥ 1, --warmup ≥ 0")
     if args.threads > args.connections:
@@ -60,113 +62,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-# --- measuring ------------------------------------------------------------------------------
-
-
-def measure(server: servers.Server, outcome: Outcome, args: argparse.Namespace) -> None:
-    scenario = outcome.scenario
-    path = servers.connections_path() + scenario.path
-    servers.probe(server, "/readyz", auth=False)
-    if scenario.method == "GET":
-        servers.probe(server, path, auth=scenario.auth, expect_count=scenario.expect_count)
-
-    def load(seconds: float) -> wrk.WrkResult:
-        return wrk.run(
-            server.base_url + path,
-            method=scenario.method,
-            token=servers.TOKEN if scenario.auth else None,
-            repos=REPOS,
-            duration=seconds,
-            connections=args.connections,
-            threads=args.threads,
-        )
-
-    if args.warmup > 0:
-        print(f"  {scenario.key}: warm-up {args.warmup:g} s", flush=True)
-        outcome.warmup = load(args.warmup)
-        if outcome.warmup.errors:
-            print(f"  {scenario.key}: warm-up had {outcome.warmup.errors} errors", flush=True)
-    print(f"  {scenario.key}: measuring {args.duration:g} s", flush=True)
-    before = (server.cpu_seconds(), children_cpu_seconds(), busy_cpu_seconds(), time.monotonic())
-    outcome.result = r = load(args.duration)
-    after = (server.cpu_seconds(), children_cpu_seconds(), busy_cpu_seconds(), time.monotonic())
-    outcome.memory_mb = server.memory_mb()
-    server_cpu, wrk_cpu, machine_cpu, elapsed = (b - a for a, b in zip(before, after, strict=True))
-    # Where a row stands regardless of how wrk shares the CPU: server CPU per request. And
-    # whatever else ran meanwhile (another test suite, PostgreSQL for its row), in cores.
-    outcome.server_cpu = {
-        "cores": round(server_cpu / elapsed, 3),
-        "us_per_request": round(server_cpu / r.requests * 1e6, 1) if r.requests else None,
-    }
-    outcome.wrk_cores = round(wrk_cpu / elapsed, 3)
-    outcome.other_cores = round(max(0.0, machine_cpu - server_cpu - wrk_cpu) / elapsed, 3)
-    print(
-        f"  {scenario.key}: {r.requests_per_s:,.0f} req/s, p50 {r.p50_ms:.2f} ms, "
-        f"p99 {r.p99_ms:.2f} ms, RSS {outcome.memory_mb.get('VmRSS', 0):.0f} MB, "
-        f"server CPU {outcome.server_cpu['us_per_request']} µs/request, "
-        f"other processes {outcome.other_cores:.2f} cores, "
-        f"errors {r.errors}" + (f" ({describe_errors(r)})" if r.errors else ""),
-        flush=True,
-    )
-
-
-def run_group(
-    group: str, outcomes: list[Outcome], args: argparse.Namespace, context: dict[str, Any]
-) -> None:
-    """Start the group's server once and run its scenarios on it, in order."""
-    if group == "postgres":
-        if args.skip_postgres:
-            for outcome in outcomes:
-                outcome.skipped = "--skip-postgres"
-            return
-        version = servers.postgres_version()
-        if version is None:
-            for outcome in outcomes:
-                outcome.skipped = f"PostgreSQL not reachable at {servers.PG_ADMIN_URL}"
-            print("  skipping the PostgreSQL scenario", flush=True)
-            return
-        context["postgresql"] = version
-        with servers.postgres_database() as url:
-            print(f"  created database {url.rsplit('/', 1)[1]}", flush=True)
-            _run_on(group, outcomes, args, "buildsd", url)
-        return
-    _run_on(group, outcomes, args, "bare" if group == "bare" else "buildsd", None)
-
-
-def _run_on(
-    group: str,
-    outcomes: list[Outcome],
-    args: argparse.Namespace,
-    kind: str,
-    database_url: str | None,
-) -> None:
-    with servers.running(group, kind, database_url) as server:
-        print(f"  {group}: pid {server.process.pid} on {server.base_url}", flush=True)
-        if kind == "buildsd":
-            seconds = servers.preload(server, REPOS)
-            print(f"  {group}: pre-loaded {REPOS:,} repositories in {seconds:.1f} s", flush=True)
-        for outcome in outcomes:
-            try:
-                measure(server, outcome, args)
-            except (servers.ServerError, wrk.WrkError) as exc:
-                outcome.failure = f"{exc}\n--- server log ---\n{server.log_tail()}"
-                print(f"  {outcome.scenario.key}: FAILED: {outcome.failure}", flush=True)
-
-
 def run_all(args: argparse.Namespace, context: dict[str, Any]) -> list[Outcome]:
     outcomes = [Outcome(BY_KEY[key]) for key in args.scenarios]
-    for group in ("bare", "sqlite", "postgres"):
+    for group in groups.ORDER:
         members = [o for o in outcomes if o.scenario.server == group]
         if not members:
             continue
         print(f"== {group}", flush=True)
         try:
-            run_group(group, members, args, context)
+            groups.run_group(group, members, args, context)
         except Exception as exc:
             detail = "".join(traceback.format_exception_only(exc)).strip()
             print(f"  {group}: FAILED: {detail}", flush=True)
             for outcome in members:
-                if outcome.result is None and not outcome.failure:
+                if not outcome.measured and not outcome.failure:
                     outcome.failure = detail
     bare = next((o for o in outcomes if o.scenario.key == "bare" and o.result), None)
     if bare and bare.result and bare.result.requests_per_s > 0:
@@ -191,12 +100,17 @@ Measured {date} on {machine}.
 
 {bar}
 
+### Builds
+
+{builds_bar}
+
 {notes}## How to run
 
 ```sh
-make bench                                   # every scenario, 10 s each (under 2 minutes)
+make bench                                   # every scenario, 10 s each (about 4 minutes)
 make bench BENCH_ARGS="--duration 5"         # shorter runs
 make bench BENCH_ARGS="--scenarios bare,upsert --skip-postgres"
+make bench BENCH_ARGS="--scenarios bare,build-create,build-list,queue-latency,log-ingest"
 ```
 
 `make bench` installs `wrk` with apt-get when it is missing, then runs `python -m bench.run`,
@@ -207,7 +121,9 @@ Options: `--duration`, `--warmup`, `--connections`, `--threads`, `--skip-postgre
 `--scenarios` (a comma-separated subset of `{scenario_keys}`).
 The PostgreSQL scenario runs only when a server answers at
 `postgresql://postgres@127.0.0.1:5432/postgres`; it creates a database `buildsd_bench_<random>`
-for the run and drops it afterwards.
+for the run and drops it afterwards. Each scenario's server gets the runner slots the scenario
+asks for (`Scenario.runner_slots` in `bench/report.py`, passed as `BUILDSD_RUNNER_SLOTS`): 0 for
+POST build and the build lists, so builds stay queued; 2 for queue latency and log ingest.
 
 Method: {method}
 
@@ -228,8 +144,9 @@ Method: {method}
   2 × p50 therefore usually means "CPU per request too high", not a lock or a slow query.
 - `bench/out/results.json` also holds the **server CPU per request** (µs of user + system time
   of the server process over the measured run): it does not depend on how wrk shares the cores.
-  It also holds the CPU that neither the server nor wrk used during each run (`other_cores`);
-  above 0.1 of a core (another test suite, a build) the page flags the row as unreliable.
+  It also holds the CPU that neither the server, nor its build processes, nor the load side
+  (wrk, or the benchmark's own polling client) used during each run (`other_cores`); above
+  0.1 of a core (another test suite, a build) the page flags the row as unreliable.
 - **RSS** is the server process's resident memory (`VmRSS`) right after its run, with
   10,000 connections in the database; the JSON also holds the peak (`VmHWM`).
 - **errors** counts every answer that was not 200 (checked by `bench/scenario.lua` on each
@@ -242,6 +159,36 @@ Method: {method}
   The **list** row is `GET …/repos/connections?per_page=50&page=3` (50 items per answer).
 - The **PostgreSQL** row runs the same upsert against a PostgreSQL on the same machine; the
   database then competes with the server and wrk for the same cores.
+- **POST build** is `POST …/builds/triggers/{{trigger_uuid}}/builds` with `{{"branch":"main"}}`
+  on a server without a runner (`BUILDSD_RUNNER_SLOTS=0`): each request authenticates, reads
+  the trigger and its variables, inserts a queued build and bumps the Worker's build counter in
+  one transaction, reads the build back and renders it. The builds stay queued and pile up on
+  one Worker (tens of thousands by the end of the run). Set-up, over HTTP: a repository
+  connection, a build token and a trigger.
+- **build list page** is `GET …/builds/workers/{{tag}}/builds?per_page=50` (page 1, newest
+  first, each build with its trigger) for a Worker with 1,000 builds and one with 100,000, both
+  in one database, on the same server as POST build and measured before it. Set-up: a trigger
+  per Worker and one build each over HTTP; then, with the server stopped, that build is replaced
+  by 1,000 / 100,000 finished builds written straight into its SQLite file (the same columns,
+  created one second apart) and the Worker's `worker_build_counts.build_count` set; then the
+  server starts again on that data. Each row first checks the page holds 50 builds, newest
+  first, and `result_info.total_count` is 1,000 / 100,000.
+- **queue latency** runs on a server with its in-process runner (`BUILDSD_RUNNER_SLOTS=2`) and
+  `BUILDSD_GIT_URL_GITHUB` pointing at a bare git repository made in the run's temporary folder
+  (one commit on `main`), with a trigger whose build command is empty and deploy command `true`.
+  One build at a time: POST it, poll `GET …/builds/{{uuid}}` every ~2 ms on one keep-alive
+  connection until it reads `running`, then every 10 ms until `stopped`; {warmup} builds
+  first that are not counted, then {queue_builds}. **POST answered → seen running** runs from
+  the POST's answer to the first poll that reads `running`: the claim, the `git clone` of the
+  commit and the `git log` that describes it, and up to one poll interval. **→ seen
+  initializing** is the claim alone. wrk does not run meanwhile, so × bare ASGI does not apply.
+- **log ingest** runs a build whose build command is `seq 1 {lines}` on that server; lines/s is
+  {lines:,} ÷ (`stopped_on` − `running_on`) as the build records them (that span also holds
+  the deploy command `true`; a build is stopped only after its last lines are stored). Every
+  line is then read back through `GET …/builds/{{uuid}}/logs`, following `cursor` while
+  `truncated`, and checked: the {lines:,} lines after "Executing user build command" are
+  exactly 1..{lines}, line timestamps never go backwards, and following the last cursor gives
+  no lines. **errors** on these two rows counts failed builds and such problems.
 """
 
 
@@ -256,14 +203,22 @@ def render_machine(info: dict[str, Any], context: dict[str, Any]) -> str:
 
 
 def render_method(args: argparse.Namespace) -> str:
+    warmup = (
+        f"after a {args.warmup:g} s warm-up run of the same script"
+        if args.warmup > 0
+        else "without a warm-up run"
+    )
     return (
         f"`wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
-        f"-s bench/scenario.lua` per scenario after a {args.warmup:g} s warm-up run of the same "
-        f"script; {args.connections} connections; one server process (uvicorn, uvloop, "
-        f"httptools, access log off) bound to 127.0.0.1 on the same machine as wrk; buildsd "
-        f"started with `buildsd serve --rate-limit 0` on a fresh data directory and "
+        f"-s bench/scenario.lua` per scenario {warmup}; {args.connections} connections; one "
+        f"server process (uvicorn, uvloop, httptools, uvicorn's access log off) bound to "
+        f"127.0.0.1 on the same machine as wrk; buildsd started with `buildsd serve "
+        f"--rate-limit 0` and otherwise its defaults (so its own log, at level info, gets a "
+        f"JSON line per request, written to a file) on a fresh data directory and "
         f"{REPOS:,} repositories pre-loaded (one PUT each, every answer checked) before its "
-        f"first warm-up; the PUT scenarios cycle over those {REPOS:,} repositories."
+        f"first warm-up; the PUT scenarios cycle over those {REPOS:,} repositories. The builds "
+        f"rows run on their own servers, each on a fresh data directory in a temporary folder "
+        f"(below)."
     )
 
 
@@ -277,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # that stop the servers, remove their data and drop the PostgreSQL database.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    wrk.find_wrk()
+    find_wrk()
     started = dt.datetime.now(dt.UTC)
     context: dict[str, Any] = {}
     info = machine()
@@ -285,14 +240,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes = run_all(args, context)
     table = render_table(outcomes)
     bar = evaluate_bar(outcomes)
+    second = builds_bar.evaluate(outcomes)
     page = TEMPLATE.format(
         date=started.strftime("%Y-%m-%d %H:%M UTC"),
         machine=render_machine(info, context),
         table=table,
         bar=render_bar(bar, outcomes),
+        builds_bar=builds_bar.render(second, outcomes),
         notes=render_notes(outcomes),
         method=render_method(args),
-        scenario_keys=",".join(BY_KEY),
+        scenario_keys=",".join(SELECTORS),
+        warmup=builds.QUEUE_WARMUP,
+        queue_builds=builds.QUEUE_BUILDS,
+        lines=builds.LOG_LINES,
     )
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(page)
@@ -303,17 +263,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {**info, **context},
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "bar": [{"criterion": c, "measured": m, "verdict": v} for c, m, v in bar],
+        "builds_bar": [{"criterion": c, "measured": m, "verdict": v} for c, m, v in second],
         "scenarios": [o.as_dict() for o in outcomes],
     }
     args.json.write_text(json.dumps(raw, indent=2) + "\n")
     print()
     print(table)
     print()
-    for criterion, value, verdict in bar:
-        print(f"{criterion:<40} {value:>10}  {verdict}")
-    print(render_bar(bar, outcomes).rsplit("\n", 1)[-1])
+    for criterion, value, verdict in bar + second:
+        print(f"{criterion:<72} {value:>14}  {verdict}")
+    for line in (render_bar(bar, outcomes) + "\n" + builds_bar.render(second, outcomes)).split(
+        "\n"
+    ):
+        if line.startswith(("Server CPU", "- ")):
+            print(line)
     print(f"\nwrote {_rel(args.report)} and {_rel(args.json)}")
-    broken = [o for o in outcomes if o.failure or (o.result and o.result.errors)]
+    broken = [o for o in outcomes if o.failure or o.errors]
     return 1 if broken else 0
 
 

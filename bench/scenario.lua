@@ -1,7 +1,8 @@
--- wrk script for `make bench`.  Arguments (after `--`): METHOD PATH TOKEN REPOS
+-- wrk script for `make bench`.  Arguments (after `--`): METHOD PATH TOKEN REPOS [BODY]
 --   METHOD  PUT sends the repo-connection upsert body, cycling over REPOS repositories;
---           GET sends PATH as is.
+--           any other method sends PATH as is, with BODY (JSON) when one is given.
 --   TOKEN   bearer token, or "-" for none.
+--   BODY    a fixed JSON body (e.g. POST {"branch":"main"}), or "-" / absent for none.
 -- Every response is checked: anything but 200 is counted, and done() prints one
 -- machine-readable "BENCH-RESULT" line that bench/wrk.py parses.
 
@@ -16,6 +17,7 @@ end
 
 function init(args)
    local method, path, token, repos = args[1], args[2], args[3], tonumber(args[4])
+   local body = args[5] or "-"
    local headers = {}
    if token ~= "-" then
       headers["Authorization"] = "Bearer " .. token
@@ -30,6 +32,9 @@ function init(args)
             n, n)
          reqs[n + 1] = wrk.format("PUT", path, headers, body)
       end
+   elseif body ~= "-" then
+      headers["Content-Type"] = "application/json"
+      reqs[1] = wrk.format(method, path, headers, body)
    else
       reqs[1] = wrk.format(method, path, headers)
    end

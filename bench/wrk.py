@@ -61,6 +61,7 @@ def run(
     duration: float,
     connections: int,
     threads: int,
+    body: str | None = None,
 ) -> WrkResult:
     """One wrk run against url (path included) and its parsed report."""
     from urllib.parse import urlsplit
@@ -84,6 +85,7 @@ def run(
         path,
         token or "-",
         str(repos),
+        body or "-",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     output = done.stdout + done.stderr

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from buildsd import crypto, logs, migrations
+from buildsd.api.protocol import guarded_protocol
 from buildsd.app import build_services, create_app
 from buildsd.config import Settings, load_settings
 from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
@@ -130,7 +131,8 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with limits on headers it lacks (size, fields, time): api/protocol.py
+        http=guarded_protocol(settings.header_timeout_seconds, settings.max_header_bytes),
         log_level=settings.log_level,
         log_config=None,  # logs.configure has set up every logger
         access_log=False,  # the app writes its own access lines (api/metrics.py)

@@ -28,6 +28,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Requests per credential per 300 s (Cloudflare's global limit); 0 turns limiting off.
     rate_limit: int = 1200
     max_body_bytes: int = 1024 * 1024
+    # A request's line and headers: larger gets 431; not complete within the timeout (counted
+    # from the connection or the request's first byte) closes the connection (api/protocol.py).
+    max_header_bytes: int = 64 * 1024
+    header_timeout_seconds: float = 10.0
     secret_key: str | None = None
     # SQLite durability: "normal" survives any process crash (the WAL is in the OS cache);
     # "full" also survives power loss at ~10x the cost of a commit.
@@ -130,6 +134,10 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
     if settings.max_body_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_BODY_BYTES must be at least 1024")
+    if settings.max_header_bytes < 1024:
+        raise ConfigError("BUILDSD_MAX_HEADER_BYTES must be at least 1024")
+    if settings.header_timeout_seconds <= 0:
+        raise ConfigError("BUILDSD_HEADER_TIMEOUT_SECONDS must be more than 0")
     url = settings.resolved_database_url
     if not url.startswith(("sqlite:", "postgresql:", "postgres:")):
         raise ConfigError(

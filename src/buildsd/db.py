@@ -77,7 +77,10 @@ class _SQLiteConnection:
         return self._raw.execute(sql, params or {}).fetchall()
 
     async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
-        self._raw.executemany(sql, rows)
+        try:
+            self._raw.executemany(sql, rows)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
 
     async def run(self, sql: str, params: Params = None) -> int:
         try:
@@ -210,8 +213,13 @@ class _PostgresConnection:
         return rows
 
     async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
-        async with self._raw.cursor() as cursor:
-            await cursor.executemany(to_pyformat(sql), rows)
+        from psycopg import errors
+
+        try:
+            async with self._raw.cursor() as cursor:
+                await cursor.executemany(to_pyformat(sql), rows)
+        except errors.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
 
     async def run(self, sql: str, params: Params = None) -> int:
         from psycopg import errors

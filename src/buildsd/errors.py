@@ -8,6 +8,7 @@ envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], 
     │   └── BodyTooLarge               (413, 12002)  body over BUILDSD_MAX_BODY_BYTES
     ├── InvalidQueryParameter          (400, 12013)
     ├── InvalidRequestHeaders          (400, 6003)   with an error_chain of 6100-6111 causes
+    │   └── RequestHeadersTooLarge     (431, 6003)   over BUILDSD_MAX_HEADER_BYTES or 100 fields
     ├── NoRoute                        (400, 7000)   unknown path outside /accounts/{id}/builds
     ├── MissingToken                   (401, 12005)  Builds route, no credentials at all
     ├── MissingCredentials             (400, 9106)   other routes, no credentials at all
@@ -105,6 +106,15 @@ class InvalidRequestHeaders(BuildsError):
     status = 400
     code = 6003
     message = "Invalid request headers"
+
+
+class RequestHeadersTooLarge(InvalidRequestHeaders):
+    """Refused by the HTTP protocol before the app sees the request (api/protocol.py)."""
+
+    status = 431
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(chain=(Cause(self.code, detail),))
 
 
 # Causes used in InvalidRequestHeaders.chain (conventions file §4.3).

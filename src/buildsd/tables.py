@@ -325,3 +325,32 @@ webhook_matches = Table(
     PrimaryKeyConstraint("account_id", "delivery_uuid"),
     Index(None, "account_id", "received_on", "delivery_uuid"),
 )
+
+# --- audit log (migration 0005, docs/compatibility.md "Audit log") ----------------------------
+
+# One row per write through the API, success or failure: who (user, credential, address), what
+# (action, resource), when, and the outcome. Ids and names only, never a request body (bodies
+# hold build-token secrets and secret variable values). "when" is Cloudflare's field name and a
+# reserved word: raw SQL quotes it.
+audit_logs = Table(
+    "audit_logs",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("when", TIME, nullable=False),
+    Column("action_type", String(64), nullable=False),  # create | update | delete | upsert …
+    Column("action_result", Boolean, nullable=False),
+    Column("actor_id", String(64), nullable=False),  # the user's id; "" for a deploy hook
+    Column("actor_email", String(320), nullable=False),
+    Column("actor_ip", String(64), nullable=False),
+    Column("actor_type", String(16), nullable=False),  # user | Cloudflare (deploy hooks)
+    Column("credential_id", String(64), nullable=True),  # token id, or user id for a key
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(256), nullable=False),  # "" when a failed create named none
+    Column("operation", String(64), nullable=False),  # the route table's operationId
+    Column("status", Integer, nullable=False),  # the HTTP status answered
+    Column("metadata", Text, nullable=False),  # JSON object: path ids and names, error code
+    # Pages are read newest (or oldest) first along these; id breaks ties of one millisecond.
+    Index(None, "account_id", "when", "id"),
+    Index(None, "account_id", "action_type", "when", "id"),
+)

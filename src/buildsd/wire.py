@@ -13,8 +13,19 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 ProviderType = Literal["github", "gitlab", "gitlab_internal", "origin"]
 PROVIDER_TYPES: tuple[str, ...] = ("github", "gitlab", "gitlab_internal", "origin")
 
-# A name or id sent by a client: never empty, never unbounded.
-Name = Annotated[str, Meta(min_length=1, max_length=256)]
+
+def whole(pattern: str) -> str:
+    """`pattern` over the whole string. msgspec matches with re.search, where `$` also matches
+    before a final newline ("abc\\n" passed `^[a-z]+$`); `(?![\\s\\S])` is the end in Python
+    and in the OpenAPI document's ECMA-262 regexes alike."""
+    return f"^(?:{pattern})(?![\\s\\S])"
+
+
+# One line of text: no C0 control character and no DEL (NUL, newlines, escape sequences), which
+# no name needs and which corrupt logs, terminals and git arguments; any other Unicode is fine.
+SINGLE_LINE = whole(r"[^\x00-\x1f\x7f]*")
+# A name or id sent by a client: never empty, never unbounded, one line.
+Name = Annotated[str, Meta(min_length=1, max_length=256, pattern=SINGLE_LINE)]
 
 
 # --- envelope ---------------------------------------------------------------------------------
@@ -96,9 +107,9 @@ class BuildToken(Struct):
 
 # --- triggers (spec §5, D17) --------------------------------------------------------------------
 
-UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UUID_PATTERN = whole("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 Uuid = Annotated[str, Meta(pattern=UUID_PATTERN)]
-WorkerTag = Annotated[str, Meta(pattern="^[0-9a-f]{32}$")]
+WorkerTag = Annotated[str, Meta(pattern=whole("[0-9a-f]{32}"))]
 Pattern = Annotated[str, Meta(min_length=1, max_length=256)]
 Patterns = Annotated[list[Pattern], Meta(max_length=100)]
 Command = Annotated[str, Meta(max_length=10_000)]
@@ -178,7 +189,7 @@ class Trigger(Struct):
 
 # --- build variables (spec §5.6, D14) ------------------------------------------------------------
 
-VARIABLE_NAME = "^[A-Za-z_][A-Za-z0-9_]*$"
+VARIABLE_NAME = whole("[A-Za-z_][A-Za-z0-9_]*")
 MAX_VARIABLES = 64
 MAX_VALUE_CHARS = 5000
 VariableName = Annotated[str, Meta(pattern=VARIABLE_NAME, max_length=256)]
@@ -233,7 +244,7 @@ class SeedRepo(Struct, forbid_unknown_fields=True):
 
 class CreateBuildRequest(Struct, forbid_unknown_fields=True):
     branch: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
-    commit_hash: Annotated[str, Meta(pattern="^[0-9a-fA-F]{4,64}$")] | None = None
+    commit_hash: Annotated[str, Meta(pattern=whole("[0-9a-fA-F]{4,64}"))] | None = None
     seed_repo: SeedRepo | None = None
 
 
@@ -343,6 +354,11 @@ class Account(Struct):
 
 # --- paging -----------------------------------------------------------------------------------
 
+# A page number a database can offset by (SQLite and PostgreSQL offsets are 64-bit): past the
+# end is still 200 with `result: []` (D10), past 2**31 - 1 is 400 12013 (found by fuzzing).
+MAX_PAGE = 2**31 - 1
+PageNumber = Annotated[int, Meta(ge=1, le=MAX_PAGE)]
+
 
 class Page(Struct, frozen=True):
     """A requested page: 1-based number and size (D10)."""
@@ -374,7 +390,7 @@ encoder = msgspec.json.Encoder()
 
 # --- deploy hooks (spec §8) ----------------------------------------------------------------------
 
-DeployHookName = Annotated[str, Meta(min_length=1, max_length=58)]
+DeployHookName = Annotated[str, Meta(min_length=1, max_length=58, pattern=SINGLE_LINE)]
 Branch = Annotated[str, Meta(min_length=1, max_length=256)]
 
 
@@ -573,3 +589,41 @@ class Explanation(Struct):
     rule: str
     pattern: str | None
     reason: str
+
+
+# --- audit log (GET /accounts/{account_id}/audit_logs, docs/compatibility.md) --------------------
+
+
+class AuditLogAction(Struct):
+    type: str  # create | update | delete | upsert | cancel | purge | replay
+    result: bool  # false when the write was refused or failed
+
+
+class AuditLogActor(Struct):
+    id: str  # the user's id; "" when no user acted (a deploy hook)
+    email: str
+    ip: str
+    type: Literal["user", "admin", "Cloudflare"]
+
+
+class AuditLogOwner(Struct):
+    id: str  # the account
+
+
+class AuditLogResource(Struct):
+    id: str
+    type: str
+
+
+class AuditLog(Struct):
+    """One entry in Cloudflare's v4 audit-log shape. `newValue`/`oldValue` are never sent:
+    buildsd records ids and names only, never the values written (they may be secrets)."""
+
+    id: str
+    action: AuditLogAction
+    actor: AuditLogActor
+    interface: str
+    metadata: dict[str, Any]
+    owner: AuditLogOwner
+    resource: AuditLogResource
+    when: str

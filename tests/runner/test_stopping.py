@@ -88,3 +88,51 @@ def test_deleting_the_trigger_cancels_its_running_build(runner_world, repo: Repo
     wait_for(world, queued["build_uuid"], ("running",))
     ok(world.client.delete(base(world) + f"/triggers/{t['trigger_uuid']}", headers=world.auth))
     assert wait_for(world, queued["build_uuid"])["build_outcome"] == "cancelled"
+
+
+def test_a_build_cancelled_while_cloning_never_runs_a_command(
+    runner_world, repo: Repo, tmp_path, monkeypatch
+) -> None:
+    from buildsd import git
+
+    clone = git.clone_commands
+    monkeypatch.setattr(git, "clone_commands", lambda *a: [["sleep", "1.5"], *clone(*a)])
+    marker = tmp_path / "ran"
+    world = runner_world()
+    t = make_trigger(world, build_command=f"touch {marker}", deploy_command=f"touch {marker}")
+    queued = build(world, t["trigger_uuid"])
+    wait_for(world, queued["build_uuid"], ("initializing",))
+    ok(world.client.put(base(world) + f"/builds/{queued['build_uuid']}/cancel", headers=world.auth))
+    time.sleep(2.5)
+    done = wait_for(world, queued["build_uuid"])
+    assert (done["build_outcome"], done["running_on"]) == ("cancelled", None)
+    assert not marker.exists()
+    assert "Success: Build completed" not in log_lines(world, queued["build_uuid"])
+
+
+def test_a_runner_that_wakes_after_its_lease_lapsed_gives_the_build_up(
+    runner_world, repo: Repo
+) -> None:
+    from buildsd.runner.build import LogWriter
+    from buildsd.runner.masking import Masker
+
+    world = runner_world(runner_slots=0)
+    runs = world.services.runs
+    t = make_trigger(world, build_command="true", deploy_command="true")
+    queued = build(world, t["trigger_uuid"])
+    job = world.run(runs.claim("frozen-runner"))
+
+    async def lapse() -> None:
+        async with world.services.db.connection() as conn:
+            await conn.run("UPDATE builds SET lease_expires_on = '2000-01-01T00:00:00.000Z'")
+
+    world.run(lapse())
+    assert world.run(runs.reap()) == [queued["build_uuid"]]
+    assert world.run(runs.renew(job)) is None  # the build is no longer this runner's
+    writer = LogWriter(runs, job.build_uuid, Masker([]), first_seq=1)  # as before the freeze
+    writer.line("late output")
+    world.run(writer.flush())
+    assert writer.lost
+    lines = log_lines(world, queued["build_uuid"])
+    assert len(lines) == 1 and "stopped renewing its lease" in lines[0]
+    assert wait_for(world, queued["build_uuid"])["build_outcome"] == "terminated"

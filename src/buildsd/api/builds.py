@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from msgspec import Struct
+from msgspec import Meta, Struct
 from starlette.responses import StreamingResponse
 
 from buildsd.api.endpoint import Call, PageQuery, Reply
 from buildsd.wire import (
+    SINGLE_LINE,
     AccountLimits,
     Build,
     BuildLogs,
@@ -24,12 +26,16 @@ STREAM_POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 15.0
 
 
+# Comma-separated ids; no id holds a control character (and PostgreSQL refuses NUL in text).
+IdList = Annotated[str, Meta(pattern=SINGLE_LINE)]
+
+
 class VersionsQuery(Struct):
-    version_ids: str
+    version_ids: IdList
 
 
 class LatestQuery(Struct):
-    external_script_ids: str
+    external_script_ids: IdList
 
 
 class LogsQuery(Struct):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -14,11 +15,18 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from buildsd.api import envelope
+from buildsd.api.audit import Audited, record
 from buildsd.api.auth import Access, authenticate
-from buildsd.errors import BodyTooLarge, BuildsError, InvalidQueryParameter, InvalidRequestBody
+from buildsd.errors import (
+    BodyTooLarge,
+    BuildsError,
+    InvalidQueryParameter,
+    InvalidRequestBody,
+    NotFound,
+)
 from buildsd.services import Services
 from buildsd.services.identity import Caller
-from buildsd.wire import ResultInfo
+from buildsd.wire import PageNumber, ResultInfo
 
 log = logging.getLogger("buildsd.api")
 
@@ -69,6 +77,12 @@ class Operation:
     paged: bool = False
     extension: bool = False
     tag: str = "Workers Builds"
+    audit: Audited | None = None  # a write: recorded in the audit log (api/audit.py)
+    # For the OpenAPI document: the success answer, and the failures only this operation has
+    # (those its access, body, query and path imply are added by api/openapi.py).
+    status: int = 200
+    media_type: str = "application/json"
+    errors: tuple[int, ...] = ()
 
 
 def pointer_of(error: msgspec.ValidationError) -> str | None:
@@ -111,15 +125,47 @@ async def read_body(request: Request, limit: int) -> bytes:
     return await receive_body(request.receive, request.headers, limit)
 
 
+# JSON carries NUL only as the escape \u0000 (a raw NUL byte is not JSON); the escape is real
+# when its backslash is not itself escaped, i.e. after an even run of backslashes.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _nul_pointer(raw: bytes) -> str:
+    """Where the first string holding a NUL is, as a JSON pointer ("" when unknown)."""
+    try:
+        data = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return ""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:  # no recursion: the body may nest as deep as the decoder allows
+        node, path = stack.pop()
+        if isinstance(node, str) and "\x00" in node:
+            return path
+        if isinstance(node, dict):
+            for key, value in reversed(node.items()):
+                if "\x00" in key:
+                    return f"{path}/{key}"
+                stack.append((value, f"{path}/{key}"))
+        elif isinstance(node, list):
+            stack.extend((item, f"{path}/{i}") for i, item in reversed(list(enumerate(node))))
+    return ""
+
+
 def decode_body(raw: bytes, kind: Any) -> Any:
     if not raw.strip():
         raise InvalidRequestBody("the request body is empty; send a JSON object", pointer="")
+    # No name, command, path, variable or branch can hold a NUL (argv, environment variables,
+    # git refs and PostgreSQL text all refuse it): refused here once, on both databases.
+    if b"\\u0000" in raw and _NUL_ESCAPE.search(raw):
+        raise InvalidRequestBody("strings cannot contain NUL (\\u0000)", pointer=_nul_pointer(raw))
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
         raise InvalidRequestBody(detail_of(exc), pointer=pointer_of(exc)) from exc
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestBody(f"the body is not valid JSON: {exc}", pointer="") from exc
+    except RecursionError as exc:  # an untyped (Any) part nested deeper than the decoder goes
+        raise InvalidRequestBody("the body nests too deeply", pointer="") from exc
 
 
 def convert_body(data: Any, kind: Any) -> Any:
@@ -133,7 +179,7 @@ def convert_body(data: Any, kind: Any) -> Any:
 class PageQuery(msgspec.Struct):
     """`page` ≥ 1 (default 1), `per_page` 1-200 (default 50): D10."""
 
-    page: Annotated[int, msgspec.Meta(ge=1)] = 1
+    page: PageNumber = 1
     per_page: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
 
 
@@ -142,8 +188,10 @@ def decode_query(query_string: bytes, kind: type) -> Any:
         values = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
         return msgspec.convert(values, kind, strict=False)
     except msgspec.ValidationError as exc:
-        pointer = pointer_of(exc)
-        name = pointer.lstrip("/") if pointer else ""
+        # A query is flat: its parameter's name is the whole path, dots included (`action.type`).
+        text = str(exc)
+        name = text.rsplit(" - at `$.", 1)[1].rstrip("`") if " - at `$." in text else ""
+        pointer = f"/{name}" if name else pointer_of(exc)
         raise InvalidQueryParameter(
             f"{name}: {detail_of(exc)}" if name else detail_of(exc), pointer=pointer
         ) from exc
@@ -164,10 +212,15 @@ class Endpoint:
             name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
         }
         params: dict[str, str] = scope.get("path_params", {})
+        call: Call | None = None  # set once authentication has passed: audited from there on
         try:
             caller = await authenticate(
                 headers, operation.access, self.services.identity, params.get("account_id")
             )
+            # No id holds a NUL (see decode_body). (An account id with one has already failed
+            # authentication, or is an account the caller cannot see: 9109 from getAccount.)
+            if any("\x00" in value for name, value in params.items() if name != "account_id"):
+                raise NotFound()
             call = Call(services=self.services, caller=caller, params=params, headers=headers)
             if operation.body is not None:
                 raw = await receive_body(receive, headers, self.limit)
@@ -179,19 +232,53 @@ class Endpoint:
                 call.query = decode_query(scope.get("query_string", b""), operation.query)
             outcome = await operation.handler(call)
         except BuildsError as exc:
+            if call is not None and operation.audit is not None:
+                await self._audit(scope, call, exc.status, error_code=exc.code)
             await _send(send, exc.status, envelope.error_body(exc), exc.headers)
             return
         except Exception:
             log.exception("unexpected error in %s", operation.operation_id)
+            if call is not None and operation.audit is not None:
+                await self._audit(scope, call, 500, error_code=BuildsError.code)
             await _send(send, 500, envelope.error_body(BuildsError()), {})
             return
         if isinstance(outcome, Response):  # a handler that streams answers for itself
             await outcome(scope, receive, send)
-        elif isinstance(outcome, Reply):
+            return
+        if isinstance(outcome, Reply):
+            status, result = outcome.status, outcome.result
             body = envelope.ok_body(outcome.result, outcome.info, messages=outcome.messages)
-            await _send(send, outcome.status, body, {})
         else:
-            await _send(send, 200, envelope.ok_body(outcome), {})
+            status, result = 200, outcome
+            body = envelope.ok_body(outcome)
+        if operation.audit is not None:
+            await self._audit(scope, call, status, result=result)
+        await _send(send, status, body, {})
+
+    async def _audit(
+        self,
+        scope: Scope,
+        call: Call,
+        status: int,
+        *,
+        result: Any = None,
+        error_code: int | None = None,
+    ) -> None:
+        """Before the answer goes out, so a client that reads the log next finds its write."""
+        assert self.operation.audit is not None
+        client = scope.get("client")
+        await record(
+            self.services,
+            operation_id=self.operation.operation_id,
+            audited=self.operation.audit,
+            params=call.params,
+            caller=call.caller,
+            client=str(client[0]) if client else "",
+            status=status,
+            result=result,
+            body=call.body,
+            error_code=error_code,
+        )
 
 
 _JSON_HEADER = (b"content-type", b"application/json")

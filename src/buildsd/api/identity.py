@@ -9,13 +9,13 @@ from msgspec import Meta, Struct
 from buildsd.api.endpoint import Call, Reply
 from buildsd.errors import UnauthorizedResource
 from buildsd.services.identity import Identity
-from buildsd.wire import Account, Page, VerifyMessage, result_info
+from buildsd.wire import Account, Page, PageNumber, VerifyMessage, result_info
 
 _VALID = VerifyMessage(code=10000, message="This API Token is valid and active")
 
 
 class PageQuery(Struct):
-    page: Annotated[int, Meta(ge=1)] = 1
+    page: PageNumber = 1
     per_page: Annotated[int, Meta(ge=1, le=50)] = 20
 
 

@@ -14,15 +14,45 @@ from buildsd.wire import Envelope, ErrorItem, ResultInfo
 _REF = "#/components/schemas/{name}"
 _PARAM = re.compile(r"{([^}]+)}")
 _ERRORS = {
-    "400": "Bad request (12002 body, 12013 query, 6003 headers)",
-    "401": "Missing or invalid credentials (12005, 12006)",
-    "403": "Not permitted (10000, 9103)",
-    "404": "Not found (12000)",
-    "405": "Method not allowed (7001)",
-    "413": "Request body too large (12002)",
-    "429": "Rate limited (971)",
-    "500": "Internal server error",
+    400: "Bad request (12002 body, 12013 query, 6003 headers)",
+    401: "Missing or invalid credentials (12005, 12006)",
+    403: "Not permitted (10000, 9103)",
+    404: "Not found (12000)",
+    409: "Conflict (12049 already exists, 13004 not replayable)",
+    413: "Request body too large (12002)",
+    429: "Rate limited (971; deploy hooks 12051)",
+    500: "Internal server error (10001)",
+    503: "Not ready: the database is unreachable or its schema is behind",
 }
+
+# The success answers that are not the envelope: /metrics' text, and the log stream's events.
+_SUCCESS: dict[str, dict[str, Any]] = {
+    "text/plain": {"type": "string"},
+    "text/event-stream": {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string"},
+            "id": {"type": "string"},
+            "data": {"type": "string"},
+        },
+    },
+}
+
+
+def error_statuses(op: Operation) -> list[int]:
+    """The failures an operation can answer: those its access, body, query and path imply, and
+    its own. (405 is the answer of a method a path does not have, so no operation lists it.)"""
+    found = {429, 500, *op.errors}  # every request can be rate limited or fail unexpectedly
+    if op.access != "none":
+        found |= {400, 401, 403}  # malformed, missing or insufficient credentials
+    if op.body is not None or op.query is not None:
+        found.add(400)
+    if op.body is not None:
+        found.add(413)
+    if _PARAM.findall(op.path):
+        found.add(404)
+    return sorted(found)
 
 
 def _query_parameters(kind: type, schemas: dict[str, Any]) -> list[dict[str, Any]]:
@@ -72,18 +102,18 @@ def document(operations: tuple[Operation, ...]) -> dict[str, Any]:
             "tags": ["extensions"] if op.extension else [op.tag],
             "parameters": parameters,
             "responses": {
-                "200": {
+                str(op.status): {
                     "description": "Success",
-                    "content": {"application/json": {"schema": envelope}},
+                    "content": {op.media_type: {"schema": _SUCCESS.get(op.media_type, envelope)}},
                 },
                 **{
-                    status: {
-                        "description": text,
+                    str(status): {
+                        "description": _ERRORS[status],
                         "content": {
                             "application/json": {"schema": {"$ref": _REF.format(name="Failure")}}
                         },
                     }
-                    for status, text in _ERRORS.items()
+                    for status in error_statuses(op)
                 },
             },
         }

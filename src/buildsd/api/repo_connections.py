@@ -7,14 +7,14 @@ from typing import Annotated
 from msgspec import Meta, Struct
 
 from buildsd.api.endpoint import Call, Reply
-from buildsd.wire import Page, ProviderType, RepoConnection, result_info
+from buildsd.wire import Name, Page, PageNumber, ProviderType, RepoConnection, result_info
 
 
 class ListConnectionsQuery(Struct):
-    page: Annotated[int, Meta(ge=1)] = 1
+    page: PageNumber = 1
     per_page: Annotated[int, Meta(ge=1, le=200)] = 50
     provider_type: ProviderType | None = None
-    repo_id: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    repo_id: Name | None = None
 
 
 async def upsert(call: Call) -> RepoConnection:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from buildsd import git
 from buildsd.config import Settings
+from buildsd.db import IntegrityError
 from buildsd.runner import executor
 from buildsd.runner.masking import Masker
 from buildsd.services.runs import Job, Runs
@@ -64,6 +65,7 @@ class LogWriter:
         self._flushed = asyncio.Event()
         self.watchers: list[re.Pattern[str]] = []
         self.seen: dict[str, str] = {}
+        self.lost = False
 
     def line(self, text: str) -> None:
         masked = self._mask(text)
@@ -74,9 +76,15 @@ class LogWriter:
                 self.seen[pattern.pattern] = match.group(1)
 
     async def flush(self) -> None:
-        while self._pending:
+        while self._pending and not self.lost:
             batch, self._pending = self._pending[:FLUSH_LINES], self._pending[FLUSH_LINES:]
-            await self._runs.append_lines(self._build_uuid, batch)
+            try:
+                await self._runs.append_lines(self._build_uuid, batch)
+            except IntegrityError:
+                # Another process numbered lines of this build: it took the build over after
+                # our lease lapsed (this process was frozen). Nothing more is ours to write.
+                self.lost = True
+                self._pending = []
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -128,7 +136,7 @@ class BuildRun:
             await flusher
             await logs.flush()
             shutil.rmtree(self.workspace, ignore_errors=True)
-        if outcome is not None:
+        if outcome is not None and not logs.lost:
             await self.runs.finish(job, outcome)
 
     async def _renew(self) -> None:
@@ -141,6 +149,14 @@ class BuildRun:
                 self.request_stop("lost")
             elif status == "stopped":
                 self.request_stop("cancelled")
+
+    async def _refresh(self) -> None:
+        """Ask the database, not the last renewal, whether the build is still ours to run."""
+        status = await self.runs.renew(self.job)
+        if status is None:
+            self.request_stop("lost")
+        elif status == "stopped":
+            self.request_stop("cancelled")
 
     def _check_stop(self) -> None:
         if self.stop_reason == "cancelled":
@@ -162,6 +178,7 @@ class BuildRun:
         limit: float | None = None,
     ) -> None:
         """Run one step; `limit` (seconds) caps it below the build's own deadline."""
+        await self._refresh()
         self._check_stop()
         deadline = self.deadline
         if limit is not None:
@@ -222,7 +239,10 @@ class BuildRun:
         )
         root = self._root(repo, trigger["root_directory"])
         env = self._command_env(base_env, sha)
-        await self.runs.start_running(job)
+        if not await self.runs.start_running(job):  # cancelled while cloning
+            await self._refresh()
+            self._check_stop()
+            raise Stopped(None, "Build cancelled.")
 
         installer = self._installer(root, env)
         if installer is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from buildsd import crypto
 from buildsd.config import Settings
 from buildsd.db import Database
+from buildsd.services.audit import AuditLog
 from buildsd.services.autofill import ConfigAutofill
 from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.builds import Builds
@@ -42,6 +43,7 @@ class Services:
         self.webhooks = Webhooks(db, settings, self.builds)
         self.worker_builds = WorkerBuilds(db, self.triggers)
         self.workers = Workers(db)
+        self.audit = AuditLog(db)
 
     async def open(self) -> None:
         await self.db.open()

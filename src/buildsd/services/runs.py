@@ -173,6 +173,8 @@ class Runs:
                 if await builds.stop(
                     conn, row["build_uuid"], outcome="terminated", now=now, duration_ms=None
                 ):
+                    # The lapsed runner, should it wake, must see the build is no longer its.
+                    await runs.release(conn, row["build_uuid"])
                     await runs.end_events(conn, row["build_uuid"], now)
                     seq = await runs.next_log_seq(conn, row["build_uuid"])
                     text = (

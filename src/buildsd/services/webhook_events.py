@@ -13,7 +13,7 @@ from msgspec import Meta, Struct
 
 from buildsd import clock
 from buildsd.errors import InvalidWebhookPayload
-from buildsd.wire import PullRequest
+from buildsd.wire import PullRequest, whole
 
 Provider = Literal["github", "gitlab"]
 # The connections a provider's deliveries may match: Gitea and Forgejo speak GitHub's webhooks
@@ -23,7 +23,7 @@ PROVIDER_TYPES: dict[str, tuple[str, ...]] = {
     "gitlab": ("gitlab", "gitlab_internal"),
 }
 
-SHA_PATTERN = "^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$"
+SHA_PATTERN = whole("[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")  # no trailing newline either
 Sha = Annotated[str, Meta(pattern=SHA_PATTERN)]
 # GitHub, Gitea and GitLab send numbers; a connection stores them as strings (spec §2).
 RepoId = Annotated[int, Meta(ge=0)] | Annotated[str, Meta(min_length=1, max_length=256)]

@@ -41,6 +41,10 @@ log = logging.getLogger("buildsd.webhooks")
 # How often the matcher looks for deliveries stored but never matched (a process that died
 # between answering and matching, or another replica); a new delivery wakes it at once.
 POLL_SECONDS = 2.0
+# Providers time the answer, not the build: while deliveries keep arriving, matching waits for
+# a pause of QUIET_SECONDS (at most MAX_DEFER_SECONDS), so a burst is answered first.
+QUIET_SECONDS = 0.01
+MAX_DEFER_SECONDS = 0.25
 BATCH = 100
 MAX_ATTEMPTS = 5  # a delivery whose matching keeps failing is given up (and logged)
 WEBHOOK_SOURCES = ("push_event", "pull_request")
@@ -110,6 +114,7 @@ class Webhooks:
         self._settings = settings
         self._builds = builds
         self._wake = asyncio.Event()
+        self._received = 0  # deliveries stored by this process, to notice a burst
 
     # --- intake: nothing here may be slow; GitHub gives up after 10 s -----------------------
 
@@ -127,7 +132,7 @@ class Webhooks:
     async def receive(
         self, provider: Provider, headers: Mapping[str, str], raw: bytes
     ) -> WebhookAck:
-        """Verify (before reading the body), read, store in one transaction, answer.
+        """Verify (before parsing anything), parse, store in one transaction, answer.
 
         `headers` has lower-case names. A known delivery id stores a `duplicate` row and starts
         nothing; matching happens after the answer, from what was stored.
@@ -172,6 +177,7 @@ class Webhooks:
                     payload=None,
                 )
                 await webhook_deliveries.insert(conn, values)
+        self._received += 1
         self._wake.set()
         return WebhookAck(
             delivery_uuid=values["delivery_uuid"],
@@ -193,6 +199,7 @@ class Webhooks:
         """
         while not stopping.is_set():
             try:
+                await self._pause()
                 while not stopping.is_set() and await self.match_pending() == BATCH:
                     pass
             except Exception:  # the database may be briefly unreachable: keep matching
@@ -201,12 +208,25 @@ class Webhooks:
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
             self._wake.clear()
 
+    async def _pause(self) -> None:
+        """Wait while this process is still receiving deliveries (bounded)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MAX_DEFER_SECONDS
+        while loop.time() < deadline:
+            seen = self._received
+            await asyncio.sleep(QUIET_SECONDS)
+            if self._received == seen:
+                return
+
     async def match_pending(self) -> int:
         """Match up to BATCH stored deliveries, oldest first; how many were matched."""
         async with self._db.connection() as conn:
             waiting = await webhook_deliveries.pending(conn, BATCH)
         matched = 0
         for delivery_uuid in waiting:
+            # On SQLite a transaction never suspends: yield between deliveries so requests
+            # that arrived meanwhile are answered first.
+            await asyncio.sleep(0)
             try:
                 if await self._match(delivery_uuid):
                     matched += 1

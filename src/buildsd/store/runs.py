@@ -60,6 +60,13 @@ async def record(conn: Connection, build_uuid: str, values: dict[str, Any]) -> N
     )
 
 
+async def release(conn: Connection, build_uuid: str) -> None:
+    await conn.run(
+        "UPDATE builds SET lease_owner = NULL, lease_expires_on = NULL WHERE build_uuid = :uuid",
+        {"uuid": build_uuid},
+    )
+
+
 async def expired(conn: Connection, now: str) -> list[Row]:
     return await conn.all(
         "SELECT build_uuid, account_id, lease_owner, lease_expires_on FROM builds "

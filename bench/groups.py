@@ -1,0 +1,262 @@
+"""Run each server group's scenarios: start its server, set it up, measure, stop it."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.client
+import time
+import traceback
+from typing import Any
+
+from bench import builds, servers, wrk
+from bench.client import BUILDS, Client
+from bench.machine import busy_cpu_seconds, load_cpu_seconds
+from bench.report import Outcome, describe_errors
+
+REPOS = 10_000
+# The order the groups run in (the table keeps the order of report.SCENARIOS).
+ORDER = ("bare", "sqlite", "postgres", "builds", "runner")
+# What a set-up or a measurement may raise that fails one scenario, not the whole run.
+FAILURES = (servers.ServerError, wrk.WrkError, OSError, http.client.HTTPException)
+
+
+class Meter:
+    """CPU of the server, of its build processes, of the load side and of everything else."""
+
+    def __init__(self, server: servers.Server) -> None:
+        self.server = server
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, ...]:
+        return (
+            self.server.cpu_seconds(),
+            self.server.cpu_seconds(children=True),
+            load_cpu_seconds(),
+            busy_cpu_seconds(),
+            time.monotonic(),
+        )
+
+    def stop(self, outcome: Outcome, requests: int | None = None) -> None:
+        server, builds_cpu, load, machine, elapsed = (
+            b - a for a, b in zip(self.start, self._read(), strict=True)
+        )
+        # Where a row stands regardless of how wrk shares the CPU: server CPU per request. And
+        # whatever else ran meanwhile (another test suite, PostgreSQL for its row), in cores.
+        outcome.server_cpu = {"cores": round(server / elapsed, 3)}
+        if requests is not None:
+            outcome.server_cpu["us_per_request"] = (
+                round(server / requests * 1e6, 1) if requests else None
+            )
+        if builds_cpu:
+            outcome.server_cpu["build_processes_cores"] = round(builds_cpu / elapsed, 3)
+        outcome.wrk_cores = round(load / elapsed, 3)
+        other = machine - server - builds_cpu - load
+        outcome.other_cores = round(max(0.0, other) / elapsed, 3)
+        outcome.memory_mb = self.server.memory_mb()
+
+
+def measure(
+    server: servers.Server, outcome: Outcome, args: argparse.Namespace, context: dict[str, str]
+) -> None:
+    """Warm up and load one wrk scenario, after checking it answers what it should."""
+    scenario = outcome.scenario
+    path = BUILDS + scenario.path.format(**context)
+    servers.probe(server, "/readyz", auth=False)
+    if scenario.builds:
+        builds.check_list(server, builds.TAG_LIST[scenario.builds], scenario.builds)
+    elif scenario.method == "GET":
+        servers.probe(server, path, auth=scenario.auth, expect_count=scenario.expect_count)
+
+    def load(seconds: float) -> wrk.WrkResult:
+        return wrk.run(
+            server.base_url + path,
+            method=scenario.method,
+            token=servers.TOKEN if scenario.auth else None,
+            repos=REPOS,
+            duration=seconds,
+            connections=args.connections,
+            threads=args.threads,
+            body=scenario.body,
+        )
+
+    if args.warmup > 0:
+        print(f"  {scenario.key}: warm-up {args.warmup:g} s", flush=True)
+        outcome.warmup = load(args.warmup)
+        if outcome.warmup.errors:
+            print(f"  {scenario.key}: warm-up had {outcome.warmup.errors} errors", flush=True)
+    print(f"  {scenario.key}: measuring {args.duration:g} s", flush=True)
+    meter = Meter(server)
+    outcome.result = r = load(args.duration)
+    meter.stop(outcome, r.requests)
+    print(
+        f"  {scenario.key}: {r.requests_per_s:,.0f} req/s, p50 {r.p50_ms:.2f} ms, "
+        f"p99 {r.p99_ms:.2f} ms, RSS {outcome.memory_mb.get('VmRSS', 0):.0f} MB, "
+        f"server CPU {outcome.server_cpu['us_per_request']} µs/request, "
+        f"other processes {outcome.other_cores:.2f} cores, "
+        f"errors {r.errors}" + (f" ({describe_errors(r)})" if r.errors else ""),
+        flush=True,
+    )
+
+
+def _measure_each(
+    server: servers.Server,
+    outcomes: list[Outcome],
+    args: argparse.Namespace,
+    context: dict[str, str],
+) -> None:
+    for outcome in outcomes:
+        try:
+            measure(server, outcome, args, context)
+        except FAILURES as exc:
+            _failed(outcome, exc, server)
+
+
+def _failed(outcome: Outcome, exc: BaseException, server: servers.Server | None) -> None:
+    detail = "".join(traceback.format_exception_only(exc)).strip()
+    if server is not None:
+        detail += f"\n--- server log ---\n{server.log_tail()}"
+    outcome.failure = detail
+    print(f"  {outcome.scenario.key}: FAILED: {detail}", flush=True)
+
+
+def _slots(outcomes: list[Outcome]) -> int:
+    """The runner slots the group's server gets: its scenarios must agree on them."""
+    wanted = {o.scenario.runner_slots for o in outcomes}
+    if len(wanted) != 1:
+        raise ValueError(f"scenarios of one server disagree on runner slots: {sorted(wanted)}")
+    return wanted.pop()
+
+
+def run_group(
+    group: str, outcomes: list[Outcome], args: argparse.Namespace, context: dict[str, Any]
+) -> None:
+    """Start the group's server once (twice for builds) and run its scenarios on it, in order."""
+    if group == "builds":
+        _run_builds(outcomes, args)
+    elif group == "runner":
+        _run_runner(outcomes)
+    elif group == "postgres":
+        if args.skip_postgres:
+            for outcome in outcomes:
+                outcome.skipped = "--skip-postgres"
+            return
+        version = servers.postgres_version()
+        if version is None:
+            for outcome in outcomes:
+                outcome.skipped = f"PostgreSQL not reachable at {servers.PG_ADMIN_URL}"
+            print("  skipping the PostgreSQL scenario", flush=True)
+            return
+        context["postgresql"] = version
+        with servers.postgres_database() as url:
+            print(f"  created database {url.rsplit('/', 1)[1]}", flush=True)
+            _run_on(group, outcomes, args, "buildsd", url)
+    else:
+        _run_on(group, outcomes, args, "bare" if group == "bare" else "buildsd", None)
+
+
+def _run_on(
+    group: str,
+    outcomes: list[Outcome],
+    args: argparse.Namespace,
+    kind: str,
+    database_url: str | None,
+) -> None:
+    slots = _slots(outcomes)
+    with servers.running(group, kind, database_url, runner_slots=slots) as server:
+        print(f"  {group}: pid {server.process.pid} on {server.base_url}", flush=True)
+        if kind == "buildsd":
+            seconds = servers.preload(server, REPOS)
+            print(f"  {group}: pre-loaded {REPOS:,} repositories in {seconds:.1f} s", flush=True)
+        _measure_each(server, outcomes, args, {})
+
+
+def _run_builds(outcomes: list[Outcome], args: argparse.Namespace) -> None:
+    """POST build and the build lists, on a server without a runner (builds stay queued).
+
+    The lists' Workers get one build each over HTTP; with the server stopped, that build is
+    replaced by 1,000 / 100,000 rows written straight into its SQLite file; then the server
+    starts again on the same data and is loaded.
+    """
+    lists = [o for o in outcomes if o.scenario.builds]
+    others = [o for o in outcomes if not o.scenario.builds]
+    with servers.scratch("builds") as workdir:
+        start = functools.partial(
+            servers.running, "builds", "buildsd", runner_slots=_slots(outcomes), workdir=workdir
+        )
+        with start() as server:
+            print(f"  builds: pid {server.process.pid} on {server.base_url}", flush=True)
+            with Client(server) as client:
+                setup = builds.Setup(client)
+                context = {"trigger_uuid": setup.trigger(builds.TAG_CREATE)}
+                for outcome in lists:
+                    setup.build(setup.trigger(builds.TAG_LIST[outcome.scenario.builds]))
+            if not lists:
+                _measure_each(server, others, args, context)
+                return
+        database = workdir / "data" / "buildsd.sqlite3"
+        seeded: dict[str, float] = {}
+        for outcome in lists:
+            count = outcome.scenario.builds
+            seconds = builds.seed_builds(database, builds.TAG_LIST[count], count)
+            seeded[str(count)] = round(seconds, 2)
+            print(f"  builds: seeded {count:,} builds in {seconds:.1f} s", flush=True)
+        for outcome in lists:
+            outcome.setup["seeded"] = seeded
+        with start() as server:
+            print(f"  builds: restarted, pid {server.process.pid} on {server.base_url}", flush=True)
+            # The lists first: POST build then adds builds (to another Worker) as it is loaded.
+            _measure_each(server, lists + others, args, context)
+
+
+def _run_runner(outcomes: list[Outcome]) -> None:
+    """Queue latency and log ingest, on a server whose in-process runner clones a local repo."""
+    with servers.scratch("runner") as workdir:
+        builds.make_git_repo(workdir)
+        env = {"BUILDSD_GIT_URL_GITHUB": builds.git_url_template(workdir)}
+        with servers.running(
+            "runner", "buildsd", runner_slots=_slots(outcomes), env=env, workdir=workdir
+        ) as server:
+            print(f"  runner: pid {server.process.pid} on {server.base_url}", flush=True)
+            with Client(server) as client:
+                setup = builds.Setup(client)
+                triggers = {
+                    "queue-latency": setup.trigger(builds.TAG_QUEUE),
+                    "log-ingest": setup.trigger(builds.TAG_LOGS, f"seq 1 {builds.LOG_LINES}"),
+                }
+            for outcome in outcomes:
+                key = outcome.scenario.key
+                print(f"  {key}: measuring", flush=True)
+                try:
+                    meter = Meter(server)
+                    if key == "queue-latency":
+                        outcome.figures = builds.queue_latency(server, triggers[key])
+                    else:
+                        outcome.figures = builds.log_ingest(server, triggers[key])
+                    meter.stop(outcome)
+                except FAILURES as exc:
+                    _failed(outcome, exc, server)
+                    continue
+                print(f"  {key}: {_summary(outcome)}", flush=True)
+
+
+def _summary(outcome: Outcome) -> str:
+    f = outcome.figures
+    if outcome.scenario.key == "queue-latency" and "running_p99_ms" in f:
+        text = (
+            f"POST → running p50 {f['running_p50_ms']:.1f} / p99 {f['running_p99_ms']:.1f} ms, "
+            f"POST → initializing p50 {f['initializing_p50_ms']:.1f} / "
+            f"p99 {f['initializing_p99_ms']:.1f} ms"
+        )
+    elif outcome.scenario.key == "log-ingest" and "read_lines" in f:
+        text = (
+            f"{f.get('lines_per_s') or 0:,} lines/s, read back {f['read_lines']:,} lines in "
+            f"{f['read_s']:.2f} s"
+        )
+    else:
+        text = "no figures"
+    return (
+        f"{text}, RSS {outcome.memory_mb.get('VmRSS', 0):.0f} MB, other processes "
+        f"{outcome.other_cores or 0:.2f} cores, errors {outcome.errors}"
+        + (f" ({'; '.join(f.get('problems', []))[:500]})" if outcome.errors else "")
+    )

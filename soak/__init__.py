@@ -1,0 +1,1 @@
+"""`make soak`: chaos under load: kill buildsd processes mid-workload, then check invariants."""

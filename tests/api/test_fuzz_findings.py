@@ -1,0 +1,133 @@
+"""Regressions for what spec fuzzing (tests/fuzz) found, pinned as plain tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from buildsd.api.endpoint import Operation
+from buildsd.api.routes import OPERATIONS
+from buildsd.wire import MAX_PAGE
+from tests.api.flows import TAG, base, build_token, connection, failure, ok, trigger_body
+from tests.conftest import World
+
+PAGED = [op for op in OPERATIONS if op.paged]
+UNKNOWN = "6f1c9e3e-1111-4222-8333-944455556666"
+
+
+def _url(path: str, world: World) -> str:
+    return path.format(account_id=world.account, external_script_id=TAG)
+
+
+@pytest.mark.parametrize("op", PAGED, ids=[op.operation_id for op in PAGED])
+def test_a_page_number_past_any_offset_is_a_bad_query_not_a_500(
+    world: World, op: Operation
+) -> None:
+    # Was: OverflowError in the SQLite driver (bigint out of range on PostgreSQL) → 500.
+    url = _url(op.path, world)
+    for page in (MAX_PAGE + 1, 36196212027601016848384):
+        response = world.client.get(url, params={"page": page}, headers=world.auth)
+        error = failure(response, 400, 12013)
+        assert error["source"]["pointer"] == "/page"
+    assert ok(world.client.get(url, params={"page": MAX_PAGE}, headers=world.auth)) == []
+
+
+def test_the_document_lists_each_operations_own_statuses(world: World) -> None:
+    document = world.client.get("/client/v4/openapi.json").json()
+    operations = {
+        op["operationId"]: op for methods in document["paths"].values() for op in methods.values()
+    }
+
+    def statuses(name: str) -> set[str]:
+        return set(operations[name]["responses"])
+
+    assert "201" in statuses("createWorkerBuild") and "200" not in statuses("createWorkerBuild")
+    for name in ("createDeployHook", "updateDeployHook", "createWorkerBuild"):
+        assert "409" in statuses(name)
+    assert "503" in statuses("readyz")
+    assert statuses("healthz") == {"200", "429", "500"}
+    assert "413" not in statuses("getTrigger") and "413" in statuses("createTrigger")
+    assert not [name for name in operations if "405" in statuses(name)]
+    metrics = operations["metrics"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
+    stream = operations["streamBuildLogs"]["responses"]["200"]["content"]
+    assert list(stream) == ["text/event-stream"]
+
+
+def test_a_nul_in_a_body_is_a_bad_body_not_a_500(world: World) -> None:
+    # Was: accepted on SQLite, 500 on PostgreSQL (text cannot hold NUL).
+    conn, token = connection(world), build_token(world)
+    trigger = ok(
+        world.client.post(
+            base(world) + "/triggers", json=trigger_body(conn, token), headers=world.auth
+        )
+    )
+    url = f"{base(world)}/triggers/{trigger['trigger_uuid']}"
+    for target, body, pointer in [
+        (url, {"build_command": "npm run build\x00"}, "/build_command"),
+        (url + "/environment_variables", {"KEY": {"value": "a\x00"}}, "/KEY/value"),
+    ]:
+        error = failure(world.client.patch(target, json=body, headers=world.auth), 400, 12002)
+        assert error["source"]["pointer"] == pointer
+    error = failure(
+        world.client.post(url + "/builds", json={"branch": "a\x00"}, headers=world.auth), 400, 12002
+    )
+    assert error["source"]["pointer"] == "/branch"
+
+
+def test_a_nul_in_an_id_is_not_found_not_a_500(world: World) -> None:
+    # Was: 500 on PostgreSQL for every id looked up in the database.
+    for method, url in [
+        ("GET", base(world) + "/triggers/%00"),
+        ("GET", base(world) + "/workers/a%00b/builds"),
+        ("GET", base(world) + "/workers/%00/deploy_hooks"),
+        ("DELETE", base(world) + f"/triggers/{UNKNOWN}/environment_variables/%00"),
+        ("POST", "/client/v4/workers/builds/deploy_hooks/%00"),
+    ]:
+        failure(world.client.request(method, url, headers=world.auth), 404, 12000)
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/repos/connections", "repo_id"),
+        ("/builds", "version_ids"),
+        ("/builds/latest", "external_script_ids"),
+    ],
+)
+def test_a_nul_in_a_query_id_is_a_bad_query_not_a_500(world: World, path: str, name: str) -> None:
+    response = world.client.get(base(world) + path, params={name: "a\x00b"}, headers=world.auth)
+    assert failure(response, 400, 12013)["source"]["pointer"] == f"/{name}"
+
+
+def test_a_free_form_body_nested_too_deep_is_a_bad_body_not_a_500(world: World) -> None:
+    # Was: RecursionError from the decoder of the variables' map (values typed Any) → 500.
+    url = f"{base(world)}/triggers/{UNKNOWN}/environment_variables"
+    body = b'{"KEY": ' + b'{"a":' * 100_000 + b"1" + b"}" * 100_001
+    failure(world.client.patch(url, content=body, headers=world.auth), 400, 12002)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("external_script_id", TAG + "\n"),
+        ("build_token_uuid", UNKNOWN + "\n"),
+        ("trigger_name", "Deploy\nmain"),
+        ("trigger_name", "Deploy main\x1b[2J"),
+    ],
+)
+def test_patterns_hold_for_the_whole_string(world: World, field: str, value: str) -> None:
+    # Was: "$" also matched before a final newline, so "<tag>\n" was a valid Worker tag.
+    body = {**trigger_body(connection(world), build_token(world)), field: value}
+    response = world.client.post(base(world) + "/triggers", json=body, headers=world.auth)
+    assert failure(response, 400, 12002)["source"]["pointer"] == f"/{field}"
+
+
+def test_a_variable_name_or_commit_with_a_newline_is_refused(world: World) -> None:
+    url = f"{base(world)}/triggers/{UNKNOWN}"
+    body = {"ABC\n": {"value": "x"}}
+    response = world.client.patch(url + "/environment_variables", json=body, headers=world.auth)
+    failure(response, 400, 12002)
+    response = world.client.post(
+        url + "/builds", json={"commit_hash": "abcd\n"}, headers=world.auth
+    )
+    assert failure(response, 400, 12002)["source"]["pointer"] == "/commit_hash"
