@@ -226,6 +226,7 @@ def queue_latency(server: Server, trigger_uuid: str, builds: int = QUEUE_BUILDS)
     to_running: list[float] = []
     server_initializing: list[float] = []
     server_running: list[float] = []
+    server_clone: list[float] = []  # initializing → running: git clone, git log, bookkeeping
     unseen_running = 0
     problems: list[str] = []
     polls = 0
@@ -255,6 +256,7 @@ def queue_latency(server: Server, trigger_uuid: str, builds: int = QUEUE_BUILDS)
             created = _ms(build["created_on"])
             server_initializing.append(_ms(build["initializing_on"]) - created)
             server_running.append(_ms(build["running_on"]) - created)
+            server_clone.append(_ms(build["running_on"]) - _ms(build["initializing_on"]))
     figures: dict[str, Any] = {
         "builds": builds,
         "warmup": QUEUE_WARMUP,
@@ -273,6 +275,8 @@ def queue_latency(server: Server, trigger_uuid: str, builds: int = QUEUE_BUILDS)
                 "server_initializing_p99_ms": percentile(server_initializing, 99),
                 "server_running_p50_ms": percentile(server_running, 50),
                 "server_running_p99_ms": percentile(server_running, 99),
+                "server_clone_p50_ms": percentile(server_clone, 50),
+                "server_clone_p99_ms": percentile(server_clone, 99),
                 "running_unseen": unseen_running,
                 "poll_interval_ms": round(polling / polls * 1000, 2) if polls else None,
                 "samples_running_ms": [round(v, 2) for v in to_running],

@@ -157,7 +157,9 @@ def _queue(f: dict[str, Any]) -> str:
         f"{f['initializing_p50_ms']:.1f} / p99 {f['initializing_p99_ms']:.1f} ms. As the server "
         f"recorded it (created_on → initializing_on / running_on, ms resolution): p50 "
         f"{f['server_initializing_p50_ms']:.0f} / p99 {f['server_initializing_p99_ms']:.0f} ms "
-        f"and p50 {f['server_running_p50_ms']:.0f} / p99 {f['server_running_p99_ms']:.0f} ms. "
+        f"and p50 {f['server_running_p50_ms']:.0f} / p99 {f['server_running_p99_ms']:.0f} ms, "
+        f"of which initializing → running (the `git clone` and `git log` of the build) p50 "
+        f"{f['server_clone_p50_ms']:.0f} / p99 {f['server_clone_p99_ms']:.0f} ms. "
         f"Builds that ran between two polls (counted at the poll that saw them stopped): "
         f"{f['running_unseen']}."
     )

@@ -221,7 +221,10 @@ builds = Table(
     # means the runner is gone and the build is stopped as terminated (migration 0003).
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_on", TIME, nullable=True),
-    Index(None, "account_id", "external_script_id", "created_on"),
+    # Newest-first pages of a Worker's builds, ties broken by uuid without a sort (0006).
+    Index(None, "account_id", "external_script_id", "created_on", "build_uuid"),
+    # The runner's per-account count of running builds reads a handful of entries (0006).
+    Index(None, "account_id", "status"),
     Index(None, "trigger_uuid", "status"),
     Index(None, "account_id", "version_id"),
     Index(None, "account_id", "stopped_on"),

@@ -14,6 +14,7 @@ from buildsd.wire import (
     DeployHookRef,
     Page,
     PullRequest,
+    TriggerSnapshot,
     Variable,
 )
 
@@ -59,7 +60,10 @@ _variables = msgspec.json.Decoder(dict[str, Variable])
 _pull_request = msgspec.json.Decoder(PullRequest)
 
 
-def to_wire(row: Row, trigger: Row) -> Build:
+def to_wire(row: Row, trigger: Row | TriggerSnapshot) -> Build:
+    """The build object; `trigger` is its trigger's row, or that row's snapshot already made."""
+    if not isinstance(trigger, TriggerSnapshot):
+        trigger = triggers.to_snapshot(trigger)
     build = Build(
         build_uuid=row["build_uuid"],
         status=row["status"],
@@ -73,7 +77,7 @@ def to_wire(row: Row, trigger: Row) -> Build:
             **{name: row[name] for name in METADATA},
             environment_variables=_variables.decode(row["environment_variables"]),
         ),
-        trigger=triggers.to_snapshot(trigger),
+        trigger=trigger,
         pull_request=_pull_request.decode(row["pull_request"]) if row["pull_request"] else None,
     )
     if row["deploy_hook_name"] is not None:
@@ -84,11 +88,12 @@ def to_wire(row: Row, trigger: Row) -> Build:
 
 
 async def with_triggers(conn: Connection, rows: list[Row]) -> list[Build]:
-    """Build objects for rows, reading each distinct trigger once."""
-    found: dict[str, Row] = {}
+    """Build objects for rows, reading and converting each distinct trigger once."""
+    found: dict[str, TriggerSnapshot] = {}
     for row in rows:
         if row["trigger_uuid"] not in found:
-            found[row["trigger_uuid"]] = await triggers.get_any(conn, row["trigger_uuid"])
+            trigger = await triggers.get_any(conn, row["trigger_uuid"])
+            found[row["trigger_uuid"]] = triggers.to_snapshot(trigger)
     return [to_wire(row, found[row["trigger_uuid"]]) for row in rows]
 
 
