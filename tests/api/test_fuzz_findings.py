@@ -131,3 +131,11 @@ def test_a_variable_name_or_commit_with_a_newline_is_refused(world: World) -> No
         url + "/builds", json={"commit_hash": "abcd\n"}, headers=world.auth
     )
     assert failure(response, 400, 12002)["source"]["pointer"] == "/commit_hash"
+
+
+def test_a_nul_in_an_audit_log_filter_is_a_bad_query_not_a_500(world: World) -> None:
+    # Was: 500 on PostgreSQL (found by `make fuzz`).
+    url = f"/client/v4/accounts/{world.account}/audit_logs"
+    for name in ("actor.ip", "actor.email", "action.type", "id"):
+        response = world.client.get(url, params={name: "a\x00b"}, headers=world.auth)
+        assert failure(response, 400, 12013)["source"]["pointer"] == f"/{name}"

@@ -10,9 +10,10 @@ from buildsd import clock
 from buildsd.api.endpoint import Call, Reply
 from buildsd.errors import InvalidQueryParameter
 from buildsd.services.audit import Filters
-from buildsd.wire import Page, PageNumber, result_info
+from buildsd.wire import SINGLE_LINE, Page, PageNumber, result_info
 
-Text = Annotated[str, msgspec.Meta(max_length=320)]
+# One line: no control character (PostgreSQL text cannot even hold NUL; found by fuzzing).
+Text = Annotated[str, msgspec.Meta(max_length=320, pattern=SINGLE_LINE)]
 
 
 class AuditLogsQuery(msgspec.Struct):
