@@ -286,12 +286,12 @@ def postgres_version() -> str | None:
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh database buildsd_bench_<random>, dropped afterwards; yields its URL."""
+def postgres_database(prefix: str = "buildsd_bench") -> Iterator[str]:
+    """A fresh database <prefix>_<random>, dropped afterwards (even if in use); yields its URL."""
     import psycopg
     from psycopg import sql
 
-    name = f"buildsd_bench_{os.urandom(6).hex()}"
+    name = f"{prefix}_{os.urandom(6).hex()}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:

@@ -10,9 +10,11 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench.servers import postgres_database
 
 from soak.processes import HOST, Proc, free_port, kill_strays
 
@@ -60,24 +62,6 @@ def postgres_reachable() -> str | None:
     except Exception as exc:
         return " ".join(str(exc).split()) or type(exc).__name__
     return None
-
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh database buildsd_soak_<random>, dropped afterwards (even if still in use)."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"buildsd_soak_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql://postgres@{HOST}:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def make_repo(root: Path) -> str:
@@ -140,7 +124,7 @@ async def cluster(backend: str, keep: bool = False) -> AsyncIterator[Cluster]:
     made: Cluster | None = None
     try:
         if backend == "postgresql":
-            database_url = stack.enter_context(postgres_database())
+            database_url = stack.enter_context(postgres_database("buildsd_soak"))
         else:
             database_url = f"sqlite:///{workdir}/data/buildsd.sqlite3"
         secret_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
