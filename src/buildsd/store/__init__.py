@@ -7,8 +7,11 @@ Store functions take a db.Connection; they never commit and know nothing of HTTP
 
 from __future__ import annotations
 
-from buildsd.db import Row
+from typing import Any
+
+from buildsd.db import Connection, Row
 from buildsd.errors import NotFound
+from buildsd.wire import Page
 
 
 def required(row: Row | None) -> Row:
@@ -16,3 +19,15 @@ def required(row: Row | None) -> Row:
     if row is None:
         raise NotFound()
     return row
+
+
+async def paged(
+    conn: Connection, count_sql: str, rows_sql: str, params: dict[str, Any], page: Page
+) -> tuple[list[Row], int]:
+    """A page of `rows_sql` (ordered, without LIMIT) and the total `count_sql` (AS n) counts."""
+    total = await conn.one(count_sql, params)
+    rows = await conn.all(
+        rows_sql + " LIMIT :limit OFFSET :offset",
+        {**params, "limit": page.per_page, "offset": page.offset},
+    )
+    return rows, int(total["n"]) if total else 0

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from buildsd.db import Connection, Row
+from buildsd.store import paged
 from buildsd.wire import (
     AuditLog,
     AuditLogAction,
@@ -99,11 +100,11 @@ async def page(
     """One page along (account_id, when, id), or (account_id, action_type, when, id) when the
     action is given; the count reads the same index range."""
     where, params = _where(account_id, filters)
-    total = await conn.one(f"SELECT COUNT(*) AS n FROM audit_logs WHERE {where}", params)
     order = "DESC" if newest_first else "ASC"
-    rows = await conn.all(
-        f'SELECT {_COLUMNS} FROM audit_logs WHERE {where} ORDER BY "when" {order}, id {order} '
-        "LIMIT :limit OFFSET :offset",
-        {**params, "limit": page.per_page, "offset": page.offset},
+    return await paged(
+        conn,
+        f"SELECT COUNT(*) AS n FROM audit_logs WHERE {where}",
+        f'SELECT {_COLUMNS} FROM audit_logs WHERE {where} ORDER BY "when" {order}, id {order}',
+        params,
+        page,
     )
-    return rows, int(total["n"]) if total else 0

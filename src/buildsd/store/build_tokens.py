@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from buildsd.db import Connection, Row
-from buildsd.store import required
+from buildsd.store import paged, required
 from buildsd.wire import BuildToken, Page
 
 _COLUMNS = "build_token_uuid, build_token_name, cloudflare_token_id, owner_type"
@@ -65,13 +65,11 @@ async def delete(conn: Connection, account_id: str, build_token_uuid: str) -> bo
 
 
 async def page(conn: Connection, account_id: str, page: Page) -> tuple[list[Row], int]:
-    total = await conn.one(
+    return await paged(
+        conn,
         "SELECT COUNT(*) AS n FROM build_tokens WHERE account_id = :account_id",
-        {"account_id": account_id},
-    )
-    rows = await conn.all(
         f"SELECT {_COLUMNS} FROM build_tokens WHERE account_id = :account_id "
-        "ORDER BY created_on, build_token_uuid LIMIT :limit OFFSET :offset",
-        {"account_id": account_id, "limit": page.per_page, "offset": page.offset},
+        "ORDER BY created_on, build_token_uuid",
+        {"account_id": account_id},
+        page,
     )
-    return rows, int(total["n"]) if total else 0

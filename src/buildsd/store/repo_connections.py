@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from buildsd.db import Connection, Row
-from buildsd.store import required
+from buildsd.store import paged, required
 from buildsd.wire import Page, RepoConnection
 
 _COLUMNS = (
@@ -111,13 +111,14 @@ async def page(
     if repo_id is not None:
         where += " AND repo_id = :repo_id"
         params["repo_id"] = repo_id
-    total = await conn.one(f"SELECT COUNT(*) AS n FROM repo_connections WHERE {where}", params)
-    rows = await conn.all(
+    return await paged(
+        conn,
+        f"SELECT COUNT(*) AS n FROM repo_connections WHERE {where}",
         f"SELECT {_COLUMNS} FROM repo_connections WHERE {where} "
-        "ORDER BY created_on, repo_connection_uuid LIMIT :limit OFFSET :offset",
-        {**params, "limit": page.per_page, "offset": page.offset},
+        "ORDER BY created_on, repo_connection_uuid",
+        params,
+        page,
     )
-    return rows, int(total["n"]) if total else 0
 
 
 async def find_by_repo(

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from buildsd.db import Connection, Row
-from buildsd.store import required
+from buildsd.store import paged, required
 from buildsd.wire import EmbeddedRepoConnection, Page, Trigger, TriggerSnapshot
 
 LISTS = ("branch_includes", "branch_excludes", "path_includes", "path_excludes")
@@ -140,13 +140,11 @@ async def list_by_worker(conn: Connection, account_id: str, tag: str) -> list[Ro
 
 
 async def page(conn: Connection, account_id: str, page: Page) -> tuple[list[Row], int]:
-    total = await conn.one(
+    return await paged(
+        conn,
         "SELECT COUNT(*) AS n FROM triggers WHERE account_id = :account_id AND deleted_on IS NULL",
-        {"account_id": account_id},
-    )
-    rows = await conn.all(
         _SELECT + "WHERE t.account_id = :account_id AND t.deleted_on IS NULL "
-        "ORDER BY t.created_on, t.trigger_uuid LIMIT :limit OFFSET :offset",
-        {"account_id": account_id, "limit": page.per_page, "offset": page.offset},
+        "ORDER BY t.created_on, t.trigger_uuid",
+        {"account_id": account_id},
+        page,
     )
-    return rows, int(total["n"]) if total else 0

@@ -8,6 +8,7 @@ import msgspec
 
 from buildsd.db import Connection, Row
 from buildsd.errors import NotFound
+from buildsd.store import paged
 from buildsd.wire import Page, WebhookDecision, WebhookDelivery
 
 _COLUMNS = (
@@ -169,13 +170,11 @@ async def get(conn: Connection, account_id: str, delivery_uuid: str) -> Row:
 
 async def page(conn: Connection, account_id: str, page: Page) -> tuple[list[Row], int]:
     """Newest first, read along the (account_id, received_on) index."""
-    total = await conn.one(
+    return await paged(
+        conn,
         "SELECT COUNT(*) AS n FROM webhook_matches WHERE account_id = :account_id",
-        {"account_id": account_id},
-    )
-    rows = await conn.all(
         _SELECT + "WHERE m.account_id = :account_id "
-        "ORDER BY m.received_on DESC, m.delivery_uuid DESC LIMIT :limit OFFSET :offset",
-        {"account_id": account_id, "limit": page.per_page, "offset": page.offset},
+        "ORDER BY m.received_on DESC, m.delivery_uuid DESC",
+        {"account_id": account_id},
+        page,
     )
-    return rows, int(total["n"]) if total else 0
