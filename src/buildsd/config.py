@@ -66,6 +66,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gitlab_webhook_token: str | None = None
     # A push that queues a build cancels that trigger's queued builds of the same branch.
     cancel_superseded: bool = False
+    # Matched deliveries older than this are deleted by the matcher; 0 keeps them forever.
+    webhook_delivery_retention_days: int = 30
 
     @property
     def data_path(self) -> Path:
@@ -126,6 +128,7 @@ def _check(settings: Settings) -> None:
         "max_concurrent_builds_per_account",
         "cancel_grace_seconds",
         "build_cache_max_bytes",
+        "webhook_delivery_retention_days",
     ):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0 or more")

@@ -314,6 +314,8 @@ webhook_deliveries = Table(
         sqlite_where=text("processed_on IS NULL"),
         postgresql_where=text("processed_on IS NULL"),
     ),
+    # Pruning reads the oldest matched deliveries along it (migration 0007).
+    Index(None, "processed_on"),
 )
 
 # A delivery as one account sees it: what happened to each of its triggers (JSON list of
@@ -327,6 +329,20 @@ webhook_matches = Table(
     Column("decisions", Text, nullable=False),
     PrimaryKeyConstraint("account_id", "delivery_uuid"),
     Index(None, "account_id", "received_on", "delivery_uuid"),
+    Index(None, "delivery_uuid"),  # pruning deletes a delivery's rows of every account (0007)
+)
+
+# The builds of pull requests not yet known closed, by connection and pull request: how a
+# "closed" delivery finds them without reading every build (migration 0007). The url is
+# stored as its sha256 (hex): a url may be longer than an index entry can be. A row goes
+# when its build gets `closed_on`.
+pull_request_builds = Table(
+    "pull_request_builds",
+    metadata,
+    Column("repo_connection_uuid", UUID, nullable=False),
+    Column("pull_request_key", String(64), nullable=False),  # sha256 of pull_request_url
+    Column("build_uuid", UUID, ForeignKey("builds.build_uuid"), nullable=False),
+    PrimaryKeyConstraint("repo_connection_uuid", "pull_request_key", "build_uuid"),
 )
 
 # --- audit log (migration 0005, docs/compatibility.md "Audit log") ----------------------------

@@ -550,7 +550,8 @@ class WebhookDecision(Struct):
     trigger_uuid: str
     trigger_name: str
     external_script_id: str
-    decision: Literal["built", "skipped", "not_matched"]
+    # `closed`: a closed pull request set closed_on on this trigger's builds of it (no build).
+    decision: Literal["built", "skipped", "not_matched", "closed"]
     rule: str
     pattern: str | None
     reason: str

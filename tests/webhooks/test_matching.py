@@ -214,6 +214,7 @@ def test_gitlab_merge_requests(world: World) -> None:
     assert builds[0]["pull_request"] == {
         "created_on": "2024-05-01T09:30:00.000Z",
         "pull_request_url": "https://gitlab.com/octo-org/my-worker/-/merge_requests/7",
+        "closed_on": "2024-05-01T10:00:00.000Z",  # the close's updated_at (test_pull_requests)
     }
     assert builds[0]["build_trigger_metadata"]["author"] == "Grace Hopper"
 

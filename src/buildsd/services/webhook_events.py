@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -47,6 +47,7 @@ class Event:
     author: str = ""
     changed_files: tuple[str, ...] = ()
     commit_count: int = 0
+    # A build's pull_request; for a closed pull request (ignored: no build), closed_on is set.
     pull_request: PullRequest | None = None
 
 
@@ -127,6 +128,7 @@ class _PullRequest(Struct):
     html_url: str = ""
     title: str = ""
     created_at: str | None = None
+    closed_at: str | None = None
     user: _Person | None = None
 
 
@@ -163,6 +165,7 @@ class _MergeAttributes(Struct):
     title: str = ""
     url: str = ""
     created_at: str | None = None
+    updated_at: str | None = None
     oldrev: str | None = None
     last_commit: _Commit | None = None
 
@@ -196,14 +199,14 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def _time(value: str | None) -> str:
-    """A provider timestamp in the wire format (GitLab may write `2013-12-03 17:23:34 UTC`)."""
+def _time(value: str | None, missing: str | None = None) -> str:
+    """A provider time in wire format (GitLab's `2013-12-03 17:23:34 UTC` too), else missing/now."""
     if value:
         try:
             return clock.to_wire(clock.parse(value.strip().removesuffix(" UTC")))
         except (ValueError, OverflowError, OSError):
             pass
-    return clock.now()
+    return clock.now() if missing is None else missing
 
 
 def _changed(commits: list[_Commit]) -> tuple[str, ...]:
@@ -233,6 +236,14 @@ def _ignored(reason: str, repo: Repo = ("", "")) -> Event:
 def _accepted(repo: Repo, **fields: Any) -> Event:
     reason = "stored; matched against triggers next"
     return Event("accepted", reason, repo_id=repo[0], repository=repo[1], **fields)
+
+
+def _closed(repo: Repo, branch: str, sha: str, url: str, times: tuple[str | None, ...]) -> Event:
+    """No build; the matcher sets closed_on (times[1], else "": when received) on its builds."""
+    closed = PullRequest(_time(times[0]), _clean(url), closed_on=_time(times[1], ""))
+    reason = "pull request closed: no build; its builds get closed_on"
+    event = Event("ignored", reason, repo_id=repo[0], repository=repo[1], pull_request=closed)
+    return replace(event, branch=_clean(branch), commit_hash=sha.lower() if _SHA.match(sha) else "")
 
 
 def _from_fork(repo: Repo) -> Event:
@@ -285,6 +296,9 @@ def parse_github(event: str, raw: bytes) -> Event:
         pr: _GitHubPullRequest = _decode(raw, _GitHubPullRequest)
         repo = _github_repo(pr.repository)
         tip = pr.pull_request.head
+        if pr.action == "closed":  # merged or not
+            got = pr.pull_request
+            return _closed(repo, tip.ref, tip.sha, got.html_url, (got.created_at, got.closed_at))
         if pr.action not in _PR_BUILDS:
             return _ignored(f"pull request {_clean(pr.action)[:64]}: no build", repo)
         if tip.repo is None or str(tip.repo.id) != repo[0]:
@@ -342,6 +356,10 @@ def parse_gitlab(event: str, raw: bytes) -> Event:
         mr: _GitLabMergeRequest = _decode(raw, _GitLabMergeRequest)
         attrs = mr.object_attributes
         repo = _gitlab_repo(mr.project)
+        if attrs.action in ("close", "merge"):  # no closed_at: updated_at is when it closed
+            sha = attrs.last_commit.id if attrs.last_commit else ""
+            times = (attrs.created_at, attrs.updated_at)
+            return _closed(repo, attrs.source_branch, sha, attrs.url, times)
         if attrs.action not in _MR_BUILDS:
             return _ignored(f"merge request {_clean(attrs.action)[:64] or 'event'}: no build", repo)
         if attrs.action == "update" and not attrs.oldrev:

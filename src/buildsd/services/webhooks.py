@@ -22,10 +22,11 @@ from buildsd.errors import (
     InvalidWebhookSignature,
     WebhooksNotConfigured,
 )
-from buildsd.services import webhook_events
+from buildsd.services import pull_requests, webhook_events
 from buildsd.services.builds import Builds
 from buildsd.services.patterns import Verdict, verdict
 from buildsd.services.webhook_events import PROVIDER_TYPES, Event, Provider
+from buildsd.services.webhook_retention import Retention
 from buildsd.store import builds, runs, triggers, webhook_deliveries
 from buildsd.wire import (
     ExplainRequest,
@@ -115,6 +116,7 @@ class Webhooks:
         self._builds = builds
         self._wake = asyncio.Event()
         self._received = 0  # deliveries stored by this process, to notice a burst
+        self.retention = Retention(db, settings)  # the matcher prunes old deliveries too
 
     # --- intake: nothing here may be slow; GitHub gives up after 10 s -----------------------
 
@@ -149,6 +151,7 @@ class Webhooks:
             )
         name = webhook_events.event_name(provider, headers)
         event = webhook_events.parse(provider, name, raw)
+        closes = pull_requests.closing(event.pull_request)
         values: dict[str, Any] = {
             "delivery_uuid": clock.new_uuid(),
             "provider": provider,
@@ -160,8 +163,8 @@ class Webhooks:
             "repository": event.repository,
             "branch": event.branch,
             "commit_hash": event.commit_hash,
-            # Only an accepted delivery is matched from its body; the rest need no payload.
-            "payload": _text(raw) if event.status == "accepted" else None,
+            # Only an accepted delivery or a closed pull request is matched from its body.
+            "payload": _text(raw) if event.status == "accepted" or closes else None,
             "received_on": clock.now(),
             # Nothing to match without a repository; the rest waits for the matcher.
             "processed_on": None if event.repo_id else clock.now(),
@@ -202,6 +205,7 @@ class Webhooks:
                 await self._pause()
                 while not stopping.is_set() and await self.match_pending() == BATCH:
                     pass
+                await self.retention.prune_when_due()
             except Exception:  # the database may be briefly unreachable: keep matching
                 log.exception("webhook matching failed; retrying")
             with contextlib.suppress(TimeoutError):
@@ -250,17 +254,25 @@ class Webhooks:
     ) -> dict[str, list[WebhookDecision]]:
         """Every live trigger of the repository (of one account, for a replay) decides."""
         event = None
-        if row["status"] == "accepted" and payload is not None:
+        if payload is not None:  # kept by accepted deliveries and closed pull requests
             event = webhook_events.parse(row["provider"], row["event"], payload.encode())
         found: dict[str, list[WebhookDecision]] = {}
         if not row["repo_id"]:
             return found
         types = PROVIDER_TYPES[row["provider"]]
-        for item in await webhook_deliveries.listeners(conn, types, row["repo_id"], account_id):
+        items = await webhook_deliveries.listeners(conn, types, row["repo_id"], account_id)
+        closes = pull_requests.closing(event.pull_request) if event else None
+        marked = None
+        if closes is not None:
+            marked = await pull_requests.close(conn, items, closes, row["received_on"])
+        for item in items:
             decisions = found.setdefault(item["account_id"], [])
             if event is not None and item["trigger_uuid"] is not None:
                 trigger = await triggers.get_any(conn, item["trigger_uuid"])
-                decisions.append(await self._decide(conn, trigger, event))
+                if marked is not None:  # a closed pull request: no build, closed_on set
+                    decisions.append(pull_requests.decision(trigger, marked))
+                else:
+                    decisions.append(await self._decide(conn, trigger, event))
         for account, decisions in found.items():
             await webhook_deliveries.put_match(
                 conn,
@@ -288,6 +300,7 @@ class Webhooks:
                 outcome=None if found.builds else "skipped",
             )
             build_uuid = str(build["build_uuid"])
+            await pull_requests.remember(conn, trigger, build_uuid, event.pull_request)
             if found.builds and self._settings.cancel_superseded:
                 await self._cancel_superseded(conn, trigger, event, build_uuid)
         return WebhookDecision(

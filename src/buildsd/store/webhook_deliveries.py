@@ -114,6 +114,34 @@ async def failed(conn: Connection, delivery_uuid: str, now: str, give_up_at: int
     )
 
 
+async def matched_before(conn: Connection, before: str, limit: int) -> list[str]:
+    """Deliveries matched before `before`, oldest first, along the processed_on index (an
+    unmatched delivery's processed_on is null, so it is never among them). On PostgreSQL the
+    rows are locked and others' locked rows skipped: replicas pruning at once take disjoint
+    batches."""
+    skip = " FOR UPDATE SKIP LOCKED" if conn.dialect == "postgresql" else ""
+    rows = await conn.all(
+        "SELECT delivery_uuid FROM webhook_deliveries WHERE processed_on < :before "
+        f"ORDER BY processed_on LIMIT :limit{skip}",
+        {"before": before, "limit": limit},
+    )
+    return [str(row["delivery_uuid"]) for row in rows]
+
+
+async def delete(conn: Connection, delivery_uuids: list[str]) -> None:
+    """Matched deliveries and every account's decisions on them (a few hundred at a time)."""
+    if not delivery_uuids:
+        return
+    params = {f"u{i}": value for i, value in enumerate(delivery_uuids)}
+    names = ", ".join(f":{name}" for name in params)
+    await conn.run(f"DELETE FROM webhook_matches WHERE delivery_uuid IN ({names})", params)
+    await conn.run(
+        f"DELETE FROM webhook_deliveries WHERE delivery_uuid IN ({names}) "
+        "AND processed_on IS NOT NULL",
+        params,
+    )
+
+
 async def listeners(
     conn: Connection, provider_types: tuple[str, ...], repo_id: str, account_id: str | None = None
 ) -> list[Row]:
@@ -126,7 +154,7 @@ async def listeners(
         where += "AND c.account_id = :account_id "
         params["account_id"] = account_id
     return await conn.all(
-        "SELECT c.account_id, t.trigger_uuid FROM repo_connections c "
+        "SELECT c.account_id, c.repo_connection_uuid, t.trigger_uuid FROM repo_connections c "
         "LEFT JOIN triggers t ON t.repo_connection_uuid = c.repo_connection_uuid "
         "AND t.deleted_on IS NULL "
         f"WHERE {where}AND c.repo_id = :repo_id AND c.deleted_on IS NULL "
