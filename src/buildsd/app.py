@@ -20,6 +20,7 @@ from buildsd.api import envelope, openapi, webhooks
 from buildsd.api.endpoint import Endpoint
 from buildsd.api.metrics import RequestObserver
 from buildsd.api.ratelimit import RateLimitMiddleware
+from buildsd.api.router import IndexedRouter
 from buildsd.api.routes import served, withheld
 from buildsd.config import Settings
 from buildsd.db import create_database
@@ -49,8 +50,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         return Response(spec, media_type="application/json")
 
     routes.append(Route("/client/v4/openapi.json", openapi_json, methods=["GET"]))
-    # First: routing is a linear scan, and deliveries come in bursts that GitHub times.
-    routes[:0] = webhooks.routes(services)
+    routes += webhooks.routes(services)
 
     async def not_found(request: Request) -> Response:
         return envelope.error(NotFound())
@@ -107,6 +107,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         exception_handlers={HTTPException: http_error, Exception: crash},
         lifespan=lifespan,
     )
-    app.router.redirect_slashes = False
+    app.router = IndexedRouter(routes, lifespan=lifespan, redirect_slashes=False)
     app.state.services = services
     return app

@@ -59,7 +59,13 @@ class IntegrityError(Exception):
 # --- SQLite -------------------------------------------------------------------------------------
 
 
+def _names(cursor: sqlite3.Cursor) -> tuple[str, ...]:
+    return tuple(column[0] for column in cursor.description)
+
+
 class _SQLiteConnection:
+    # Rows are plain dicts, as psycopg's dict_row gives: sqlite3.Row finds a column by name with
+    # a case-insensitive scan of every column, which made a 50-build page cost 600 µs more.
     __slots__ = ("_raw",)
     dialect = "sqlite"
 
@@ -68,13 +74,17 @@ class _SQLiteConnection:
 
     async def one(self, sql: str, params: Params = None) -> Row | None:
         try:
-            row: Row | None = self._raw.execute(sql, params or {}).fetchone()
+            cursor = self._raw.execute(sql, params or {})
+            row = cursor.fetchone()
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
-        return row
+        return None if row is None else dict(zip(_names(cursor), row, strict=True))
 
     async def all(self, sql: str, params: Params = None) -> list[Row]:
-        return self._raw.execute(sql, params or {}).fetchall()
+        cursor = self._raw.execute(sql, params or {})
+        rows = cursor.fetchall()
+        names = _names(cursor)
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         try:
@@ -100,6 +110,7 @@ class SQLiteDatabase:
         self._raw: sqlite3.Connection | None = None
         self._conn: _SQLiteConnection | None = None
         self._lock = asyncio.Lock()
+        self._group: asyncio.Future[None] | None = None  # the open group commit (transaction)
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
 
@@ -110,7 +121,6 @@ class SQLiteDatabase:
         # transactions on 3.11 let SAVEPOINTs escape); check_same_thread=False because the
         # test client runs the app's loop in another thread than the one that built it.
         raw = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        raw.row_factory = sqlite3.Row
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         raw.execute("PRAGMA busy_timeout=5000")
@@ -139,6 +149,8 @@ class SQLiteDatabase:
             conn.close()
 
     async def close(self) -> None:
+        if self._group is not None:
+            self._commit_group()
         if self._checkpointer is not None:
             self._stop_checkpoints.set()
             self._checkpointer.join()
@@ -156,17 +168,49 @@ class SQLiteDatabase:
 
     @asynccontextmanager
     async def transaction(self, exclusive: bool = False) -> AsyncIterator[Connection]:
-        # BEGIN IMMEDIATE takes SQLite's single write lock: every write transaction is exclusive.
+        """A SAVEPOINT inside the group's transaction; returns once the group has committed.
+
+        Group commit: a COMMIT costs more than the statements of most transactions (it writes
+        every page they touched to the WAL), so the transactions that run in one step of the
+        event loop share one. The first opens the group (BEGIN IMMEDIATE, SQLite's single write
+        lock: every write transaction is exclusive) and schedules its COMMIT for the loop's next
+        step; each is a SAVEPOINT that rolls back alone on error. Nobody is answered before the
+        COMMIT, so nothing is acknowledged that is not stored. Until then, a read on this
+        connection already sees the group's writes.
+        """
         conn = self._connection()
         async with self._lock:
             raw = conn._raw
-            raw.execute("BEGIN IMMEDIATE")
+            if self._group is None:
+                raw.execute("BEGIN IMMEDIATE")
+                self._group = asyncio.get_running_loop().create_future()
+                asyncio.get_running_loop().call_soon(self._commit_group)
+            group = self._group
+            raw.execute("SAVEPOINT tx")
             try:
                 yield conn
             except BaseException:
-                raw.execute("ROLLBACK")
+                raw.execute("ROLLBACK TO tx")
+                raw.execute("RELEASE tx")
                 raise
-            raw.execute("COMMIT")
+            raw.execute("RELEASE tx")
+        await asyncio.shield(group)  # a cancelled caller must not cancel the others' commit
+
+    def _commit_group(self) -> None:
+        if self._lock.locked():  # a transaction is still open (it awaited something): later
+            asyncio.get_running_loop().call_soon(self._commit_group)
+            return
+        group, self._group = self._group, None
+        if group is None or self._raw is None:
+            return
+        try:
+            self._raw.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._raw.execute("ROLLBACK")
+            group.set_exception(exc)
+        else:
+            group.set_result(None)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

@@ -29,7 +29,7 @@ def test_every_answer_carries_a_request_id(world: World) -> None:
 
 def test_one_access_line_per_request(world: World) -> None:
     stream = io.BytesIO()
-    logs.access_log.stream = stream
+    logs.access_log.stream, logs.access_log.enabled = stream, True
     try:
         response = world.client.get(
             base(world) + "/tokens", headers=world.auth, params={"per_page": 5}
@@ -37,7 +37,7 @@ def test_one_access_line_per_request(world: World) -> None:
         world.client.get("/healthz")
         logs.access_log.flush()
     finally:
-        logs.access_log.stream = None
+        logs.access_log.stream, logs.access_log.enabled = None, False
     first, second = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert first["request_id"] == response.headers["cf-ray"]
     assert (first["operation"], first["status"], first["account"]) == (

@@ -182,10 +182,10 @@ class Builds:
 
     async def page_by_worker(
         self, account_id: str, tag: str, page: Page
-    ) -> tuple[list[Build], int]:
+    ) -> tuple[list[msgspec.Raw], int]:
+        """Build objects already encoded as JSON (see store.builds.json_select)."""
         async with self._db.connection() as conn:
-            rows, total = await builds.page_by_worker(conn, account_id, tag, page)
-            return await builds.with_triggers(conn, rows), total
+            return await builds.page_by_worker(conn, account_id, tag, page)
 
     async def latest(self, account_id: str, raw_ids: str) -> BuildsMap:
         found: dict[str, Build] = {}

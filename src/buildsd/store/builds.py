@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
@@ -58,6 +59,10 @@ COLUMNS = (
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM builds "
 _variables = msgspec.json.Decoder(dict[str, Variable])
 _pull_request = msgspec.json.Decoder(PullRequest)
+_encoder = msgspec.json.Encoder()
+# Build fields not rendered by the database (json_select): the trigger is read live and each
+# distinct one encoded once; the other two are present only when set.
+_SPLICED = ("trigger", "deploy_hook", "preview_url")
 
 
 def to_wire(row: Row, trigger: Row | TriggerSnapshot) -> Build:
@@ -97,6 +102,77 @@ async def with_triggers(conn: Connection, rows: list[Row]) -> list[Build]:
     return [to_wire(row, found[row["trigger_uuid"]]) for row in rows]
 
 
+@functools.cache
+def json_select(dialect: str) -> str:
+    """A SQL expression rendering a builds row as its Build JSON, less the _SPLICED fields.
+
+    Why: a list page is 50 builds (about 68 KB). Reading each build's ~27 columns into Python
+    and building Structs cost three times what the database takes to write the JSON itself.
+    The keys come from the wire Structs, which name the columns (one vocabulary); a test pins
+    that a listed build equals the same build read alone.
+    """
+    sqlite = dialect == "sqlite"
+    obj = "json_object" if sqlite else "json_build_object"
+
+    def stored_json(column: str) -> str:  # a column holding JSON text, embedded as JSON
+        return f"json({column})" if sqlite else f"{column}::json"
+
+    def pairs(struct: type[msgspec.Struct], nested: dict[str, str]) -> str:
+        return ", ".join(
+            f"'{name}', {nested.get(name, name)}"
+            for name in struct.__struct_fields__
+            if name not in _SPLICED
+        )
+
+    metadata = pairs(
+        BuildTriggerMetadata, {"environment_variables": stored_json("environment_variables")}
+    )
+    nested = {
+        "build_trigger_metadata": f"{obj}({metadata})",
+        "pull_request": stored_json("pull_request"),
+    }
+    rendered = f"{obj}({pairs(Build, nested)})"
+    return rendered if sqlite else f"{rendered}::text"  # as text: psycopg would parse json
+
+
+async def page_by_worker(
+    conn: Connection, account_id: str, tag: str, page: Page
+) -> tuple[list[msgspec.Raw], int]:
+    """Newest first, each build already encoded (json_select) with its trigger; the total."""
+    total = await _worker_count(conn, account_id, tag)
+    rows = await conn.all(
+        f"SELECT {json_select(conn.dialect)} AS build_json, trigger_uuid, deploy_hook_name, "
+        "preview_url FROM builds WHERE account_id = :account_id AND external_script_id = :tag "
+        "ORDER BY created_on DESC, build_uuid DESC LIMIT :limit OFFSET :offset",
+        {"account_id": account_id, "tag": tag, "limit": page.per_page, "offset": page.offset},
+    )
+    snapshots: dict[str, str] = {}
+    items = []
+    for row in rows:
+        trigger_uuid = row["trigger_uuid"]
+        if trigger_uuid not in snapshots:
+            trigger = triggers.to_snapshot(await triggers.get_any(conn, trigger_uuid))
+            snapshots[trigger_uuid] = _encoder.encode(trigger).decode()
+        spliced = [row["build_json"][:-1], ',"trigger":', snapshots[trigger_uuid]]
+        if row["deploy_hook_name"] is not None:
+            hook = DeployHookRef(deploy_hook_name=row["deploy_hook_name"])
+            spliced += [',"deploy_hook":', _encoder.encode(hook).decode()]
+        if row["preview_url"] is not None:
+            spliced += [',"preview_url":', _encoder.encode(row["preview_url"]).decode()]
+        items.append(msgspec.Raw("".join(spliced) + "}"))
+    return items, total
+
+
+async def _worker_count(conn: Connection, account_id: str, tag: str) -> int:
+    """The per-Worker counter, not COUNT(*): a page costs the same at 1k or 10M builds."""
+    row = await conn.one(
+        "SELECT build_count FROM worker_build_counts "
+        "WHERE account_id = :account_id AND external_script_id = :tag",
+        {"account_id": account_id, "tag": tag},
+    )
+    return int(row["build_count"]) if row else 0
+
+
 async def insert(conn: Connection, values: dict[str, Any]) -> None:
     """A new build, counted for its Worker in the same transaction."""
     values = {
@@ -125,23 +201,6 @@ async def find(conn: Connection, account_id: str, build_uuid: str) -> Row | None
 
 async def get(conn: Connection, account_id: str, build_uuid: str) -> Row:
     return required(await find(conn, account_id, build_uuid))
-
-
-async def page_by_worker(
-    conn: Connection, account_id: str, tag: str, page: Page
-) -> tuple[list[Row], int]:
-    """Newest first; the total comes from the per-Worker counter, not COUNT(*)."""
-    total = await conn.one(
-        "SELECT build_count FROM worker_build_counts "
-        "WHERE account_id = :account_id AND external_script_id = :tag",
-        {"account_id": account_id, "tag": tag},
-    )
-    rows = await conn.all(
-        _SELECT + "WHERE account_id = :account_id AND external_script_id = :tag "
-        "ORDER BY created_on DESC, build_uuid DESC LIMIT :limit OFFSET :offset",
-        {"account_id": account_id, "tag": tag, "limit": page.per_page, "offset": page.offset},
-    )
-    return rows, int(total["build_count"]) if total else 0
 
 
 async def latest_by_worker(conn: Connection, account_id: str, tag: str) -> Row | None:
