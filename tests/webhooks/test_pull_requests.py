@@ -28,6 +28,25 @@ OTHER_REPO = "ab" * 16
 PR_42 = "https://github.com/octo-org/my-worker/pull/42"
 
 
+# Migration 0008 replaced six build indexes by six partial ones: the old names back (any
+# columns will do, 0008 drops them by name).
+BEFORE_0008 = "".join(
+    f"DROP INDEX ix_builds_{new}; CREATE INDEX ix_builds_{old} ON builds (account_id);"
+    for new, old in zip(
+        ("queued", "running", "unfinished", "version_id", "stopped_on", "deploy_hook"),
+        (
+            "account_id_status",
+            "trigger_uuid_status",
+            "account_id_version_id",
+            "account_id_stopped_on",
+            "status_created_on",
+            "status_lease_expires_on",
+        ),
+        strict=True,
+    )
+)
+
+
 def pull_request(action: str, number: int = 42, **kw: Any) -> dict[str, Any]:
     branch = "feature/login" if number == 42 else f"feature/{number}"
     return github_pull_request(action, branch, kw.pop("sha", sha_of(f"{number}")), number=number)
@@ -167,11 +186,12 @@ def test_builds_made_before_the_upgrade_are_marked_too(
     accepted(deliver_github(world, closed(41), "pull_request"), "ignored")
     accepted(deliver_github(world, pull_request("opened"), "pull_request"))
     settle(world)
-    with sqlite3.connect(path) as raw:  # back to 0006: the table and the indexes of 0007 gone
+    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 and 0008 made gone
         raw.executescript(
             "DROP TABLE pull_request_builds; DROP INDEX ix_webhook_deliveries_processed_on; "
             "DROP INDEX ix_webhook_matches_delivery_uuid; "
-            "UPDATE alembic_version SET version_num = '0006';"
+            + BEFORE_0008
+            + "UPDATE alembic_version SET version_num = '0006';"
         )
     migrations.upgrade(url)
     with sqlite3.connect(path) as raw:

@@ -146,7 +146,7 @@ class Builds:
             "deploy_hook_uuid": deploy_hook["deploy_hook_uuid"] if deploy_hook else None,
             "deploy_hook_name": deploy_hook["deploy_hook_name"] if deploy_hook else None,
         }
-        await builds.insert(conn, values)
+        row = await builds.insert(conn, values)
         log_state(
             build_uuid,
             trigger["account_id"],
@@ -156,7 +156,7 @@ class Builds:
         )
         if outcome is None:
             self._on_queued()
-        return await builds.get(conn, trigger["account_id"], build_uuid)
+        return row
 
     async def create_manual(
         self, account_id: str, trigger_uuid: str, body: CreateBuildRequest

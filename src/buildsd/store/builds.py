@@ -9,6 +9,7 @@ import msgspec
 
 from buildsd.db import Connection, Row
 from buildsd.store import required, triggers
+from buildsd.tables import HOOK_BUILT, UNFINISHED
 from buildsd.wire import (
     Build,
     BuildTriggerMetadata,
@@ -19,7 +20,6 @@ from buildsd.wire import (
     Variable,
 )
 
-UNFINISHED = ("queued", "initializing", "running")
 METADATA = (
     "build_trigger_source",
     "branch",
@@ -173,8 +173,8 @@ async def _worker_count(conn: Connection, account_id: str, tag: str) -> int:
     return int(row["build_count"]) if row else 0
 
 
-async def insert(conn: Connection, values: dict[str, Any]) -> None:
-    """A new build, counted for its Worker in the same transaction."""
+async def insert(conn: Connection, values: dict[str, Any]) -> Row:
+    """A new build, counted for its Worker in the same transaction; the row as stored."""
     values = {
         **values,
         "environment_variables": msgspec.json.encode(values["environment_variables"]).decode(),
@@ -190,6 +190,7 @@ async def insert(conn: Connection, values: dict[str, Any]) -> None:
         "DO UPDATE SET build_count = worker_build_counts.build_count + 1",
         {"account_id": values["account_id"], "tag": values["external_script_id"]},
     )
+    return {**dict.fromkeys(COLUMNS), **values}
 
 
 async def find(conn: Connection, account_id: str, build_uuid: str) -> Row | None:
@@ -234,14 +235,15 @@ async def stop(
 
 async def unfinished_of_trigger(conn: Connection, trigger_uuid: str) -> list[Row]:
     return await conn.all(
-        _SELECT + "WHERE trigger_uuid = :uuid AND status IN ('queued', 'initializing', 'running')",
+        _SELECT + f"WHERE trigger_uuid = :uuid AND {UNFINISHED}",
         {"uuid": trigger_uuid},
     )
 
 
 async def queued_for_branch(conn: Connection, trigger_uuid: str, branch: str) -> Row | None:
     return await conn.one(
-        _SELECT + "WHERE trigger_uuid = :uuid AND branch = :branch AND status = 'queued' "
+        _SELECT + f"WHERE trigger_uuid = :uuid AND {UNFINISHED} AND branch = :branch "
+        "AND status = 'queued' "
         "ORDER BY created_on DESC LIMIT 1",
         {"uuid": trigger_uuid, "branch": branch},
     )
@@ -262,7 +264,7 @@ async def hook_builds_since(
     """Builds started by deploy hooks since `since`, for the account or one of its Workers."""
     sql = (
         "SELECT COUNT(*) AS n FROM builds WHERE account_id = :account_id "
-        "AND deploy_hook_uuid IS NOT NULL AND created_on >= :since"
+        f"AND {HOOK_BUILT} AND created_on >= :since"
     )
     params = {"account_id": account_id, "since": since}
     if tag is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from buildsd.db import Connection, Row
+from buildsd.tables import QUEUED, RUNNING, UNFINISHED
 from buildsd.store.builds import COLUMNS
 
 _RETURNING = ", ".join(COLUMNS)
@@ -12,11 +13,11 @@ _RETURNING = ", ".join(COLUMNS)
 # The oldest queued build of an account that runs fewer than :limit builds. On PostgreSQL the
 # row is locked with SKIP LOCKED so runners on other machines pass over it; the caller holds a
 # transaction-level advisory lock so two claims cannot both see the same account below its limit.
+# (QUEUED and RUNNING, the predicates of the indexes this reads, with no table alias.)
 _NEXT = (
-    "SELECT b.build_uuid FROM builds b WHERE b.status = 'queued' AND ("
-    "SELECT COUNT(*) FROM builds r WHERE r.account_id = b.account_id "
-    "AND r.status IN ('initializing', 'running')) < :limit "
-    "ORDER BY b.created_on, b.build_uuid LIMIT 1"
+    f"SELECT build_uuid FROM builds WHERE {QUEUED} AND ("
+    f"SELECT COUNT(*) FROM builds r WHERE r.account_id = builds.account_id AND {RUNNING}"
+    ") < :limit ORDER BY created_on, build_uuid LIMIT 1"
 )
 
 
@@ -70,7 +71,7 @@ async def release(conn: Connection, build_uuid: str) -> None:
 async def expired(conn: Connection, now: str) -> list[Row]:
     return await conn.all(
         "SELECT build_uuid, account_id, lease_owner, lease_expires_on FROM builds "
-        "WHERE status IN ('initializing', 'running') AND lease_expires_on < :now",
+        f"WHERE {RUNNING} AND lease_expires_on < :now",
         {"now": now},
     )
 
@@ -124,7 +125,6 @@ async def events(conn: Connection, build_uuid: str) -> list[Row]:
 async def unfinished_counts(conn: Connection) -> dict[str, int]:
     """How many builds are queued, initializing and running right now (for /metrics)."""
     rows = await conn.all(
-        "SELECT status, COUNT(*) AS n FROM builds WHERE status IN "
-        "('queued', 'initializing', 'running') GROUP BY status"
+        f"SELECT status, COUNT(*) AS n FROM builds WHERE {UNFINISHED} GROUP BY status"
     )
     return {str(row["status"]): int(row["n"]) for row in rows}
