@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from buildsd.db import Connection, Row
-from buildsd.tables import QUEUED, RUNNING, UNFINISHED
 from buildsd.store.builds import COLUMNS
+from buildsd.tables import QUEUED, RUNNING, UNFINISHED
 
 _RETURNING = ", ".join(COLUMNS)
 
