@@ -3,41 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from buildsd import migrations
 from buildsd.api import envelope, openapi, webhooks
 from buildsd.api.endpoint import Endpoint
+from buildsd.api.guard import EnvelopeErrors
 from buildsd.api.metrics import RequestObserver
 from buildsd.api.ratelimit import RateLimitMiddleware
 from buildsd.api.router import IndexedRouter
 from buildsd.api.routes import served, withheld
 from buildsd.config import Settings
 from buildsd.db import create_database
-from buildsd.errors import BuildsError, MethodNotAllowed, NoRoute, NotFound
+from buildsd.errors import NotFound
 from buildsd.logs import access_log
 from buildsd.runner.worker import Runner
 from buildsd.services import Services
 from buildsd.wire import encoder
 
-log = logging.getLogger("buildsd")
-
-# D8: an unknown path under a Builds prefix is Builds' own 404; anywhere else, v4's 7000.
-_BUILDS_PREFIX = re.compile(r"^/client/v4/accounts/[^/]+/builds(?:/|$)")
-
 
 def build_services(settings: Settings) -> Services:
     return Services(settings, create_database(settings), migrations.head())
+
+
+class App(Starlette):
+    """Starlette without its two exception middlewares: api/guard.py does their work."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
@@ -57,25 +61,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 
     # Without these, a withheld GET on a path that also has a PUT would answer 405, not 404.
     routes += [Route(op.path, not_found, methods=[op.method]) for op in withheld(settings.strict)]
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        if status == 405:
-            error: BuildsError = MethodNotAllowed()
-            allow = (
-                exc.headers.get("Allow") if isinstance(exc, HTTPException) and exc.headers else None
-            )
-            if allow:
-                error.headers = {"Allow": allow}
-        elif status == 404:
-            error = NotFound() if _BUILDS_PREFIX.match(request.url.path) else NoRoute()
-        else:
-            error = BuildsError()
-        return envelope.error(error)
-
-    async def crash(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return envelope.error(BuildsError())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -101,12 +86,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     middleware = [Middleware(RequestObserver, metrics=services.metrics)]
     if settings.rate_limit > 0:
         middleware.append(Middleware(RateLimitMiddleware, limit=settings.rate_limit))
-    app = Starlette(
-        routes=routes,
-        middleware=middleware,
-        exception_handlers={HTTPException: http_error, Exception: crash},
-        lifespan=lifespan,
-    )
+    middleware.append(Middleware(EnvelopeErrors))
+    app = App(routes=routes, middleware=middleware, lifespan=lifespan)
     app.router = IndexedRouter(routes, lifespan=lifespan, redirect_slashes=False)
     app.state.services = services
     return app
