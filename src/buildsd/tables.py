@@ -327,8 +327,14 @@ webhook_deliveries = Table(
         sqlite_where=text("processed_on IS NULL"),
         postgresql_where=text("processed_on IS NULL"),
     ),
-    # Pruning reads the oldest matched deliveries along it (migration 0007).
-    Index(None, "processed_on"),
+    # Pruning reads the oldest matched deliveries along it (migration 0007); a new delivery,
+    # not yet matched, writes no entry.
+    Index(
+        "ix_webhook_deliveries_processed_on",
+        "processed_on",
+        sqlite_where=text("processed_on IS NOT NULL"),
+        postgresql_where=text("processed_on IS NOT NULL"),
+    ),
 )
 
 # A delivery as one account sees it: what happened to each of its triggers (JSON list of

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import msgspec
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -118,11 +117,6 @@ async def receive_body(receive: Receive, headers: Mapping[str, str], limit: int)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body of a Starlette request (for handlers outside the route table)."""
-    return await receive_body(request.receive, request.headers, limit)
 
 
 # JSON carries NUL only as the escape \u0000 (a raw NUL byte is not JSON); the escape is real
@@ -234,13 +228,13 @@ class Endpoint:
         except BuildsError as exc:
             if call is not None and operation.audit is not None:
                 await self._audit(scope, call, exc.status, error_code=exc.code)
-            await _send(send, exc.status, envelope.error_body(exc), exc.headers)
+            await send_json(send, exc.status, envelope.error_body(exc), exc.headers)
             return
         except Exception:
             log.exception("unexpected error in %s", operation.operation_id)
             if call is not None and operation.audit is not None:
                 await self._audit(scope, call, 500, error_code=BuildsError.code)
-            await _send(send, 500, envelope.error_body(BuildsError()), {})
+            await send_json(send, 500, envelope.error_body(BuildsError()), {})
             return
         if isinstance(outcome, Response):  # a handler that streams answers for itself
             await outcome(scope, receive, send)
@@ -253,7 +247,7 @@ class Endpoint:
             body = envelope.ok_body(outcome)
         if operation.audit is not None:
             await self._audit(scope, call, status, result=result)
-        await _send(send, status, body, {})
+        await send_json(send, status, body, {})
 
     async def _audit(
         self,
@@ -284,7 +278,8 @@ class Endpoint:
 _JSON_HEADER = (b"content-type", b"application/json")
 
 
-async def _send(send: Send, status: int, body: bytes, extra: Mapping[str, str]) -> None:
+async def send_json(send: Send, status: int, body: bytes, extra: Mapping[str, str]) -> None:
+    """A whole JSON answer, straight to the ASGI server."""
     headers = [_JSON_HEADER, (b"content-length", str(len(body)).encode())]
     headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -41,8 +41,13 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        # Matched deliveries only: storing a new one writes no entry here.
         batch_op.create_index(
-            batch_op.f("ix_webhook_deliveries_processed_on"), ["processed_on"], unique=False
+            batch_op.f("ix_webhook_deliveries_processed_on"),
+            ["processed_on"],
+            unique=False,
+            sqlite_where=sa.text("processed_on IS NOT NULL"),
+            postgresql_where=sa.text("processed_on IS NOT NULL"),
         )
     with op.batch_alter_table("webhook_matches", schema=None) as batch_op:
         batch_op.create_index(
