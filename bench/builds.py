@@ -15,12 +15,14 @@ from typing import Any
 
 from bench.client import Client
 from bench.servers import ACCOUNT_ID, Server, ServerError
+from buildsd.store.builds import json_select
 
 # Worker tags (32 hex): one per scenario, so no scenario's builds show up in another's list.
 TAG_CREATE = "c0ffee00c0ffee00c0ffee00c0ffee01"
 TAG_LIST = {1_000: "c0ffee00c0ffee00c0ffee00c0ffee02", 100_000: "c0ffee00c0ffee00c0ffee00c0ffee03"}
 TAG_QUEUE = "c0ffee00c0ffee00c0ffee00c0ffee04"
 TAG_LOGS = "c0ffee00c0ffee00c0ffee00c0ffee05"
+TAG_WEBHOOKS = "c0ffee00c0ffee00c0ffee00c0ffee06"
 GIT_OWNER, GIT_REPO = "octo", "bench"
 LIST_PAGE = 50
 LOG_LINES = 100_000
@@ -181,6 +183,10 @@ def seed_builds(database: Path, tag: str, count: int) -> float:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("DELETE FROM builds WHERE build_uuid = ?", (template["build_uuid"],))
         conn.executemany(insert, rows)
+        # Each row's stored JSON (the template's was copied), as buildsd renders it.
+        conn.execute(
+            f"UPDATE builds SET build_json = {json_select('sqlite')} {where}", (ACCOUNT_ID, tag)
+        )
         updated = conn.execute(
             f"UPDATE worker_build_counts SET build_count = ? {where}", (count, ACCOUNT_ID, tag)
         ).rowcount

@@ -9,14 +9,14 @@ import time
 import traceback
 from typing import Any
 
-from bench import builds, servers, wrk
+from bench import builds, servers, webhooks, wrk
 from bench.client import BUILDS, Client
 from bench.machine import busy_cpu_seconds, load_cpu_seconds
 from bench.report import Outcome, describe_errors
 
 REPOS = 10_000
 # The order the groups run in (the table keeps the order of report.SCENARIOS).
-ORDER = ("bare", "sqlite", "postgres", "builds", "runner")
+ORDER = ("bare", "sqlite", "postgres", "builds", "runner", "webhooks")
 # What a set-up or a measurement may raise that fails one scenario, not the whole run.
 FAILURES = (servers.ServerError, wrk.WrkError, OSError, http.client.HTTPException)
 
@@ -136,6 +136,9 @@ def run_group(
         _run_builds(outcomes, args)
     elif group == "runner":
         _run_runner(outcomes)
+    elif group == "webhooks":
+        for outcome in outcomes:
+            _run_webhooks(outcome)
     elif group == "postgres":
         if args.skip_postgres:
             for outcome in outcomes:
@@ -240,6 +243,42 @@ def _run_runner(outcomes: list[Outcome]) -> None:
                 print(f"  {key}: {_summary(outcome)}", flush=True)
 
 
+def _run_webhooks(outcome: Outcome) -> None:
+    """The bursts against the bare ASGI app (the scale), then against buildsd on SQLite with a
+    GitHub webhook secret and one trigger on the repository the deliveries push to."""
+    key = outcome.scenario.key
+    with servers.running("webhooks-bare", "bare") as bare:
+        print(f"  {key}: bare ASGI, pid {bare.process.pid} on {bare.base_url}", flush=True)
+        try:
+            baseline = webhooks.baseline(bare)
+        except FAILURES as exc:
+            _failed(outcome, exc, bare)
+            return
+    print(
+        f"  {key}: bare ASGI ack p50 {baseline['bare_p50_ms']:.1f} / "
+        f"p99 {baseline['bare_p99_ms']:.1f} ms, errors {baseline['bare_errors']}",
+        flush=True,
+    )
+    env = {"BUILDSD_GITHUB_WEBHOOK_SECRET": webhooks.SECRET}
+    slots = outcome.scenario.runner_slots
+    with servers.running("webhooks", "buildsd", runner_slots=slots, env=env) as server:
+        print(f"  {key}: buildsd, pid {server.process.pid} on {server.base_url}", flush=True)
+        try:
+            with Client(server) as client:
+                builds.Setup(client).trigger(builds.TAG_WEBHOOKS)
+            print(f"  {key}: measuring", flush=True)
+            meter = Meter(server)
+            figures = webhooks.ack_latency(server, builds.TAG_WEBHOOKS)
+            # Server CPU per delivery: its answer, its matching, and the benchmark's polls.
+            meter.stop(outcome, figures["deliveries"] + figures["redelivered"])
+        except FAILURES as exc:
+            _failed(outcome, exc, server)
+            return
+    problems = [f"bare ASGI: {p}" for p in baseline.pop("bare_problems")] + figures["problems"]
+    outcome.figures = {**baseline, **figures, "errors": len(problems), "problems": problems}
+    print(f"  {key}: {_summary(outcome)}", flush=True)
+
+
 def _summary(outcome: Outcome) -> str:
     f = outcome.figures
     if outcome.scenario.key == "queue-latency" and "running_p99_ms" in f:
@@ -247,6 +286,13 @@ def _summary(outcome: Outcome) -> str:
             f"POST → running p50 {f['running_p50_ms']:.1f} / p99 {f['running_p99_ms']:.1f} ms, "
             f"POST → initializing p50 {f['initializing_p50_ms']:.1f} / "
             f"p99 {f['initializing_p99_ms']:.1f} ms"
+        )
+    elif outcome.scenario.key == "webhooks" and "ack_p99_ms" in f:
+        text = (
+            f"ack p50 {f['ack_p50_ms']:.1f} / p99 {f['ack_p99_ms']:.1f} ms (bare ASGI "
+            f"{f['bare_p50_ms']:.1f} / {f['bare_p99_ms']:.1f} ms), delivery → build queued p50 "
+            f"{f['matched_p50_ms']:.1f} / p99 {f['matched_p99_ms']:.1f} ms, {f['builds']:,} "
+            f"builds, {f['redelivered_duplicates']} of {f['redelivered']} redeliveries duplicate"
         )
     elif outcome.scenario.key == "log-ingest" and "read_lines" in f:
         text = (

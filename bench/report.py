@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from bench import builds, wrk
+from bench import builds, webhooks, wrk
 
 LIST_QUERY = "?per_page=50&page=3"
 CONNECTIONS = "/repos/connections"
@@ -30,9 +30,10 @@ CRITERIA = [
 class Scenario:
     key: str
     title: str
-    server: str  # which server group runs it: bare, sqlite, postgres, builds, runner
+    server: str  # which server group runs it: bare, sqlite, postgres, builds, runner, webhooks
     method: str = "GET"
-    # Under /client/v4/accounts/{id}/builds; "{trigger_uuid}" is filled in by the group's set-up.
+    # Under /client/v4/accounts/{id}/builds (but the webhooks' intake); "{trigger_uuid}" is
+    # filled in by the group's set-up.
     path: str = ""
     auth: bool = True
     expect_count: int | None = None
@@ -48,6 +49,9 @@ class Scenario:
 
 
 _LIST_1K, _LIST_100K = (builds.list_path(builds.TAG_LIST[n]) for n in (1_000, 100_000))
+_WEBHOOKS = (
+    f"webhook ack, {webhooks.BURSTS} bursts of {webhooks.BURST} concurrent deliveries (SQLite)"
+)
 SCENARIOS = [
     Scenario("bare", "bare ASGI (same PUT, fixed body)", "bare", "PUT", CONNECTIONS, auth=False),
     Scenario("upsert", "authenticated upsert, SQLite", "sqlite", "PUT", CONNECTIONS),
@@ -62,6 +66,8 @@ SCENARIOS = [
              _LIST_100K, expect_count=50, select="build-list", runner_slots=0, builds=100_000),
     Scenario("queue-latency", "queue latency", "runner", wrk=False),
     Scenario("log-ingest", "log ingest", "runner", wrk=False),
+    Scenario("webhooks", _WEBHOOKS, "webhooks", "POST", "/webhooks/github", runner_slots=0,
+             wrk=False),
 ]  # fmt: skip
 BY_KEY = {s.key: s for s in SCENARIOS}
 # What --scenarios takes: build-list selects both of its rows.
@@ -150,24 +156,45 @@ def render_table(outcomes: list[Outcome]) -> str:
                 f"| {rss} | {_num(o.ratio, '.2f')} | {errors} |"
             )
             continue
-        for label, rate, p50, p99 in _figure_rows(o):
-            lines.append(f"| {label} | {rate} | {p50} | {p99} | {rss} | – | {errors} |")
+        for row in _figure_rows(o):
+            own_rss = rss if row.rss is None else row.rss
+            own_errors = (
+                errors if row.errors is None else f"**{row.errors}**" if row.errors else "0"
+            )
+            lines.append(
+                f"| {row.label} | {row.rate} | {row.p50} | {row.p99} | {own_rss} | – "
+                f"| {own_errors} |"
+            )
     return "\n".join(lines)
 
 
-def _figure_rows(o: Outcome) -> list[tuple[str, str, str, str]]:
+class FigureRow(NamedTuple):
+    """A table row of a scenario measured without wrk; rss/errors: the row's own (not the
+    scenario server's), e.g. the bare ASGI baseline measured alongside the webhooks."""
+
+    label: str
+    rate: str
+    p50: str
+    p99: str
+    rss: str | None = None
+    errors: int | None = None
+
+
+def _figure_rows(o: Outcome) -> list[FigureRow]:
     """(scenario, rate, p50, p99) rows for a scenario measured without wrk."""
     f = o.figures
+    if o.scenario.key == "webhooks":
+        return _webhook_rows(f)
     if o.scenario.key == "queue-latency":
         n = f"{f.get('builds', 0)} builds"
         return [
-            (
+            FigureRow(
                 f"queue latency, POST answered → seen running ({n}, SQLite)",
                 "–",
                 _num(f.get("running_p50_ms"), ".1f"),
                 _num(f.get("running_p99_ms"), ".1f"),
             ),
-            (
+            FigureRow(
                 f"queue latency, POST answered → seen initializing ({n}, SQLite)",
                 "–",
                 _num(f.get("initializing_p50_ms"), ".1f"),
@@ -177,14 +204,48 @@ def _figure_rows(o: Outcome) -> list[tuple[str, str, str, str]]:
     if o.scenario.key == "log-ingest":
         rate = f.get("lines_per_s")
         return [
-            (
+            FigureRow(
                 f"log ingest, {f.get('lines', 0):,} lines running → stopped (SQLite)",
                 "–" if rate is None else f"{rate:,.0f} lines/s",
                 "–",
                 "–",
             )
         ]
-    return [(o.scenario.title, "–", "–", "–")]
+    return [FigureRow(o.scenario.title, "–", "–", "–")]
+
+
+def _webhook_rows(f: dict[str, Any]) -> list[FigureRow]:
+    """Ack latency, the server's delivery → build queued, and the bare ASGI baseline burst."""
+    # The scenario's errors count the baseline's too (any makes the run invalid); not here.
+    own = int(f.get("errors", 0)) - int(f.get("bare_errors", 0))
+    rows = [
+        FigureRow(
+            _WEBHOOKS,
+            "–",
+            _num(f.get("ack_p50_ms"), ".1f"),
+            _num(f.get("ack_p99_ms"), ".1f"),
+            errors=own,
+        ),
+        FigureRow(
+            "webhook delivery → build queued (server's record)",
+            "–",
+            _num(f.get("matched_p50_ms"), ".1f"),
+            _num(f.get("matched_p99_ms"), ".1f"),
+            errors=own,
+        ),
+    ]
+    if "bare_p99_ms" in f:
+        rows.append(
+            FigureRow(
+                "bare ASGI, the same bursts (fixed body)",
+                "–",
+                _num(f.get("bare_p50_ms"), ".1f"),
+                _num(f.get("bare_p99_ms"), ".1f"),
+                rss=_num(f.get("bare_rss_mb"), ".0f"),
+                errors=int(f.get("bare_errors", 0)),
+            )
+        )
+    return rows
 
 
 def evaluate_bar(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:

@@ -1,4 +1,5 @@
-"""`make bench`: load a bare ASGI app and buildsd with wrk, write docs/benchmarks.md and JSON."""
+"""`make bench`: load a bare ASGI app and buildsd with wrk (and bursts of webhook deliveries),
+write docs/benchmarks.md and JSON."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import builds, builds_bar, groups
+from bench import builds, builds_bar, groups, webhooks, webhooks_bar
 from bench.machine import machine
 from bench.report import (
     BY_KEY,
@@ -104,6 +105,10 @@ Measured {date} on {machine}.
 
 {builds_bar}
 
+### Webhooks
+
+{webhooks_bar}
+
 {notes}## How to run
 
 ```sh
@@ -111,6 +116,7 @@ make bench                                   # every scenario, 10 s each (about 
 make bench BENCH_ARGS="--duration 5"         # shorter runs
 make bench BENCH_ARGS="--scenarios bare,upsert --skip-postgres"
 make bench BENCH_ARGS="--scenarios bare,build-create,build-list,queue-latency,log-ingest"
+make bench BENCH_ARGS="--scenarios webhooks"   # its bare ASGI baseline comes with it
 ```
 
 `make bench` installs `wrk` with apt-get when it is missing, then runs `python -m bench.run`,
@@ -123,7 +129,8 @@ The PostgreSQL scenario runs only when a server answers at
 `postgresql://postgres@127.0.0.1:5432/postgres`; it creates a database `buildsd_bench_<random>`
 for the run and drops it afterwards. Each scenario's server gets the runner slots the scenario
 asks for (`Scenario.runner_slots` in `bench/report.py`, passed as `BUILDSD_RUNNER_SLOTS`): 0 for
-POST build and the build lists, so builds stay queued; 2 for queue latency and log ingest.
+POST build, the build lists and the webhooks, so builds stay queued; 2 for queue latency and
+log ingest.
 
 Method: {method}
 
@@ -189,6 +196,26 @@ Method: {method}
   `truncated`, and checked: the {lines:,} lines after "Executing user build command" are
   exactly 1..{lines}, line timestamps never go backwards, and following the last cursor gives
   no lines. **errors** on these two rows counts failed builds and such problems.
+- **webhook ack** sends {bursts} bursts of {burst} signed GitHub `push` deliveries
+  (`POST /webhooks/github`, one commit to `main` each, its own `X-GitHub-Delivery`,
+  {payload_bytes:,} bytes of JSON signed with `BUILDSD_GITHUB_WEBHOOK_SECRET`) to a server without
+  a runner (`BUILDSD_RUNNER_SLOTS=0`) whose one trigger listens on the pushed repository
+  (set-up as for POST build). The client (`bench/webhooks.py`) is a lean one, non-blocking
+  sockets and one epoll (an asyncio client added ~50 ms of its own to a burst): each delivery
+  gets its own connection, all {burst} opened at once, and says `Connection: close`, as GitHub
+  does; a delivery's latency runs from before its connect to the end of its answer (the server
+  closing the connection), and p50 / p99 are over all {deliveries:,}. Between two bursts the
+  server is left to match what it stored (the benchmark polls the delivery list's count until
+  every delivery of the burst is listed). Then the first burst is delivered again, same delivery
+  ids: every answer must say `duplicate`, and one second later the Worker must still have
+  {deliveries:,} builds, one per delivery. **delivery → build queued** is each delivery's
+  `received_on` → `processed_on` as the server records them (ms resolution): the matcher waits
+  for a quiet moment in the stream of deliveries, then claims each one and queues its build in
+  one transaction. **bare ASGI, the same bursts** is `bench/bare.py` answering the same requests
+  from the same client in the same run with its fixed body: what {burst} connections at once
+  cost on this machine before any webhook is handled, so the scale for the ack latency (the
+  machine's other work moves both). **errors** counts answers that were not 200 and deliveries
+  lost, listed twice, not built, or built again on redelivery; the bare ASGI row counts its own.
 """
 
 
@@ -217,8 +244,8 @@ def render_method(args: argparse.Namespace) -> str:
         f"JSON line per request, written to a file) on a fresh data directory and "
         f"{REPOS:,} repositories pre-loaded (one PUT each, every answer checked) before its "
         f"first warm-up; the PUT scenarios cycle over those {REPOS:,} repositories. The builds "
-        f"rows run on their own servers, each on a fresh data directory in a temporary folder "
-        f"(below)."
+        f"rows and the webhooks row run on their own servers, each on a fresh data directory in "
+        f"a temporary folder (below)."
     )
 
 
@@ -241,18 +268,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = render_table(outcomes)
     bar = evaluate_bar(outcomes)
     second = builds_bar.evaluate(outcomes)
+    third = webhooks_bar.evaluate(outcomes)
     page = TEMPLATE.format(
         date=started.strftime("%Y-%m-%d %H:%M UTC"),
         machine=render_machine(info, context),
         table=table,
         bar=render_bar(bar, outcomes),
         builds_bar=builds_bar.render(second, outcomes),
+        webhooks_bar=webhooks_bar.render(third, outcomes),
         notes=render_notes(outcomes),
         method=render_method(args),
         scenario_keys=",".join(SELECTORS),
         warmup=builds.QUEUE_WARMUP,
         queue_builds=builds.QUEUE_BUILDS,
         lines=builds.LOG_LINES,
+        bursts=webhooks.BURSTS,
+        burst=webhooks.BURST,
+        deliveries=webhooks.BURSTS * webhooks.BURST,
+        payload_bytes=len(webhooks.push_payload(0)),
     )
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(page)
@@ -264,17 +297,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "bar": [{"criterion": c, "measured": m, "verdict": v} for c, m, v in bar],
         "builds_bar": [{"criterion": c, "measured": m, "verdict": v} for c, m, v in second],
+        "webhooks_bar": [{"criterion": c, "measured": m, "verdict": v} for c, m, v in third],
         "scenarios": [o.as_dict() for o in outcomes],
     }
     args.json.write_text(json.dumps(raw, indent=2) + "\n")
     print()
     print(table)
     print()
-    for criterion, value, verdict in bar + second:
+    for criterion, value, verdict in bar + second + third:
         print(f"{criterion:<72} {value:>14}  {verdict}")
-    for line in (render_bar(bar, outcomes) + "\n" + builds_bar.render(second, outcomes)).split(
-        "\n"
-    ):
+    rendered = [
+        render_bar(bar, outcomes),
+        builds_bar.render(second, outcomes),
+        webhooks_bar.render(third, outcomes),
+    ]
+    for line in "\n".join(rendered).split("\n"):
         if line.startswith(("Server CPU", "- ")):
             print(line)
     print(f"\nwrote {_rel(args.report)} and {_rel(args.json)}")

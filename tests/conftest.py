@@ -8,6 +8,7 @@ arrives, so the whole suite doubles as a contract test.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import uuid
@@ -24,6 +25,7 @@ from buildsd import migrations, tables
 from buildsd.app import create_app
 from buildsd.config import Settings, load_settings
 from buildsd.services import Services
+from buildsd.store import builds
 from tests.contract import spec
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -188,7 +190,24 @@ def make_world(make_settings: Callable[..., Settings]) -> Iterator[Callable[...,
 
     yield make
     for client in opened:
+        stale = client.portal.call(_stale_build_json, client.app.state.services.db)  # type: ignore[union-attr]
         client.__exit__(None, None, None)
+        assert not stale, f"builds whose stored build_json is not current: {stale}"
+
+
+async def _stale_build_json(db: Any) -> list[str]:
+    """Every build's stored JSON must be what the database renders from its row now: a write
+    that changes what the wire shows and forgets store.builds.rerender shows up here."""
+    async with db.connection() as conn:
+        rows = await conn.all(
+            f"SELECT build_uuid, build_json, {builds.json_select(conn.dialect)} AS fresh "
+            "FROM builds WHERE build_json IS NOT NULL"
+        )
+    return [
+        row["build_uuid"]
+        for row in rows
+        if json.loads(row["build_json"]) != json.loads(row["fresh"])
+    ]
 
 
 @pytest.fixture

@@ -78,13 +78,13 @@ class _SQLiteConnection:
             row = cursor.fetchone()
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
-        return None if row is None else dict(zip(_names(cursor), row, strict=True))
+        return None if row is None else dict(zip(_names(cursor), row, strict=False))
 
     async def all(self, sql: str, params: Params = None) -> list[Row]:
         cursor = self._raw.execute(sql, params or {})
         rows = cursor.fetchall()
         names = _names(cursor)
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        return [dict(zip(names, row, strict=False)) for row in rows]
 
     async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         try:

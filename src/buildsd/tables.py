@@ -233,6 +233,9 @@ builds = Table(
     # means the runner is gone and the build is stopped as terminated (migration 0003).
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_on", TIME, nullable=True),
+    # The build object as JSON less its trigger (store.builds.json_select), kept by every write
+    # the wire shows, so a list page reads one column a build (migration 0009; null before).
+    Column("build_json", Text, nullable=True),
     # Newest-first pages of a Worker's builds, ties broken by uuid without a sort (0006).
     Index(None, "account_id", "external_script_id", "created_on", "build_uuid"),
     # The rest are partial (0008): each holds only the builds its queries look for, so a new

@@ -315,7 +315,8 @@ def test_ten_hook_builds_a_minute_per_worker(world: World, tag: str) -> None:
         world,
         hook["deploy_hook_uuid"],
         0,
-        age=f"UPDATE builds SET created_on = '{two_minutes_ago}'",
+        # (build_json = NULL: the stored JSON no longer holds; the list renders it instead.)
+        age=f"UPDATE builds SET created_on = '{two_minutes_ago}', build_json = NULL",
     )
     assert ok(fire(world, hook["deploy_hook_uuid"]))["already_exists"] is False
 
@@ -327,7 +328,7 @@ def test_a_hundred_hook_builds_a_minute_per_account(world: World, tag: str) -> N
         world,
         hook["deploy_hook_uuid"],
         100,
-        move="UPDATE builds SET external_script_id = '" + "0" * 32 + "'",
+        move="UPDATE builds SET build_json = NULL, external_script_id = '" + "0" * 32 + "'",
     )
     failure(fire(world, hook["deploy_hook_uuid"]), 429, 12051)
     simulate_hook_builds(

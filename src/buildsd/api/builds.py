@@ -55,10 +55,10 @@ async def get(call: Call) -> Build:
 async def list_by_worker(call: Call) -> Reply:
     query: PageQuery = call.query
     page = Page(query.page, query.per_page)
-    items, total = await call.services.builds.page_by_worker(
+    items, count, total = await call.services.builds.page_by_worker(
         call.account_id, call.params["external_script_id"], page
     )
-    return Reply(items, result_info(page, len(items), total, next_page=True))
+    return Reply(items, result_info(page, count, total, next_page=True))
 
 
 async def by_versions(call: Call) -> BuildsMap:

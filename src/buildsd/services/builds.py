@@ -182,8 +182,8 @@ class Builds:
 
     async def page_by_worker(
         self, account_id: str, tag: str, page: Page
-    ) -> tuple[list[msgspec.Raw], int]:
-        """Build objects already encoded as JSON (see store.builds.json_select)."""
+    ) -> tuple[msgspec.Raw, int, int]:
+        """The page as a JSON array (see store.builds.json_select), its size, the total."""
         async with self._db.connection() as conn:
             return await builds.page_by_worker(conn, account_id, tag, page)
 

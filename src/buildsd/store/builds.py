@@ -107,9 +107,10 @@ def json_select(dialect: str) -> str:
     """A SQL expression rendering a builds row as its Build JSON, less the _SPLICED fields.
 
     Why: a list page is 50 builds (about 68 KB). Reading each build's ~27 columns into Python
-    and building Structs cost three times what the database takes to write the JSON itself.
-    The keys come from the wire Structs, which name the columns (one vocabulary); a test pins
-    that a listed build equals the same build read alone.
+    and building Structs cost three times what the database takes to write the JSON itself,
+    and reading that JSON back stored (build_json) costs a fifth of writing it. The keys come
+    from the wire Structs, which name the columns (one vocabulary); a test pins that a listed
+    build equals the same build read alone, and every test checks build_json is current.
     """
     sqlite = dialect == "sqlite"
     obj = "json_object" if sqlite else "json_build_object"
@@ -135,32 +136,59 @@ def json_select(dialect: str) -> str:
     return rendered if sqlite else f"{rendered}::text"  # as text: psycopg would parse json
 
 
+def render_json(row: Row) -> str:
+    """What json_select makes of `row`, made in Python for a row about to be inserted."""
+    metadata = {name: row[name] for name in METADATA}
+    metadata["environment_variables"] = msgspec.Raw(row["environment_variables"].encode())
+    build: dict[str, Any] = {
+        name: row[name] for name in Build.__struct_fields__ if name in row and name not in _SPLICED
+    }
+    build["build_trigger_metadata"] = metadata
+    if row["pull_request"] is not None:
+        build["pull_request"] = msgspec.Raw(row["pull_request"].encode())
+    return _encoder.encode(build).decode()
+
+
+async def rerender(conn: Connection, build_uuid: str) -> None:
+    """build_json anew, after a change to what the wire shows (every UPDATE of it but leases)."""
+    await conn.run(
+        f"UPDATE builds SET build_json = {json_select(conn.dialect)} WHERE build_uuid = :uuid",
+        {"uuid": build_uuid},
+    )
+
+
 async def page_by_worker(
     conn: Connection, account_id: str, tag: str, page: Page
-) -> tuple[list[msgspec.Raw], int]:
-    """Newest first, each build already encoded (json_select) with its trigger; the total."""
+) -> tuple[msgspec.Raw, int, int]:
+    """Newest first: the page as one JSON array of builds (json_select, each with its trigger),
+    how many builds it holds, and how many the Worker has."""
     total = await _worker_count(conn, account_id, tag)
     rows = await conn.all(
-        f"SELECT {json_select(conn.dialect)} AS build_json, trigger_uuid, deploy_hook_name, "
-        "preview_url FROM builds WHERE account_id = :account_id AND external_script_id = :tag "
+        # Rows stored before migration 0009 have no build_json yet: rendered here instead.
+        f"SELECT COALESCE(build_json, {json_select(conn.dialect)}) AS build_json, "
+        "trigger_uuid, deploy_hook_name, preview_url FROM builds "
+        "WHERE account_id = :account_id AND external_script_id = :tag "
         "ORDER BY created_on DESC, build_uuid DESC LIMIT :limit OFFSET :offset",
         {"account_id": account_id, "tag": tag, "limit": page.per_page, "offset": page.offset},
     )
     snapshots: dict[str, str] = {}
-    items = []
+    parts = ["["]
     for row in rows:
         trigger_uuid = row["trigger_uuid"]
         if trigger_uuid not in snapshots:
             trigger = triggers.to_snapshot(await triggers.get_any(conn, trigger_uuid))
             snapshots[trigger_uuid] = _encoder.encode(trigger).decode()
-        spliced = [row["build_json"][:-1], ',"trigger":', snapshots[trigger_uuid]]
+        if len(parts) > 1:
+            parts.append(",")
+        parts += [row["build_json"][:-1], ',"trigger":', snapshots[trigger_uuid]]
         if row["deploy_hook_name"] is not None:
             hook = DeployHookRef(deploy_hook_name=row["deploy_hook_name"])
-            spliced += [',"deploy_hook":', _encoder.encode(hook).decode()]
+            parts += [',"deploy_hook":', _encoder.encode(hook).decode()]
         if row["preview_url"] is not None:
-            spliced += [',"preview_url":', _encoder.encode(row["preview_url"]).decode()]
-        items.append(msgspec.Raw("".join(spliced) + "}"))
-    return items, total
+            parts += [',"preview_url":', _encoder.encode(row["preview_url"]).decode()]
+        parts.append("}")
+    parts.append("]")
+    return msgspec.Raw("".join(parts).encode()), len(rows), total
 
 
 async def _worker_count(conn: Connection, account_id: str, tag: str) -> int:
@@ -181,6 +209,8 @@ async def insert(conn: Connection, values: dict[str, Any]) -> Row:
     }
     if values.get("pull_request") is not None:
         values["pull_request"] = msgspec.json.encode(values["pull_request"]).decode()
+    row = {**dict.fromkeys(COLUMNS), **values}
+    values["build_json"] = render_json(row)
     names = ", ".join(values)
     params = ", ".join(f":{name}" for name in values)
     await conn.run(f"INSERT INTO builds ({names}) VALUES ({params})", values)
@@ -190,7 +220,7 @@ async def insert(conn: Connection, values: dict[str, Any]) -> Row:
         "DO UPDATE SET build_count = worker_build_counts.build_count + 1",
         {"account_id": values["account_id"], "tag": values["external_script_id"]},
     )
-    return {**dict.fromkeys(COLUMNS), **values}
+    return row
 
 
 async def find(conn: Connection, account_id: str, build_uuid: str) -> Row | None:
@@ -230,6 +260,8 @@ async def stop(
         "WHERE build_uuid = :uuid AND status != 'stopped'",
         {"uuid": build_uuid, "outcome": outcome, "now": now, "duration_ms": duration_ms},
     )
+    if count:
+        await rerender(conn, build_uuid)
     return count > 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from buildsd.db import Connection, Row
+from buildsd.store.builds import rerender
 
 _KEY = "repo_connection_uuid = :connection AND pull_request_key = :key"
 
@@ -37,6 +38,8 @@ async def set_pull_request(
         "WHERE build_uuid = :uuid AND pull_request = :before",
         {"uuid": build_uuid, "before": before, "after": after, "now": now},
     )
+    if count:
+        await rerender(conn, build_uuid)
     return count > 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from buildsd.db import Connection, Row
-from buildsd.store.builds import COLUMNS
+from buildsd.store.builds import COLUMNS, rerender
 from buildsd.tables import QUEUED, RUNNING, UNFINISHED
 
 _RETURNING = ", ".join(COLUMNS)
@@ -26,12 +26,15 @@ async def claim(
 ) -> Row | None:
     """Move the next eligible queued build to initializing under `owner`'s lease."""
     pick = _NEXT + (" FOR UPDATE SKIP LOCKED" if conn.dialect == "postgresql" else "")
-    return await conn.one(
+    row = await conn.one(
         "UPDATE builds SET status = 'initializing', initializing_on = :now, modified_on = :now, "
         "lease_owner = :owner, lease_expires_on = :lease_until "
         f"WHERE build_uuid = ({pick}) AND status = 'queued' RETURNING {_RETURNING}",
         {"owner": owner, "now": now, "lease_until": lease_until, "limit": limit},
     )
+    if row is not None:
+        await rerender(conn, row["build_uuid"])
+    return row
 
 
 async def renew(conn: Connection, build_uuid: str, owner: str, lease_until: str) -> str | None:
@@ -50,6 +53,8 @@ async def set_running(conn: Connection, build_uuid: str, owner: str, now: str) -
         "WHERE build_uuid = :uuid AND lease_owner = :owner AND status = 'initializing'",
         {"uuid": build_uuid, "owner": owner, "now": now},
     )
+    if count:
+        await rerender(conn, build_uuid)
     return count > 0
 
 
@@ -59,6 +64,7 @@ async def record(conn: Connection, build_uuid: str, values: dict[str, Any]) -> N
     await conn.run(
         f"UPDATE builds SET {assignments} WHERE build_uuid = :uuid", {**values, "uuid": build_uuid}
     )
+    await rerender(conn, build_uuid)
 
 
 async def release(conn: Connection, build_uuid: str) -> None:
