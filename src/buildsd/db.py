@@ -4,8 +4,9 @@ SQL is written once with `:name` parameters and runs unchanged on both; for psyc
 placeholders are rewritten (and cached) to `%(name)s`. Rows are read by column name.
 
 Rule for callers (the services): a transaction never awaits anything but its own statements.
-On SQLite a statement never suspends, so a transaction runs start to commit within one step of
-the event loop and no other request can see or interleave with it.
+On SQLite a statement never suspends, so a transaction's body runs within one step of the event
+loop and no other transaction interleaves with it; the transactions of one step then share one
+COMMIT (group commit, SQLiteDatabase.transaction), and each caller resumes after it.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class SQLiteDatabase:
         self._conn: _SQLiteConnection | None = None
         self._lock = asyncio.Lock()
         self._group: asyncio.Future[None] | None = None  # the open group commit (transaction)
+        self._commit_due = False  # its COMMIT waits for the open transaction to end
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
 
@@ -193,12 +195,17 @@ class SQLiteDatabase:
                 raw.execute("ROLLBACK TO tx")
                 raw.execute("RELEASE tx")
                 raise
-            raw.execute("RELEASE tx")
+            else:
+                raw.execute("RELEASE tx")
+            finally:
+                if self._commit_due:  # the COMMIT came while this one was open: after it
+                    self._commit_due = False
+                    asyncio.get_running_loop().call_soon(self._commit_group)
         await asyncio.shield(group)  # a cancelled caller must not cancel the others' commit
 
     def _commit_group(self) -> None:
-        if self._lock.locked():  # a transaction is still open (it awaited something): later
-            asyncio.get_running_loop().call_soon(self._commit_group)
+        if self._lock.locked():  # a transaction is open (it awaited something): when it ends
+            self._commit_due = True
             return
         group, self._group = self._group, None
         if group is None or self._raw is None:

@@ -1,0 +1,99 @@
+"""SQLite group commit: transactions of one loop step share a COMMIT yet stay separate."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from buildsd.db import SQLiteDatabase
+
+
+async def _open(path: Path) -> SQLiteDatabase:
+    db = SQLiteDatabase(str(path))
+    await db.open()
+    async with db.connection() as conn:
+        await conn.run("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    return db
+
+
+def _stored(path: Path) -> list[int]:
+    """What another connection (another process) sees: only what was committed."""
+    with sqlite3.connect(path) as other:
+        return [n for (n,) in other.execute("SELECT n FROM t ORDER BY n")]
+
+
+def test_a_failed_transaction_rolls_back_alone(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> list[BaseException | None]:
+        db = await _open(path)
+
+        async def insert(n: int, fail: bool = False) -> None:
+            async with db.transaction() as conn:
+                await conn.run("INSERT INTO t (n) VALUES (:n)", {"n": n})
+                if fail:
+                    raise ValueError("refused")
+
+        results = await asyncio.gather(
+            insert(1), insert(2, fail=True), insert(3), return_exceptions=True
+        )
+        await db.close()
+        return list(results)
+
+    results = asyncio.run(main())
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ValueError)
+    assert _stored(path) == [1, 3]
+
+
+def test_nobody_returns_before_the_commit(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> list[list[int]]:
+        db = await _open(path)
+        seen: list[list[int]] = []
+
+        async def insert(n: int) -> None:
+            async with db.transaction() as conn:
+                await conn.run("INSERT INTO t (n) VALUES (:n)", {"n": n})
+            seen.append(_stored(path))  # returned: committed, visible to other connections
+
+        await asyncio.gather(*(insert(n) for n in range(5)))
+        await db.close()
+        return seen
+
+    for visible in asyncio.run(main()):
+        assert visible == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_a_transaction_that_awaits_delays_the_commit_not_forever(
+    tmp_path: Path, failing: bool
+) -> None:
+    """A body that suspends (against the rule in db.py) holds the group's COMMIT until it
+    ends, whether it ends well or not; the others then commit with it."""
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> None:
+        db = await _open(path)
+
+        async def slow() -> None:
+            async with db.transaction() as conn:
+                await conn.run("INSERT INTO t (n) VALUES (1)")
+                await asyncio.sleep(0.05)
+                if failing:
+                    raise ValueError("refused")
+
+        async def quick() -> None:
+            await asyncio.sleep(0.01)
+            async with db.transaction() as conn:
+                await conn.run("INSERT INTO t (n) VALUES (2)")
+
+        await asyncio.wait_for(asyncio.gather(slow(), quick(), return_exceptions=True), 5)
+        await db.close()
+
+    asyncio.run(main())
+    assert _stored(path) == ([2] if failing else [1, 2])
