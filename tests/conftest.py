@@ -190,24 +190,39 @@ def make_world(make_settings: Callable[..., Settings]) -> Iterator[Callable[...,
 
     yield make
     for client in opened:
-        stale = client.portal.call(_stale_build_json, client.app.state.services.db)  # type: ignore[union-attr]
+        stale = client.portal.call(_stale_kept_values, client.app.state.services.db)  # type: ignore[union-attr]
         client.__exit__(None, None, None)
-        assert not stale, f"builds whose stored build_json is not current: {stale}"
+        assert not stale, f"kept values that no longer hold: {stale}"
 
 
-async def _stale_build_json(db: Any) -> list[str]:
-    """Every build's stored JSON must be what the database renders from its row now: a write
-    that changes what the wire shows and forgets store.builds.rerender shows up here."""
+# What the database keeps beside the rows, and what it must equal: each query lists the keys
+# whose kept value differs from the one counted or rendered from the rows now.
+_KEPT = {
+    # A write that changes what the wire shows and forgets store.builds.rerender.
+    "build_json": "SELECT build_uuid AS k, build_json AS kept, {json} AS fresh "
+    "FROM builds WHERE build_json IS NOT NULL",
+    "worker_build_counts": "SELECT c.account_id || '/' || c.external_script_id AS k, "
+    "c.build_count AS kept, (SELECT COUNT(*) FROM builds b WHERE b.account_id = c.account_id "
+    "AND b.external_script_id = c.external_script_id) AS fresh FROM worker_build_counts c",
+    "account_connection_counts": "SELECT a.id AS k, COALESCE((SELECT live_count FROM "
+    "account_connection_counts c WHERE c.account_id = a.id), 0) AS kept, (SELECT COUNT(*) "
+    "FROM repo_connections r WHERE r.account_id = a.id AND r.deleted_on IS NULL) AS fresh "
+    "FROM accounts a",
+}
+
+
+async def _stale_kept_values(db: Any) -> list[str]:
+    """Every kept value (_KEPT) must equal what the rows give now."""
+    stale = []
     async with db.connection() as conn:
-        rows = await conn.all(
-            f"SELECT build_uuid, build_json, {builds.json_select(conn.dialect)} AS fresh "
-            "FROM builds WHERE build_json IS NOT NULL"
-        )
-    return [
-        row["build_uuid"]
-        for row in rows
-        if json.loads(row["build_json"]) != json.loads(row["fresh"])
-    ]
+        for name, sql in _KEPT.items():
+            for row in await conn.all(sql.format(json=builds.json_select(conn.dialect))):
+                kept, fresh = row["kept"], row["fresh"]
+                if name == "build_json":
+                    kept, fresh = json.loads(kept), json.loads(fresh)
+                if kept != fresh:
+                    stale.append(f"{name} {row['k']}: {kept} kept, {fresh} now")
+    return stale
 
 
 @pytest.fixture

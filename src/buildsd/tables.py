@@ -112,6 +112,16 @@ repo_connections = Table(
     Index(None, "provider_type", "repo_id"),
 )
 
+# How many live connections each account has, so an unfiltered list page costs the same at 10
+# or 10M (D10). Kept by database triggers on repo_connections (migration 0010), which see every
+# insert, upsert-revive and soft delete exactly, whatever runs them and however concurrently.
+account_connection_counts = Table(
+    "account_connection_counts",
+    metadata,
+    Column("account_id", HEX32, primary_key=True),
+    Column("live_count", BigInteger, nullable=False),
+)
+
 # --- the Workers Builds resources (migration 0002) --------------------------------------------
 
 workers = Table(

@@ -329,6 +329,9 @@ def test_a_hundred_hook_builds_a_minute_per_account(world: World, tag: str) -> N
         hook["deploy_hook_uuid"],
         100,
         move="UPDATE builds SET build_json = NULL, external_script_id = '" + "0" * 32 + "'",
+        recount="UPDATE worker_build_counts SET build_count = (SELECT COUNT(*) FROM builds b "
+        "WHERE b.account_id = worker_build_counts.account_id "
+        "AND b.external_script_id = worker_build_counts.external_script_id)",
     )
     failure(fire(world, hook["deploy_hook_uuid"]), 429, 12051)
     simulate_hook_builds(

@@ -88,3 +88,6 @@ def test_concurrent_puts_of_one_repository_make_one_row(start_server) -> None:
     assert len(uuids) == 1
     listed = httpx.get(servers[0].url + PATH, headers=AUTH, params={"repo_id": "777"}).json()
     assert listed["result_info"]["total_count"] == 1
+    # The unfiltered total is the account's kept counter: exact under the same race.
+    everything = httpx.get(servers[1].url + PATH, headers=AUTH).json()
+    assert everything["result_info"]["total_count"] == len(everything["result"]) == 1

@@ -111,9 +111,16 @@ async def page(
     if repo_id is not None:
         where += " AND repo_id = :repo_id"
         params["repo_id"] = repo_id
+    # Unfiltered, the total is the account's counter (migration 0010); a filter counts rows.
+    count = (
+        f"SELECT COUNT(*) AS n FROM repo_connections WHERE {where}"
+        if len(params) > 1
+        else "SELECT COALESCE(MAX(live_count), 0) AS n FROM account_connection_counts "
+        "WHERE account_id = :account_id"
+    )
     return await paged(
         conn,
-        f"SELECT COUNT(*) AS n FROM repo_connections WHERE {where}",
+        count,
         f"SELECT {_COLUMNS} FROM repo_connections WHERE {where} "
         "ORDER BY created_on, repo_connection_uuid",
         params,
