@@ -145,7 +145,7 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
 def worker(ctx: click.Context, /, **flags: Any) -> None:
-    """Run builds only (no API), sharing the database with `serve`; SIGTERM stops it."""
+    """Run builds (and match stored webhook deliveries), no API; SIGTERM stops it."""
     settings = _settings(ctx, **flags)
     if settings.runner_slots < 1:
         raise click.ClickException("a worker needs BUILDSD_RUNNER_SLOTS of 1 or more")
@@ -157,7 +157,11 @@ def worker(ctx: click.Context, /, **flags: Any) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        await Runner(services, settings).run(stopping)
+        # The webhook matcher too: what a `serve` stored and could not match (it died, or it
+        # is busy) is matched here within its poll interval (docs/webhooks.md).
+        await asyncio.gather(
+            Runner(services, settings).run(stopping), services.webhooks.run(stopping)
+        )
 
     _run(settings, run_until_signalled)
 

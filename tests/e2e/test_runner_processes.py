@@ -3,7 +3,9 @@ one build twice (on SQLite and, in CI, on PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import signal
 import time
@@ -12,8 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from buildsd.app import build_services
+from buildsd.config import load_settings
 from tests.conftest import ACCOUNT, TOKEN
 from tests.gitrepo import make_repo
+from tests.webhooks.payloads import github_headers, github_push
 
 pytestmark = [
     pytest.mark.slow,
@@ -145,3 +150,52 @@ def test_two_runner_processes_never_run_one_build_twice(start_server, tmp_path) 
         assert worker.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
     logs = "".join(w.log.read_text() for w in workers)
     assert logs.count("slot(s)") == 2
+
+
+def test_a_worker_matches_deliveries_no_server_matched(start_server, env, tmp_path) -> None:
+    """A delivery stored while no `serve` matched it (here: none runs) is matched by a worker."""
+    make_repo(tmp_path)
+    secret = {"BUILDSD_GITHUB_WEBHOOK_SECRET": "worker-matches-it"}
+    server = start_server(**runner_env(tmp_path, BUILDSD_RUNNER_SLOTS="0"), **secret)
+    with api(server) as client:
+        make_trigger(client, "true")
+    server.stop()
+    settings = load_settings({**env, **runner_env(tmp_path), **secret})
+    body = json.dumps(github_push("main", repo_id=1)).encode()
+    headers = {
+        name.lower(): value
+        for name, value in github_headers(
+            body, secret=secret["BUILDSD_GITHUB_WEBHOOK_SECRET"]
+        ).items()
+    }
+
+    async def store() -> None:
+        services = build_services(settings)
+        await services.open()
+        try:
+            await services.webhooks.receive("github", headers, body)
+        finally:
+            await services.close()
+
+    async def matched() -> tuple[bool, int]:
+        services = build_services(settings)
+        await services.open()
+        try:
+            async with services.db.connection() as conn:
+                delivery = await conn.one("SELECT processed_on FROM webhook_deliveries")
+                built = await conn.one(
+                    "SELECT COUNT(*) AS n FROM builds WHERE build_trigger_source = 'push_event'"
+                )
+        finally:
+            await services.close()
+        assert delivery is not None and built is not None
+        return delivery["processed_on"] is not None, int(built["n"])
+
+    asyncio.run(store())
+    assert asyncio.run(matched()) == (False, 0)
+    worker = start_server("worker", **runner_env(tmp_path), **secret)
+    deadline = time.monotonic() + 30
+    while asyncio.run(matched()) != (True, 1):
+        assert time.monotonic() < deadline, worker.log.read_text()
+        time.sleep(0.2)
+    assert worker.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
