@@ -149,6 +149,11 @@ Method: {method}
   on the 2-vCPU machine this harness was written on, a bare app that only burns 100 µs of CPU
   per request had p99 ≈ 20 ms, one that burns 200 µs had p99 ≈ 140 ms. A p99 far above
   2 × p50 therefore usually means "CPU per request too high", not a lock or a slow query.
+  The list rows (14–68 KB answers) show a p99 near one second even when p90 is low: that is
+  TCP over loopback with 64 connections and large answers, not the server. A bare ASGI app that
+  burns 600 µs and answers 67 KB shows the same (p99 988 ms at 1,157 req/s), the server's own
+  durations stay under 10 ms, `nstat` counts zero-window advertisements and loss probes, and
+  the build list at 16 connections has p99 25 ms at the same req/s.
 - `bench/out/results.json` also holds the **server CPU per request** (µs of user + system time
   of the server process over the measured run): it does not depend on how wrk shares the cores.
   It also holds the CPU that neither the server, nor its build processes, nor the load side
