@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
-import uuid
 from datetime import UTC, datetime
 
 
@@ -43,8 +43,13 @@ def to_wire(value: datetime) -> str:
 
 
 def new_uuid() -> str:
-    """Entity ids: hyphenated uuid4."""
-    return str(uuid.uuid4())
+    """Entity ids: hyphenated uuid4 (RFC 4122 version and variant bits), formatted directly:
+    str(uuid.uuid4()) builds a UUID object and its int first, 4× the cost, several per write."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # variant 10xx
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_hex32() -> str:
