@@ -14,7 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from buildsd import migrations
-from buildsd.api import envelope, openapi, webhooks
+from buildsd.api import envelope, openapi, ratelimit, webhooks
 from buildsd.api.endpoint import Endpoint
 from buildsd.api.guard import EnvelopeErrors
 from buildsd.api.metrics import RequestObserver
@@ -62,6 +62,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     # Without these, a withheld GET on a path that also has a PUT would answer 405, not 404.
     routes += [Route(op.path, not_found, methods=[op.method]) for op in withheld(settings.strict)]
 
+    limits = ratelimit.counter(settings.rate_limit, settings.redis_url)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.open()
@@ -81,11 +83,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 await runner
             await matcher
             await services.close()
+            await limits.close()
             access_log.flush()
 
     middleware = [Middleware(RequestObserver, metrics=services.metrics)]
     if settings.rate_limit > 0:
-        middleware.append(Middleware(RateLimitMiddleware, limit=settings.rate_limit))
+        middleware.append(Middleware(RateLimitMiddleware, counter=limits))
     middleware.append(Middleware(EnvelopeErrors))
     app = App(routes=routes, middleware=middleware, lifespan=lifespan)
     app.router = IndexedRouter(routes, lifespan=lifespan, redirect_slashes=False)

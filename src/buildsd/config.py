@@ -27,6 +27,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bootstrap_account_id: str | None = None
     # Requests per credential per 300 s (Cloudflare's global limit); 0 turns limiting off.
     rate_limit: int = 1200
+    # redis://host:port/db: rate-limit counters shared by every replica (D15); empty: each
+    # process counts alone.
+    redis_url: str = ""
     max_body_bytes: int = 1024 * 1024
     # A request's line and headers: larger gets 431; not complete within the timeout (counted
     # from the connection or the request's first byte) closes the connection (api/protocol.py).

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from buildsd.api.ratelimit import SlidingWindow
+import asyncio
+import secrets
+import socket
+
+import pytest
+
+from buildsd.api.ratelimit import SlidingWindow, Verdict
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
 
 PATH = "/client/v4/accounts/{a}/builds/repos/connections"
 
@@ -44,11 +52,48 @@ def test_off_by_default_in_tests_and_zero_means_off(world) -> None:
 def test_window_slides() -> None:
     window = SlidingWindow(limit=10, window=100)
     key = b"k"
-    for _ in range(10):
-        assert window.hit(key, 50.0)[0]
-    assert not window.hit(key, 99.0)[0]
+
+    async def hits(now: float, times: int) -> list[Verdict]:
+        return [await window.hit(key, now) for _ in range(times)]
+
+    assert all(v.allowed for v in asyncio.run(hits(50.0, 10)))
+    assert not asyncio.run(hits(99.0, 1))[0].allowed
     # Halfway through the next bucket half of the previous bucket still counts: 5 left.
-    allowed = [window.hit(key, 150.0)[0] for _ in range(6)]
-    assert allowed == [True] * 5 + [False]
-    assert window.retry_after(key, 150.0) >= 1
-    assert window.hit(key, 400.0) == (True, 9, 100)
+    verdicts = asyncio.run(hits(150.0, 6))
+    assert [v.allowed for v in verdicts] == [True] * 5 + [False]
+    assert verdicts[-1].retry_after >= 1
+    assert asyncio.run(hits(400.0, 1))[0] == Verdict(True, 9, 100, 0)
+
+
+def _redis_or_skip() -> str:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return REDIS_URL
+    except OSError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+
+
+def test_replicas_share_their_counters_through_redis(make_world) -> None:
+    """Two servers (replicas) with one BUILDSD_REDIS_URL: a credential's limit is shared.
+
+    The limiter counts before authentication, so a fresh random credential (unknown to both,
+    answered 401) keeps this run's counts apart from any earlier run's."""
+    url = _redis_or_skip()
+    replicas = [make_world(rate_limit=4, redis_url=url) for _ in range(2)]
+    headers = {"Authorization": f"Bearer {secrets.token_urlsafe(30)}"}
+    answers = [
+        replicas[n % 2].client.get(PATH.format(a=replicas[n % 2].account), headers=headers)
+        for n in range(5)
+    ]
+    assert [r.status_code for r in answers] == [401, 401, 401, 401, 429]
+    assert answers[4].json()["errors"][0]["code"] == 971
+    assert answers[3].headers["ratelimit"].startswith('"default";r=0;t=')
+
+
+def test_an_unreachable_redis_lets_requests_through(make_world, caplog) -> None:
+    world = make_world(rate_limit=1, redis_url="redis://127.0.0.1:1/0")
+    path = PATH.format(a=world.account)
+    for _ in range(3):
+        response = world.client.get(path, headers=world.auth)
+        assert response.status_code == 200
+    assert "rate-limit counters unreachable" in caplog.text
