@@ -29,8 +29,9 @@ def failure(response: Any, status: int, code: int) -> dict[str, Any]:
     return dict(body["errors"][0])
 
 
-def connection(world: World, repo_id: str = "562843111", **kw: Any) -> dict[str, Any]:
-    body = {
+def connection_body(repo_id: str = "562843111", **kw: Any) -> dict[str, Any]:
+    """The five fields of a repository-connection upsert."""
+    return {
         "provider_account_id": "41612145",
         "provider_account_name": "octo-org",
         "provider_type": "github",
@@ -38,6 +39,10 @@ def connection(world: World, repo_id: str = "562843111", **kw: Any) -> dict[str,
         "repo_name": "my-worker",
         **kw,
     }
+
+
+def connection(world: World, repo_id: str = "562843111", **kw: Any) -> dict[str, Any]:
+    body = connection_body(repo_id, **kw)
     return dict(
         ok(world.client.put(base(world) + "/repos/connections", json=body, headers=world.auth))
     )

@@ -20,9 +20,11 @@ from tests.api.flows import (
     build,
     build_token,
     connection,
+    connection_body,
     failure,
     ok,
     trigger,
+    trigger_body,
 )
 from tests.conftest import KNOWN_SECRETS, World
 
@@ -106,17 +108,7 @@ def test_writes_of_every_kind_are_recorded(world: World) -> None:
     token = build_token(world)
     made = ok(
         world.client.post(
-            base(world) + "/triggers",
-            headers=world.auth,
-            json={
-                "external_script_id": TAG,
-                "repo_connection_uuid": conn["repo_connection_uuid"],
-                "build_token_uuid": token["build_token_uuid"],
-                "trigger_name": "Deploy main",
-                "branch_includes": ["main"],
-                "build_command": "npm run build",
-                "deploy_command": "npx wrangler deploy",
-            },
+            base(world) + "/triggers", headers=world.auth, json=trigger_body(conn, token)
         )
     )
     trigger_uuid = made["trigger_uuid"]
@@ -259,13 +251,7 @@ def test_a_bad_body_is_a_failed_write(world: World) -> None:
 def test_a_global_api_key_is_recorded_as_its_user(world: World) -> None:
     key = world.run(world.services.identity.create_user("member@example.com", world.account))
     headers = {"X-Auth-Email": "member@example.com", "X-Auth-Key": key}
-    body = {
-        "provider_account_id": "1",
-        "provider_account_name": "o",
-        "provider_type": "github",
-        "repo_id": "2",
-        "repo_name": "r",
-    }
+    body = connection_body("2")
     ok(world.client.put(base(world) + "/repos/connections", json=body, headers=headers))
     (entry,) = entries(world, **{"actor.email": "member@example.com"})
     assert entry["actor"]["email"] == "member@example.com" and entry["actor"]["type"] == "user"
@@ -459,13 +445,7 @@ def test_another_accounts_logs_are_not_visible(world: World) -> None:
     other = world.new_account()
     theirs = world.bearer(world.new_token("Workers CI Write", account=other))
     failure(world.client.get(url(world), headers=theirs), 403, 10000)
-    body = {
-        "provider_account_id": "1",
-        "provider_account_name": "o",
-        "provider_type": "github",
-        "repo_id": "2",
-        "repo_name": "r",
-    }
+    body = connection_body("2")
     ok(world.client.put(base(world, other) + "/repos/connections", json=body, headers=theirs))
     response = world.client.get(url(world, other), headers=theirs)
     (their_entry,) = ok(response)
