@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from buildsd.api.routes import OPERATIONS
-from tests.api.flows import base, ok
+from tests.api.flows import base, connection_body, ok, trigger_body
 from tests.conftest import World
 
 OTHER_TAG = "ab" * 16
@@ -40,19 +40,8 @@ def theirs(world: World) -> dict[str, str]:
     auth = world.bearer(world.new_token("Workers CI Write", account=account))
     url = base(world, account)
     client = world.client
-    conn = ok(
-        client.put(
-            url + "/repos/connections",
-            headers=auth,
-            json={
-                "provider_account_id": "77",
-                "provider_account_name": "them",
-                "provider_type": "github",
-                "repo_id": "99",
-                "repo_name": "their-repo",
-            },
-        )
-    )
+    their_repo = connection_body("99", provider_account_name="them", repo_name="their-repo")
+    conn = ok(client.put(url + "/repos/connections", headers=auth, json=their_repo))
     token = ok(
         client.post(
             url + "/tokens",
@@ -64,21 +53,15 @@ def theirs(world: World) -> dict[str, str]:
             },
         )
     )
-    trigger = ok(
-        client.post(
-            url + "/triggers",
-            headers=auth,
-            json={
-                "external_script_id": OTHER_TAG,
-                "repo_connection_uuid": conn["repo_connection_uuid"],
-                "build_token_uuid": token["build_token_uuid"],
-                "trigger_name": "t",
-                "branch_includes": ["main"],
-                "build_command": "",
-                "deploy_command": "true",
-            },
-        )
+    body = trigger_body(
+        conn,
+        token,
+        external_script_id=OTHER_TAG,
+        trigger_name="t",
+        build_command="",
+        deploy_command="true",
     )
+    trigger = ok(client.post(url + "/triggers", headers=auth, json=body))
     ok(
         client.patch(
             url + f"/triggers/{trigger['trigger_uuid']}/environment_variables",
