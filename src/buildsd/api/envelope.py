@@ -26,17 +26,6 @@ def ok_body(
     return encoder.encode(body)
 
 
-def ok(
-    result: Any,
-    info: ResultInfo | None = None,
-    *,
-    status: int = 200,
-    messages: list[Any] | None = None,
-) -> Response:
-    body = ok_body(result, info, messages=messages)
-    return Response(body, status_code=status, media_type=JSON)
-
-
 def error_body(exc: BuildsError) -> bytes:
     item = ErrorItem(code=exc.code, message=exc.message)
     if exc.chain:

@@ -55,7 +55,7 @@ def error_statuses(op: Operation) -> list[int]:
     return sorted(found)
 
 
-def _query_parameters(kind: type, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+def _query_parameters(kind: type) -> list[dict[str, Any]]:
     (schema,), components = msgspec.json.schema_components([kind], ref_template=_REF)
     body = components[schema["$ref"].rsplit("/", 1)[1]]
     required = set(body.get("required", []))
@@ -95,7 +95,7 @@ def document(operations: tuple[Operation, ...]) -> dict[str, Any]:
             for name in _PARAM.findall(op.path)
         ]
         if op.query is not None:
-            parameters += _query_parameters(op.query, components)
+            parameters += _query_parameters(op.query)
         entry: dict[str, Any] = {
             "operationId": op.operation_id,
             "summary": op.summary,

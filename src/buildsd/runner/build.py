@@ -62,7 +62,6 @@ class LogWriter:
         self._mask = masker
         self._seq = first_seq
         self._pending: list[tuple[int, int, str]] = []
-        self._flushed = asyncio.Event()
         self.watchers: list[re.Pattern[str]] = []
         self.seen: dict[str, str] = {}
         self.lost = False

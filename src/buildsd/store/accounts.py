@@ -74,11 +74,3 @@ async def member_account_ids(conn: Connection, user_id: str) -> list[str]:
         {"user_id": user_id},
     )
     return [row["account_id"] for row in rows]
-
-
-async def is_member(conn: Connection, *, account_id: str, user_id: str) -> bool:
-    row = await conn.one(
-        "SELECT 1 AS ok FROM account_members WHERE account_id = :account_id AND user_id = :user_id",
-        {"account_id": account_id, "user_id": user_id},
-    )
-    return row is not None

@@ -11,15 +11,6 @@ from buildsd.store import paged, required
 from buildsd.wire import EmbeddedRepoConnection, Page, Trigger, TriggerSnapshot
 
 LISTS = ("branch_includes", "branch_excludes", "path_includes", "path_excludes")
-EDITABLE = (
-    "trigger_name",
-    "build_command",
-    "deploy_command",
-    "root_directory",
-    *LISTS,
-    "build_caching_enabled",
-    "build_token_uuid",
-)
 
 _SELECT = (
     "SELECT t.trigger_uuid, t.account_id, t.trigger_name, t.external_script_id, "
