@@ -77,3 +77,42 @@ def test_a_listed_build_equals_the_build_read_alone(world: World) -> None:
     env = by_source["manual"]["build_trigger_metadata"]["environment_variables"]
     assert env["API_KEY"]["value"] is None and env["API_KEY"]["is_secret"] is True
     assert env["API_URL"]["value"] == 'https://example.com/?a=1&b="2"'
+
+
+def test_a_page_of_builds_of_two_triggers_embeds_each_ones_trigger_newest_first(
+    world: World,
+) -> None:
+    """The database joins a page and leaves a mark where each build's trigger goes."""
+    setup = connect(world)
+    tag = world.run(world.services.workers.create(world.account, "two-triggers"))
+    first = add_trigger(world, setup, tag, trigger_name="first", branch_includes=["main"])
+    second = add_trigger(world, setup, tag, trigger_name="second", branch_includes=["dev"])
+    made = []
+    for n in range(7):
+        trigger = (first, second)[n % 3 == 0]
+        url = base(world) + f"/triggers/{trigger['trigger_uuid']}/builds"
+        made.append(ok(world.client.post(url, json={"branch": f"b{n}"}, headers=world.auth)))
+
+    listed = ok(world.client.get(base(world) + f"/workers/{tag}/builds", headers=world.auth))
+    assert [b["build_uuid"] for b in listed] == [b["build_uuid"] for b in reversed(made)]
+    for item in listed:
+        alone = ok(
+            world.client.get(base(world) + f"/builds/{item['build_uuid']}", headers=world.auth)
+        )
+        assert item == alone
+    names = [b["trigger"]["trigger_name"] for b in reversed(listed)]
+    assert names == ["second", "first", "first", "second", "first", "first", "second"]
+
+    page_two = world.client.get(
+        base(world) + f"/workers/{tag}/builds?page=2&per_page=3", headers=world.auth
+    ).json()
+    assert [b["build_uuid"] for b in page_two["result"]] == [
+        made[3]["build_uuid"],
+        made[2]["build_uuid"],
+        made[1]["build_uuid"],
+    ]
+    assert page_two["result_info"]["count"] == 3
+    past = world.client.get(
+        base(world) + f"/workers/{tag}/builds?page=9&per_page=3", headers=world.auth
+    ).json()
+    assert past["result"] == [] and past["result_info"]["count"] == 0
