@@ -14,7 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from buildsd import migrations
-from buildsd.api import envelope, openapi, ratelimit, webhooks
+from buildsd.api import envelope, openapi, webhooks
 from buildsd.api.endpoint import Endpoint
 from buildsd.api.guard import EnvelopeErrors
 from buildsd.api.metrics import RequestObserver
@@ -26,7 +26,7 @@ from buildsd.db import create_database
 from buildsd.errors import NotFound
 from buildsd.logs import access_log
 from buildsd.runner.worker import Runner
-from buildsd.services import Services
+from buildsd.services import Services, rate_limits
 from buildsd.wire import encoder
 
 
@@ -62,7 +62,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     # Without these, a withheld GET on a path that also has a PUT would answer 405, not 404.
     routes += [Route(op.path, not_found, methods=[op.method]) for op in withheld(settings.strict)]
 
-    limits = ratelimit.counter(settings.rate_limit, settings.redis_url)
+    limits = rate_limits.counter(settings.rate_limit, settings.redis_url, services.db)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

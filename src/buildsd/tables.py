@@ -405,3 +405,14 @@ audit_logs = Table(
     Index(None, "account_id", "when", "id"),
     Index(None, "account_id", "action_type", "when", "id"),
 )
+
+# Rate-limit counters shared by replicas (D15) when the database is PostgreSQL and no Redis is
+# configured: one row per credential digest and window bucket, pruned once a bucket (0011).
+rate_limit_buckets = Table(
+    "rate_limit_buckets",
+    metadata,
+    Column("credential", String(32), nullable=False),  # blake2b-128 of the credential, hex
+    Column("bucket_start", BigInteger, nullable=False),  # epoch seconds, a multiple of the window
+    Column("hits", Integer, nullable=False),
+    PrimaryKeyConstraint("credential", "bucket_start"),
+)

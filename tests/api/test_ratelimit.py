@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from buildsd.api.ratelimit import SlidingWindow, Verdict
+from buildsd.db import PostgresDatabase
+from buildsd.services.rate_limits import DatabaseWindow, SlidingWindow, Verdict, counter
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -49,20 +52,77 @@ def test_off_by_default_in_tests_and_zero_means_off(world) -> None:
     assert "ratelimit" not in response.headers
 
 
-def test_window_slides() -> None:
-    window = SlidingWindow(limit=10, window=100)
-    key = b"k"
+def _slides(hit: Callable[[float], Awaitable[Verdict]], run: Callable[[Any], Any]) -> None:
+    """A limit of 10 in windows of 100 s, whatever holds the counters."""
 
     async def hits(now: float, times: int) -> list[Verdict]:
-        return [await window.hit(key, now) for _ in range(times)]
+        return [await hit(now) for _ in range(times)]
 
-    assert all(v.allowed for v in asyncio.run(hits(50.0, 10)))
-    assert not asyncio.run(hits(99.0, 1))[0].allowed
+    assert all(v.allowed for v in run(hits(50.0, 10)))
+    assert not run(hits(99.0, 1))[0].allowed
     # Halfway through the next bucket half of the previous bucket still counts: 5 left.
-    verdicts = asyncio.run(hits(150.0, 6))
+    verdicts = run(hits(150.0, 6))
     assert [v.allowed for v in verdicts] == [True] * 5 + [False]
     assert verdicts[-1].retry_after >= 1
-    assert asyncio.run(hits(400.0, 1))[0] == Verdict(True, 9, 100, 0)
+    assert run(hits(400.0, 1))[0] == Verdict(True, 9, 100, 0)
+
+
+def test_window_slides() -> None:
+    window = SlidingWindow(limit=10, window=100)
+    _slides(lambda now: window.hit(b"k", now), asyncio.run)
+
+
+def test_window_slides_in_postgresql(world) -> None:
+    """Without Redis, PostgreSQL holds the counters (D15): the same window, in one statement."""
+    db = world.services.db
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite serves from one process: its counters stay in memory")
+    assert isinstance(counter(1200, "", db), DatabaseWindow)
+    window = DatabaseWindow(db, limit=10, window=100)
+    key = secrets.token_bytes(16)
+    _slides(lambda now: window.hit(key, now), world.run)
+
+
+def test_replicas_racing_at_the_limit_never_overshoot_it(world) -> None:
+    """Each count re-checks the limit under the bucket's row lock: of 60 concurrent requests
+    through two replicas' windows, exactly the limit's 20 are let through."""
+    db = world.services.db
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite serves from one process: its counters stay in memory")
+    replicas = [DatabaseWindow(db, limit=20, window=100) for _ in range(2)]
+    key = secrets.token_bytes(16)
+
+    async def race() -> list[Verdict]:
+        return list(await asyncio.gather(*(replicas[n % 2].hit(key, 10.0) for n in range(60))))
+
+    verdicts = world.run(race())
+    assert sum(v.allowed for v in verdicts) == 20
+    assert all(v.retry_after >= 1 for v in verdicts if not v.allowed)
+
+
+def test_replicas_share_their_counters_through_postgresql(make_world) -> None:
+    replicas = [make_world(rate_limit=4) for _ in range(2)]
+    if replicas[0].services.db.dialect != "postgresql":
+        pytest.skip("SQLite serves from one process: its counters stay in memory")
+    headers = {"Authorization": f"Bearer {secrets.token_urlsafe(30)}"}
+    answers = [
+        replicas[n % 2].client.get(PATH.format(a=replicas[n % 2].account), headers=headers)
+        for n in range(5)
+    ]
+    assert [r.status_code for r in answers] == [401, 401, 401, 401, 429]
+    assert answers[4].json()["errors"][0]["code"] == 971
+    assert answers[3].headers["ratelimit"].startswith('"default";r=0;t=')
+
+
+def test_unreachable_database_counters_let_requests_through(caplog) -> None:
+    window = DatabaseWindow(PostgresDatabase("postgresql://nobody@127.0.0.1:1/none"), limit=1)
+    verdicts = asyncio.run(_twice(window))
+    assert all(v.allowed for v in verdicts)
+    assert "rate-limit counters unreachable" in caplog.text
+
+
+async def _twice(window: DatabaseWindow) -> list[Verdict]:
+    return [await window.hit(b"k", 1.0), await window.hit(b"k", 2.0)]
 
 
 def _redis_or_skip() -> str:
