@@ -82,8 +82,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             if runner is not None:
                 await runner
             await matcher
+            await limits.close()  # before the database: its counts may still be sent there
             await services.close()
-            await limits.close()
             access_log.flush()
 
     middleware = [Middleware(RequestObserver, metrics=services.metrics)]

@@ -83,21 +83,62 @@ def test_window_slides_in_postgresql(world) -> None:
     _slides(lambda now: window.hit(key, now), world.run)
 
 
-def test_replicas_racing_at_the_limit_never_overshoot_it(world) -> None:
-    """Each count re-checks the limit under the bucket's row lock: of 60 concurrent requests
-    through two replicas' windows, exactly the limit's 20 are let through."""
+def test_far_from_the_limit_replicas_count_locally_and_share_in_the_background(world) -> None:
+    """No statement a request: the counts go to the database in one statement per sync."""
+    db = world.services.db
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite serves from one process: its counters stay in memory")
+    first, second = (DatabaseWindow(db, limit=1000, window=100, sync_seconds=60) for _ in "ab")
+    key = secrets.token_bytes(16)
+
+    async def scenario() -> list[int]:
+        for _ in range(50):
+            assert (await first.hit(key, 10.0)).allowed
+        before = await _shared_hits(db, key)
+        await first.sync()
+        after_first = await _shared_hits(db, key)
+        await second.hit(key, 11.0)
+        await second.sync()  # the second replica learns the total, its own request included
+        remaining = (await second.hit(key, 12.0)).remaining
+        await first.close()
+        await second.close()
+        return [before, after_first, await _shared_hits(db, key), remaining]
+
+    assert world.run(scenario()) == [0, 50, 52, 1000 - 52]
+
+
+async def _shared_hits(db: Any, key: bytes) -> int:
+    async with db.connection() as conn:
+        row = await conn.one(
+            "SELECT COALESCE(SUM(hits), 0) AS hits FROM rate_limit_buckets "
+            "WHERE credential = :credential",
+            {"credential": key.hex()},
+        )
+    return int(row["hits"])
+
+
+def test_near_the_limit_the_database_decides(world) -> None:
+    """Of 60 concurrent requests through two replicas' windows (limit 20, within 10 of it the
+    database decides), at most the limit plus what one replica let through unseen pass; once
+    the counts are shared, both replicas refuse."""
     db = world.services.db
     if db.dialect != "postgresql":
         pytest.skip("SQLite serves from one process: its counters stay in memory")
     replicas = [DatabaseWindow(db, limit=20, window=100) for _ in range(2)]
+    assert replicas[0].headroom == 10
     key = secrets.token_bytes(16)
 
-    async def race() -> list[Verdict]:
-        return list(await asyncio.gather(*(replicas[n % 2].hit(key, 10.0) for n in range(60))))
+    async def race() -> tuple[list[Verdict], list[Verdict]]:
+        verdicts = await asyncio.gather(*(replicas[n % 2].hit(key, 10.0) for n in range(60)))
+        for replica in replicas:
+            await replica.sync()
+        after = [await replica.hit(key, 11.0) for replica in replicas]
+        return list(verdicts), after
 
-    verdicts = world.run(race())
-    assert sum(v.allowed for v in verdicts) == 20
+    verdicts, after = world.run(race())
+    assert 20 <= sum(v.allowed for v in verdicts) <= 20 + 10
     assert all(v.retry_after >= 1 for v in verdicts if not v.allowed)
+    assert not any(v.allowed for v in after)
 
 
 def test_replicas_share_their_counters_through_postgresql(make_world) -> None:

@@ -3,18 +3,20 @@ credential, counted in this process, in Redis, or in PostgreSQL.
 
 The window is the usual two-bucket approximation (this bucket's count plus the previous
 bucket's, weighted by how much of it still overlaps the window): O(1) memory per credential.
-A request is counted only when allowed. Shared counters cost one round trip a request: a Redis
-script, or one SQL statement, each reading both buckets and counting the request.
+A request is counted only when allowed. In Redis that is one script a request (reading both
+buckets and counting the request); in PostgreSQL a replica counts locally and shares its
+counts in the background, leaving the decision to the database only near the limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from buildsd.db import Database
+from buildsd.db import Connection, Database
 from buildsd.store import rate_limits
 
 WINDOW_SECONDS = 300
@@ -29,11 +31,15 @@ class Verdict:
     retry_after: int  # seconds until one more request would be allowed (when refused)
 
 
+def overlap(window: int, now: float) -> float:
+    """How much of the previous bucket the sliding window still covers at `now`."""
+    return 1.0 - (now % window) / window
+
+
 def judge(limit: int, window: int, now: float, current: float, previous: float) -> Verdict:
     """The verdict on one more request, given the counts of this bucket and the previous."""
     start = now - now % window
-    overlap = 1.0 - (now - start) / window
-    used = previous * overlap + current
+    used = previous * overlap(window, now) + current
     reset = max(1, math.ceil(start + window - now))
     if used < limit:
         return Verdict(True, max(0, int(limit - used - 1)), reset, 0)
@@ -122,11 +128,10 @@ class RedisWindow:
     async def hit(self, key: bytes, now: float) -> Verdict:
         start = int(now - now % self.window)
         name = b"buildsd:rl:" + key.hex().encode()
-        overlap = 1.0 - (now - start) / self.window
         try:
             current, previous = await self._script(
                 keys=[name + b":%d" % start, name + b":%d" % (start - self.window)],
-                args=[self.limit, overlap, 2 * self.window],
+                args=[self.limit, overlap(self.window, now), 2 * self.window],
             )
         except Exception as exc:
             log.warning("rate-limit counters unreachable, request let through: %s", exc)
@@ -138,29 +143,64 @@ class RedisWindow:
 
 
 class DatabaseWindow:
-    """The same window with its counters in the database (PostgreSQL), shared by every replica:
-    one statement a request (store.rate_limits). Fails open like RedisWindow."""
+    """The same window with its counters in PostgreSQL, shared by every replica.
 
-    def __init__(self, db: Database, limit: int, window: int = WINDOW_SECONDS) -> None:
+    Counting in the database on every request halved the API's throughput (a pool round trip
+    a request), so a replica counts locally and shares its counts in the background: every
+    SYNC_SECONDS one statement adds what it let through and answers the shared totals. While
+    a credential is far from its limit that is all; within `headroom` of it, each request is
+    decided by the database itself (the replica's counts sent first, then one conditional
+    upsert re-checked under the bucket's row lock). So across replicas the limit can be passed
+    only by what the others let through, unseen, in one sync, and within one replica never.
+    Fails open like RedisWindow.
+    """
+
+    SYNC_SECONDS = 0.1
+
+    def __init__(
+        self,
+        db: Database,
+        limit: int,
+        window: int = WINDOW_SECONDS,
+        sync_seconds: float = SYNC_SECONDS,
+    ) -> None:
         self.limit = limit
         self.window = window
+        self.headroom = max(10, limit // 10)
         self._db = db
-        self._pruned_before = 0  # the buckets before this one are gone (this process's view)
+        self._sync_seconds = sync_seconds
+        # key → [bucket start, shared count of this bucket as last learnt, shared count of the
+        # previous bucket, this replica's requests since (not yet in the shared count)]
+        self._buckets: dict[bytes, list[float]] = {}
+        self._unsent: dict[tuple[bytes, int], int] = {}
+        self._syncer: asyncio.Task[None] | None = None
+        self._pruned_before = 0  # the buckets before this start are gone (this replica's view)
 
     async def hit(self, key: bytes, now: float) -> Verdict:
         start = int(now - now % self.window)
-        overlap = 1.0 - (now - start) / self.window
+        entry = self._entry(key, start)
+        if entry[2] * overlap(self.window, now) + entry[1] + entry[3] >= self.limit - self.headroom:
+            return await self._hit_shared(key, now, start)
+        entry[3] += 1
+        self._unsent[(key, start)] = self._unsent.get((key, start), 0) + 1
+        if self._syncer is None:
+            self._syncer = asyncio.create_task(self._sync_while_unsent())
+        return judge(self.limit, self.window, now, entry[1] + entry[3] - 1, entry[2])
+
+    async def _hit_shared(self, key: bytes, now: float, start: int) -> Verdict:
+        """Near the limit: the database decides (after this replica's counts are in)."""
         try:
+            await self.sync()
             async with self._db.connection() as conn:
-                if self._pruned_before < start - self.window:  # once a bucket, per replica
-                    self._pruned_before = start - self.window
-                    await rate_limits.prune(conn, self._pruned_before)
+                await self._prune(conn, start)
                 current, previous, counted = await rate_limits.hit(
-                    conn, key.hex(), start, self.window, overlap, self.limit
+                    conn, key.hex(), start, self.window, overlap(self.window, now), self.limit
                 )
         except Exception as exc:
             log.warning("rate-limit counters unreachable, request let through: %s", exc)
             return Verdict(True, self.limit, self.window, 0)
+        entry = self._entry(key, start)
+        entry[1], entry[2] = current + (1 if counted else 0), previous
         verdict = judge(self.limit, self.window, now, float(current), float(previous))
         if not counted and verdict.allowed:
             # Refused under the row lock, while the snapshot saw an older count: a request
@@ -168,5 +208,57 @@ class DatabaseWindow:
             return Verdict(False, 0, verdict.reset, 1)
         return verdict
 
+    def _entry(self, key: bytes, start: int) -> list[float]:
+        entry = self._buckets.get(key)
+        if entry is None or entry[0] != start:
+            rolled = entry is not None and entry[0] == start - self.window
+            previous = entry[1] + entry[3] if entry is not None and rolled else 0.0
+            if len(self._buckets) > 100_000:
+                self._forget(start)
+            entry = self._buckets[key] = [start, 0.0, previous, 0.0]
+        return entry
+
+    def _forget(self, start: int) -> None:
+        stale = [k for k, v in self._buckets.items() if v[0] < start - self.window]
+        for key in stale:
+            del self._buckets[key]
+
+    async def _sync_while_unsent(self) -> None:
+        try:
+            while self._unsent:
+                await asyncio.sleep(self._sync_seconds)
+                await self.sync()
+        finally:
+            self._syncer = None
+
+    async def sync(self) -> None:
+        """Add this replica's counts to the shared ones and learn the shared totals."""
+        if not self._unsent:
+            return
+        sent, self._unsent = self._unsent, {}
+        try:
+            async with self._db.connection() as conn:
+                await self._prune(conn, max(start for _, start in sent))
+                totals = await rate_limits.add(
+                    conn, [(key.hex(), start, hits) for (key, start), hits in sent.items()]
+                )
+        except Exception as exc:
+            log.warning("rate-limit counters unreachable, counts not shared: %s", exc)
+            return  # this replica still counts them itself (entry[3])
+        for (key, start), hits in sent.items():
+            entry = self._buckets.get(key)
+            if entry is not None and entry[0] == start:
+                entry[1] = totals[(key.hex(), start)]
+                entry[3] -= hits
+
+    async def _prune(self, conn: Connection, start: int) -> None:
+        """Once a bucket, per replica: forget the buckets that no longer count at `start`."""
+        if self._pruned_before < start - self.window:
+            self._pruned_before = start - self.window
+            await rate_limits.prune(conn, self._pruned_before)
+
     async def close(self) -> None:
-        """Nothing to close: the database is the services'."""
+        """Share what is left to share (the database is the services': closed after this)."""
+        if self._syncer is not None:
+            self._syncer.cancel()
+        await self.sync()

@@ -1,4 +1,5 @@
-"""Rate-limit buckets in PostgreSQL (D15): count a request in one statement, when allowed."""
+"""Rate-limit buckets in PostgreSQL (D15): a replica's counts added in one statement, or one
+request counted when the limit allows it (re-checked under the bucket's row lock)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,22 @@ async def hit(
     if row["counted"] is not None:
         return int(row["counted"]) - 1, int(row["previous"]), True
     return int(row["current"] or 0), int(row["previous"]), False
+
+
+async def add(conn: Connection, counts: list[tuple[str, int, int]]) -> dict[tuple[str, int], int]:
+    """Add (credential, bucket start, hits) to the shared counts; the totals after, by bucket."""
+    rows = await conn.all(
+        "INSERT INTO rate_limit_buckets AS b (credential, bucket_start, hits) "
+        "SELECT * FROM unnest(:credentials::text[], :starts::bigint[], :hits::int[]) "
+        "ON CONFLICT (credential, bucket_start) DO UPDATE SET hits = b.hits + excluded.hits "
+        "RETURNING credential, bucket_start, hits",
+        {
+            "credentials": [credential for credential, _, _ in counts],
+            "starts": [start for _, start, _ in counts],
+            "hits": [hits for _, _, hits in counts],
+        },
+    )
+    return {(row["credential"], int(row["bucket_start"])): int(row["hits"]) for row in rows}
 
 
 async def prune(conn: Connection, before: int) -> int:
