@@ -145,6 +145,14 @@ def test_replicas_share_their_counters_through_postgresql(make_world) -> None:
     replicas = [make_world(rate_limit=4) for _ in range(2)]
     if replicas[0].services.db.dialect != "postgresql":
         pytest.skip("SQLite serves from one process: its counters stay in memory")
+    _fifth_is_refused(replicas)
+
+
+def _fifth_is_refused(replicas: list[Any]) -> None:
+    """A limit of 4 shared by two replicas, asked in turn.
+
+    The limiter counts before authentication, so a fresh random credential (unknown to both,
+    answered 401) keeps this run's counts apart from any earlier run's."""
     headers = {"Authorization": f"Bearer {secrets.token_urlsafe(30)}"}
     answers = [
         replicas[n % 2].client.get(PATH.format(a=replicas[n % 2].account), headers=headers)
@@ -175,20 +183,9 @@ def _redis_or_skip() -> str:
 
 
 def test_replicas_share_their_counters_through_redis(make_world) -> None:
-    """Two servers (replicas) with one BUILDSD_REDIS_URL: a credential's limit is shared.
-
-    The limiter counts before authentication, so a fresh random credential (unknown to both,
-    answered 401) keeps this run's counts apart from any earlier run's."""
+    """Two servers (replicas) with one BUILDSD_REDIS_URL: a credential's limit is shared."""
     url = _redis_or_skip()
-    replicas = [make_world(rate_limit=4, redis_url=url) for _ in range(2)]
-    headers = {"Authorization": f"Bearer {secrets.token_urlsafe(30)}"}
-    answers = [
-        replicas[n % 2].client.get(PATH.format(a=replicas[n % 2].account), headers=headers)
-        for n in range(5)
-    ]
-    assert [r.status_code for r in answers] == [401, 401, 401, 401, 429]
-    assert answers[4].json()["errors"][0]["code"] == 971
-    assert answers[3].headers["ratelimit"].startswith('"default";r=0;t=')
+    _fifth_is_refused([make_world(rate_limit=4, redis_url=url) for _ in range(2)])
 
 
 def test_an_unreachable_redis_lets_requests_through(make_world, caplog) -> None:
