@@ -16,7 +16,7 @@ import contextlib
 import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,8 +60,25 @@ class IntegrityError(Exception):
 # --- SQLite -------------------------------------------------------------------------------------
 
 
-def _names(cursor: sqlite3.Cursor) -> tuple[str, ...]:
-    return tuple(column[0] for column in cursor.description)
+RowMaker = Callable[[tuple[Any, ...]], dict[str, Any]]
+_row_makers: dict[str, RowMaker] = {}
+
+
+def _row_maker(sql: str, cursor: sqlite3.Cursor) -> RowMaker:
+    """A function turning one row of `sql` into a dict, made once per statement.
+
+    Why: dict(zip(names, row)) went through the generic mapping constructor for each row, a
+    fifth of a 50-build page's cost; a dict display compiled for the statement's columns costs
+    a tenth of that. (Column names are spelled with repr: any name is safe.)
+    """
+    maker = _row_makers.get(sql)
+    if maker is None:
+        names = (column[0] for column in cursor.description)
+        pairs = ", ".join(f"{name!r}: row[{i}]" for i, name in enumerate(names))
+        maker = eval(f"lambda row: {{{pairs}}}")  # noqa: S307 - built from column names only
+        if len(_row_makers) < 10_000:  # statements are a fixed set; bounded all the same
+            _row_makers[sql] = maker
+    return maker
 
 
 class _SQLiteConnection:
@@ -79,13 +96,15 @@ class _SQLiteConnection:
             row = cursor.fetchone()
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
-        return None if row is None else dict(zip(_names(cursor), row, strict=False))
+        return None if row is None else _row_maker(sql, cursor)(row)
 
     async def all(self, sql: str, params: Params = None) -> list[Row]:
         cursor = self._raw.execute(sql, params or {})
         rows = cursor.fetchall()
-        names = _names(cursor)
-        return [dict(zip(names, row, strict=False)) for row in rows]
+        if not rows:
+            return []
+        make = _row_maker(sql, cursor)
+        return [make(row) for row in rows]
 
     async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         try:
