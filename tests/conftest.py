@@ -8,6 +8,7 @@ arrives, so the whole suite doubles as a contract test.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from buildsd import migrations, tables
+from buildsd import logs, migrations, tables
 from buildsd.app import create_app
 from buildsd.config import Settings, load_settings
 from buildsd.services import Services
@@ -123,10 +124,19 @@ def check_contract(response: httpx.Response) -> None:
 
 @pytest.fixture(autouse=True)
 def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Whatever the server logged during a test must not contain a secret."""
+    """Whatever the server logged during a test must not contain a secret: through `logging`,
+    or through the writer of the lines written on every request (access, build states)."""
     caplog.set_level("DEBUG")
-    yield
+    written = io.BytesIO()
+    saved = logs.access_log.stream, logs.access_log.enabled
+    logs.access_log.stream, logs.access_log.enabled = written, True
+    try:
+        yield
+    finally:
+        logs.access_log.flush()
+        logs.access_log.stream, logs.access_log.enabled = saved
     text = caplog.text + "".join(str(record.args) for record in caplog.records)
+    text += written.getvalue().decode("utf-8", "replace")
     assert not [secret for secret in KNOWN_SECRETS if secret in text], "a secret reached a log"
 
 

@@ -3,10 +3,13 @@ build state change, and no credential or secret in any of them."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import re
+from collections.abc import Iterator
+from typing import Any
 
 from buildsd import logs
 from buildsd.logs import JsonFormatter
@@ -27,18 +30,27 @@ def test_every_answer_carries_a_request_id(world: World) -> None:
     assert len(ids) == 4
 
 
-def test_one_access_line_per_request(world: World) -> None:
-    stream = io.BytesIO()
+@contextlib.contextmanager
+def written_lines() -> Iterator[list[dict[str, Any]]]:
+    """The lines the access lines' writer writes meanwhile (access and build-state lines)."""
+    stream, lines = io.BytesIO(), []
+    saved = logs.access_log.stream, logs.access_log.enabled
     logs.access_log.stream, logs.access_log.enabled = stream, True
     try:
+        yield lines
+    finally:
+        logs.access_log.flush()
+        logs.access_log.stream, logs.access_log.enabled = saved
+        lines += [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_one_access_line_per_request(world: World) -> None:
+    with written_lines() as lines:
         response = world.client.get(
             base(world) + "/tokens", headers=world.auth, params={"per_page": 5}
         )
         world.client.get("/healthz")
-        logs.access_log.flush()
-    finally:
-        logs.access_log.stream, logs.access_log.enabled = None, False
-    first, second = [json.loads(line) for line in stream.getvalue().splitlines()]
+    first, second = lines
     assert first["request_id"] == response.headers["cf-ray"]
     assert (first["operation"], first["status"], first["account"]) == (
         "listBuildTokens",
@@ -51,16 +63,21 @@ def test_one_access_line_per_request(world: World) -> None:
     assert second["operation"] == "healthz" and second["account"] is None
 
 
-def test_build_state_changes_are_logged(world: World, caplog) -> None:
+def test_build_state_changes_are_logged(world: World) -> None:
     t = trigger(world)
-    queued = build(world, t["trigger_uuid"])
-    world.client.put(base(world) + f"/builds/{queued['build_uuid']}/cancel", headers=world.auth)
+    with written_lines() as lines:
+        queued = build(world, t["trigger_uuid"])
+        world.client.put(base(world) + f"/builds/{queued['build_uuid']}/cancel", headers=world.auth)
     states = [
-        (r.status, getattr(r, "outcome", None))
-        for r in caplog.records
-        if r.name == "buildsd.builds" and r.build_uuid == queued["build_uuid"]
+        (line["status"], line.get("outcome"), line["message"])
+        for line in lines
+        if line["logger"] == "buildsd.builds" and line["build_uuid"] == queued["build_uuid"]
     ]
-    assert states == [("queued", None), ("stopped", "cancelled")]
+    uuid = queued["build_uuid"]
+    assert states == [
+        ("queued", None, f"build {uuid} queued"),
+        ("stopped", "cancelled", f"build {uuid} stopped"),
+    ]
 
 
 def test_the_json_formatter_keeps_extras_and_exceptions() -> None:

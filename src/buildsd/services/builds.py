@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from buildsd import clock
 from buildsd.config import Settings
 from buildsd.db import Connection, Database, Row
 from buildsd.errors import InvalidQueryParameter, InvalidRequestBody
+from buildsd.logs import access_log
 from buildsd.store import builds, runs, triggers, variables
 from buildsd.wire import (
     AccountLimits,
@@ -29,16 +29,14 @@ from buildsd.wire import (
     Variable,
 )
 
-log = logging.getLogger("buildsd.builds")
-
 
 def log_state(build_uuid: str, account_id: str, status: str, **fields: object) -> None:
-    """One JSON log line per build state change."""
-    log.info(
-        "build %s %s",
-        build_uuid,
-        status,
-        extra={"build_uuid": build_uuid, "account": account_id, "status": status, **fields},
+    """One log line per build state change, written as access lines are: through `logging`
+    each cost a tenth of a POST build."""
+    access_log.emit(
+        f"build {build_uuid} {status}",
+        {"build_uuid": build_uuid, "account": account_id, "status": status, **fields},
+        logger="buildsd.builds",
     )
 
 
