@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test fuzz check fmt bench soak clean
+.PHONY: serve test fuzz check fmt bench bench-instructions soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -38,6 +38,13 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| (echo "wrk is needed: apt-get install wrk" && exit 1)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Instructions per request under valgrind, app in-process: a measure the machine's neighbours
+# do not move; writes docs/benchmarks-instructions.md.
+bench-instructions: $(STAMP)
+	@command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind) \
+		|| (echo "valgrind is needed: apt-get install valgrind" && exit 1)
+	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
 
 # Chaos under load (PostgreSQL if reachable, then SQLite); writes docs/reliability.md.
 soak: $(STAMP)

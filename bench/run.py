@@ -117,7 +117,17 @@ make bench BENCH_ARGS="--duration 5"         # shorter runs
 make bench BENCH_ARGS="--scenarios bare,upsert --skip-postgres"
 make bench BENCH_ARGS="--scenarios bare,build-create,build-list,queue-latency,log-ingest"
 make bench BENCH_ARGS="--scenarios webhooks"   # its bare ASGI baseline comes with it
+make bench-instructions                      # instructions per request (valgrind), see below
+make bench-instructions BENCH_ARGS="--against HEAD~3"   # and the same at another revision
 ```
+
+On this shared VM req/s and CPU time move by tens of percent from one run to the next (even
+the host's CPU model changes between runs), so a change worth 5–10 % is invisible here.
+`make bench-instructions` counts the instructions one request executes, with the app called
+in-process under valgrind: the same code gives the same count to within 1 %, so it is the
+measure to compare two versions with
+([benchmarks-instructions.md](benchmarks-instructions.md)). It leaves out uvicorn, the sockets
+and the kernel, and counts instructions, not cache misses: the table above stays the verdict.
 
 `make bench` installs `wrk` with apt-get when it is missing, then runs `python -m bench.run`,
 which starts every server itself on a free port of 127.0.0.1, loads it, stops it (SIGTERM, then
