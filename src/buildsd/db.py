@@ -67,9 +67,9 @@ _row_makers: dict[str, RowMaker] = {}
 def _row_maker(sql: str, cursor: sqlite3.Cursor) -> RowMaker:
     """A function turning one row of `sql` into a dict, made once per statement.
 
-    Why: dict(zip(names, row)) went through the generic mapping constructor for each row, a
-    fifth of a 50-build page's cost; a dict display compiled for the statement's columns costs
-    a tenth of that. (Column names are spelled with repr: any name is safe.)
+    Why: dict(zip(names, row)) goes through the generic mapping constructor for each row; the
+    dict display compiled for the statement's columns took 15 % off a 50-build page's
+    instructions (make bench-instructions). Column names are spelled with repr: any is safe.
     """
     maker = _row_makers.get(sql)
     if maker is None:

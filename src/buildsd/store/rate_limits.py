@@ -6,8 +6,9 @@ from __future__ import annotations
 from buildsd.db import Connection
 
 # One round trip, atomic per bucket: the conditional upsert re-checks the limit against the
-# bucket's latest count under its row lock, so replicas racing at the limit never overshoot
-# it. `current` is the count before this request as the statement's snapshot saw it.
+# bucket's latest count under its row lock, so of the requests it decides, racing replicas
+# never let one past the limit. `current` is the count before this request as the
+# statement's snapshot saw it.
 _HIT = """
 WITH previous AS (
   SELECT COALESCE(MAX(hits), 0) AS hits FROM rate_limit_buckets
