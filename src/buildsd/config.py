@@ -27,8 +27,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bootstrap_account_id: str | None = None
     # Requests per credential per 300 s (Cloudflare's global limit); 0 turns limiting off.
     rate_limit: int = 1200
-    # redis://host:port/db: rate-limit counters shared by every replica (D15); empty: each
-    # process counts alone.
+    # redis://host:port/db: rate-limit counters shared by every replica (D15); empty: on
+    # PostgreSQL the replicas share them in the database, on SQLite the one process counts.
     redis_url: str = ""
     max_body_bytes: int = 1024 * 1024
     # A request's line and headers: larger gets 431; not complete within the timeout (counted

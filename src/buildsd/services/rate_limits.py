@@ -67,24 +67,44 @@ def counter(limit: int, redis_url: str, db: Database) -> Counter:
     return SlidingWindow(limit)
 
 
+class _Buckets:
+    """Per key, in memory: [bucket start, requests in that bucket, requests in the one before,
+    of those in this bucket the ones not yet shared (DatabaseWindow)]."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._entries: dict[bytes, list[float]] = {}
+
+    def get(self, key: bytes) -> list[float] | None:
+        return self._entries.get(key)
+
+    def at(self, key: bytes, start: float) -> list[float]:
+        """The key's entry for the bucket beginning at `start`, rolled over when it is new."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != start:
+            rolled = entry is not None and entry[0] == start - self.window
+            previous = entry[1] if entry is not None and rolled else 0.0
+            if len(self._entries) > 100_000:  # forget the keys no window covers any more
+                for stale in [k for k, v in self._entries.items() if v[0] < start - self.window]:
+                    del self._entries[stale]
+            entry = self._entries[key] = [start, 0.0, previous, 0.0]
+        return entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class SlidingWindow:
     """Counters in this process's memory."""
 
     def __init__(self, limit: int, window: int = WINDOW_SECONDS) -> None:
         self.limit = limit
         self.window = window
-        # key → [bucket start, count in this bucket, count in the previous bucket]
-        self._buckets: dict[bytes, list[float]] = {}
+        self._buckets = _Buckets(window)
 
     async def hit(self, key: bytes, now: float) -> Verdict:
         """Count a request if it is allowed."""
-        start = now - now % self.window
-        entry = self._buckets.get(key)
-        if entry is None or entry[0] != start:
-            previous = entry[1] if entry is not None and entry[0] == start - self.window else 0.0
-            if len(self._buckets) > 100_000:
-                self._prune(start)
-            entry = self._buckets[key] = [start, 0.0, previous]
+        entry = self._buckets.at(key, now - now % self.window)
         verdict = judge(self.limit, self.window, now, entry[1], entry[2])
         if verdict.allowed:
             entry[1] += 1
@@ -92,11 +112,6 @@ class SlidingWindow:
 
     async def close(self) -> None:
         self._buckets.clear()
-
-    def _prune(self, start: float) -> None:
-        stale = [k for k, v in self._buckets.items() if v[0] < start - self.window]
-        for key in stale:
-            del self._buckets[key]
 
 
 # KEYS: this bucket, the previous one. ARGV: limit, overlap of the previous bucket, expiry.
@@ -169,59 +184,44 @@ class DatabaseWindow:
         self.headroom = max(10, limit // 10)
         self._db = db
         self._sync_seconds = sync_seconds
-        # key → [bucket start, shared count of this bucket as last learnt, shared count of the
-        # previous bucket, this replica's requests since (not yet in the shared count)]
-        self._buckets: dict[bytes, list[float]] = {}
+        # A bucket's count is the shared count as last learnt plus this replica's unsent ones.
+        self._buckets = _Buckets(window)
         self._unsent: dict[tuple[bytes, int], int] = {}
         self._syncer: asyncio.Task[None] | None = None
         self._pruned_before = 0  # the buckets before this start are gone (this replica's view)
 
     async def hit(self, key: bytes, now: float) -> Verdict:
         start = int(now - now % self.window)
-        entry = self._entry(key, start)
-        if entry[2] * overlap(self.window, now) + entry[1] + entry[3] >= self.limit - self.headroom:
+        entry = self._buckets.at(key, start)
+        if entry[2] * overlap(self.window, now) + entry[1] >= self.limit - self.headroom:
             return await self._hit_shared(key, now, start)
+        entry[1] += 1
         entry[3] += 1
         self._unsent[(key, start)] = self._unsent.get((key, start), 0) + 1
         if self._syncer is None:
             self._syncer = asyncio.create_task(self._sync_while_unsent())
-        return judge(self.limit, self.window, now, entry[1] + entry[3] - 1, entry[2])
+        return judge(self.limit, self.window, now, entry[1] - 1, entry[2])
 
     async def _hit_shared(self, key: bytes, now: float, start: int) -> Verdict:
         """Near the limit: the database decides (after this replica's counts are in)."""
         try:
-            await self.sync()
             async with self._db.connection() as conn:
-                await self._prune(conn, start)
+                await self._share(conn)
                 current, previous, counted = await rate_limits.hit(
                     conn, key.hex(), start, self.window, overlap(self.window, now), self.limit
                 )
         except Exception as exc:
             log.warning("rate-limit counters unreachable, request let through: %s", exc)
             return Verdict(True, self.limit, self.window, 0)
-        entry = self._entry(key, start)
-        entry[1], entry[2] = current + (1 if counted else 0), previous
+        entry = self._buckets.at(key, start)
+        entry[1] = current + (1 if counted else 0) + entry[3]  # + what came in meanwhile
+        entry[2] = previous
         verdict = judge(self.limit, self.window, now, float(current), float(previous))
         if not counted and verdict.allowed:
             # Refused under the row lock, while the snapshot saw an older count: a request
             # racing this one took the last place.
             return Verdict(False, 0, verdict.reset, 1)
         return verdict
-
-    def _entry(self, key: bytes, start: int) -> list[float]:
-        entry = self._buckets.get(key)
-        if entry is None or entry[0] != start:
-            rolled = entry is not None and entry[0] == start - self.window
-            previous = entry[1] + entry[3] if entry is not None and rolled else 0.0
-            if len(self._buckets) > 100_000:
-                self._forget(start)
-            entry = self._buckets[key] = [start, 0.0, previous, 0.0]
-        return entry
-
-    def _forget(self, start: int) -> None:
-        stale = [k for k, v in self._buckets.items() if v[0] < start - self.window]
-        for key in stale:
-            del self._buckets[key]
 
     async def _sync_while_unsent(self) -> None:
         try:
@@ -232,24 +232,30 @@ class DatabaseWindow:
             self._syncer = None
 
     async def sync(self) -> None:
-        """Add this replica's counts to the shared ones and learn the shared totals."""
+        """Share this replica's counts and learn the shared totals (on a connection of its own)."""
+        if not self._unsent:
+            return
+        try:
+            async with self._db.connection() as conn:
+                await self._share(conn)
+        except Exception as exc:
+            log.warning("rate-limit counters unreachable, counts not shared: %s", exc)
+
+    async def _share(self, conn: Connection) -> None:
+        """Add this replica's unsent counts to the shared ones; learn the shared totals. Counts
+        the database did not take stay counted here (a replica still limits on its own)."""
         if not self._unsent:
             return
         sent, self._unsent = self._unsent, {}
-        try:
-            async with self._db.connection() as conn:
-                await self._prune(conn, max(start for _, start in sent))
-                totals = await rate_limits.add(
-                    conn, [(key.hex(), start, hits) for (key, start), hits in sent.items()]
-                )
-        except Exception as exc:
-            log.warning("rate-limit counters unreachable, counts not shared: %s", exc)
-            return  # this replica still counts them itself (entry[3])
+        await self._prune(conn, max(start for _, start in sent))
+        totals = await rate_limits.add(
+            conn, [(key.hex(), start, hits) for (key, start), hits in sent.items()]
+        )
         for (key, start), hits in sent.items():
             entry = self._buckets.get(key)
             if entry is not None and entry[0] == start:
-                entry[1] = totals[(key.hex(), start)]
                 entry[3] -= hits
+                entry[1] = totals[(key.hex(), start)] + entry[3]
 
     async def _prune(self, conn: Connection, start: int) -> None:
         """Once a bucket, per replica: forget the buckets that no longer count at `start`."""
