@@ -70,7 +70,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 # --- the child: set up, then send the requests (what valgrind counts) ---------------------------
 
 
-class _Setup:
+class _InProcessClient:
     """bench.builds.Setup's client, over Starlette's TestClient (set-up only: not counted)."""
 
     def __init__(self, client: Any, base: str, token: str) -> None:
@@ -146,7 +146,7 @@ def child(scenario: str, requests: int) -> None:
         app = create_app(settings)
         with TestClient(app) as client:
             client.portal.call(app.state.services.identity.bootstrap)  # type: ignore[union-attr]
-            setup = builds.Setup(_Setup(client, BUILDS, servers.TOKEN))  # type: ignore[arg-type]
+            setup = builds.Setup(_InProcessClient(client, BUILDS, servers.TOKEN))  # type: ignore[arg-type]
             trigger_uuid = setup.trigger(builds.TAG_CREATE)
             if scenario == "build-list":
                 for _ in range(LIST_BUILDS):

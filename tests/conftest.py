@@ -8,6 +8,7 @@ arrives, so the whole suite doubles as a contract test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -122,19 +123,27 @@ def check_contract(response: httpx.Response) -> None:
     SEEN_OPERATIONS.add(name)
 
 
+@contextlib.contextmanager
+def written_lines() -> Iterator[io.BytesIO]:
+    """What the writer of the lines written on every request (access lines, build states)
+    writes meanwhile; read it after the block, which flushes it."""
+    stream = io.BytesIO()
+    saved = logs.access_log.stream, logs.access_log.enabled
+    logs.access_log.stream, logs.access_log.enabled = stream, True
+    try:
+        yield stream
+    finally:
+        logs.access_log.flush()
+        logs.access_log.stream, logs.access_log.enabled = saved
+
+
 @pytest.fixture(autouse=True)
 def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Whatever the server logged during a test must not contain a secret: through `logging`,
     or through the writer of the lines written on every request (access, build states)."""
     caplog.set_level("DEBUG")
-    written = io.BytesIO()
-    saved = logs.access_log.stream, logs.access_log.enabled
-    logs.access_log.stream, logs.access_log.enabled = written, True
-    try:
+    with written_lines() as written:
         yield
-    finally:
-        logs.access_log.flush()
-        logs.access_log.stream, logs.access_log.enabled = saved
     text = caplog.text + "".join(str(record.args) for record in caplog.records)
     text += written.getvalue().decode("utf-8", "replace")
     assert not [secret for secret in KNOWN_SECRETS if secret in text], "a secret reached a log"

@@ -3,18 +3,15 @@ build state change, and no credential or secret in any of them."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 from typing import Any
 
-from buildsd import logs
 from buildsd.logs import JsonFormatter
 from tests.api.flows import base, build, trigger
-from tests.conftest import TOKEN, World
+from tests.conftest import TOKEN, World, written_lines
 
 
 def test_every_answer_carries_a_request_id(world: World) -> None:
@@ -30,27 +27,17 @@ def test_every_answer_carries_a_request_id(world: World) -> None:
     assert len(ids) == 4
 
 
-@contextlib.contextmanager
-def written_lines() -> Iterator[list[dict[str, Any]]]:
-    """The lines the access lines' writer writes meanwhile (access and build-state lines)."""
-    stream, lines = io.BytesIO(), []
-    saved = logs.access_log.stream, logs.access_log.enabled
-    logs.access_log.stream, logs.access_log.enabled = stream, True
-    try:
-        yield lines
-    finally:
-        logs.access_log.flush()
-        logs.access_log.stream, logs.access_log.enabled = saved
-        lines += [json.loads(line) for line in stream.getvalue().splitlines()]
+def _parsed(stream: io.BytesIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
 def test_one_access_line_per_request(world: World) -> None:
-    with written_lines() as lines:
+    with written_lines() as stream:
         response = world.client.get(
             base(world) + "/tokens", headers=world.auth, params={"per_page": 5}
         )
         world.client.get("/healthz")
-    first, second = lines
+    first, second = _parsed(stream)
     assert first["request_id"] == response.headers["cf-ray"]
     assert (first["operation"], first["status"], first["account"]) == (
         "listBuildTokens",
@@ -65,12 +52,12 @@ def test_one_access_line_per_request(world: World) -> None:
 
 def test_build_state_changes_are_logged(world: World) -> None:
     t = trigger(world)
-    with written_lines() as lines:
+    with written_lines() as stream:
         queued = build(world, t["trigger_uuid"])
         world.client.put(base(world) + f"/builds/{queued['build_uuid']}/cancel", headers=world.auth)
     states = [
         (line["status"], line.get("outcome"), line["message"])
-        for line in lines
+        for line in _parsed(stream)
         if line["logger"] == "buildsd.builds" and line["build_uuid"] == queued["build_uuid"]
     ]
     uuid = queued["build_uuid"]
