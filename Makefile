@@ -15,8 +15,15 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/buildsd serve
 
+# The suite under coverage: src/ in this process and in every Python process it starts. Prints
+# the total; the whole report goes to coverage-report.txt. COVERAGE_APPEND=1 adds this run to the
+# previous one (.ci/run: SQLite, then PostgreSQL, then the floor in .ci/coverage-floor).
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@test -n "$(COVERAGE_APPEND)" || $(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	@$(BIN)/coverage combine -q --append
+	@$(BIN)/coverage report > coverage-report.txt || true
+	@echo "coverage of src/: $$(awk '/^TOTAL/ {print $$NF}' coverage-report.txt) (details: coverage-report.txt)"
 
 # Spec fuzzing, long: FUZZ_EXAMPLES examples per operation and mode (15 in `make test`), fresh
 # ones every run; a failure prints how to reproduce it.

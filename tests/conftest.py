@@ -256,3 +256,18 @@ def client(world: World) -> TestClient:
 
 def run_sync(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """When the whole suite ran and passed, every operation of the spec must have had at least
+    one successful answer checked against its schema: the suite is the contract test."""
+    config = session.config
+    whole = [Path(arg.split("::")[0]).resolve() for arg in config.args] == [Path(__file__).parent]
+    if exitstatus != 0 or not whole or config.option.keyword or config.option.markexpr:
+        return
+    unchecked = sorted(set(spec.OPERATIONS) - SEEN_OPERATIONS)
+    if unchecked:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"spec operations never answered successfully: {unchecked}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

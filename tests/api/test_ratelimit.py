@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from buildsd.db import PostgresDatabase
 from buildsd.services.rate_limits import DatabaseWindow, SlidingWindow, Verdict, counter
+from tests.conftest import PG_URL
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -164,14 +166,74 @@ def _fifth_is_refused(replicas: list[Any]) -> None:
 
 
 def test_unreachable_database_counters_let_requests_through(caplog) -> None:
-    window = DatabaseWindow(PostgresDatabase("postgresql://nobody@127.0.0.1:1/none"), limit=1)
-    verdicts = asyncio.run(_twice(window))
+    """The database goes away under an open pool (a real PostgreSQL behind a proxy that is cut):
+    the request is let through and the driver's error logged, not a bug's."""
+    with _scratch_postgres() as url:
+        verdicts = asyncio.run(_cut_mid_way(url))
     assert all(v.allowed for v in verdicts)
-    assert "rate-limit counters unreachable" in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # the first hit, before the cut, reached the database
+    assert "connection" in warnings[0].lower(), warnings  # the driver's word, not a bug's
 
 
-async def _twice(window: DatabaseWindow) -> list[Verdict]:
-    return [await window.hit(b"k", 1.0), await window.hit(b"k", 2.0)]
+@contextlib.contextmanager
+def _scratch_postgres() -> Iterator[str]:
+    """A migrated PostgreSQL database of this test's own (the suite's may be SQLite)."""
+    import psycopg
+
+    from buildsd import migrations
+
+    admin = PG_URL or "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        psycopg.connect(admin, connect_timeout=2).close()
+    except psycopg.Error:
+        pytest.skip("no PostgreSQL to cut away")
+    name = f"buildsd_cut_{secrets.token_hex(6)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rpartition("/")[0] + "/" + name
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _cut_mid_way(url: str) -> list[Verdict]:
+    """One hit through a live proxy to PostgreSQL, then the proxy and its sockets are closed."""
+    target = url.split("@", 1)[1].split("/", 1)[0]
+    host, _, port = target.partition(":")
+    streams: list[asyncio.StreamWriter] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host or "127.0.0.1", int(port or 5432))
+        streams.extend([writer, up_writer])
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    proxy = await asyncio.start_server(forward, "127.0.0.1", 0)
+    proxied = url.replace(target, f"127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
+    db = PostgresDatabase(proxied, pool_size=1)
+    await db.open()
+    try:
+        window = DatabaseWindow(db, limit=1)
+        verdicts = [await window.hit(secrets.token_bytes(8), 1.0)]
+        proxy.close()
+        for writer in streams:
+            writer.transport.abort()
+        await proxy.wait_closed()
+        verdicts.append(await window.hit(secrets.token_bytes(8), 2.0))
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(db.close(), 5)
+    return verdicts
 
 
 def _redis_or_skip() -> str:

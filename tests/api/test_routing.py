@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from buildsd import migrations
+from buildsd.api import routes
 from tests.conftest import World
 
 
@@ -61,8 +62,16 @@ def test_openapi_document_lists_every_operation(world: World) -> None:
     operations = {
         op["operationId"]: op for methods in document["paths"].values() for op in methods.values()
     }
-    for name in ("upsertRepoConnection", "deleteRepoConnection", "verifyUserToken"):
-        assert name in operations
+    listed = {
+        (method.upper(), path, op["operationId"])
+        for path, methods in document["paths"].items()
+        for method, op in methods.items()
+    }
+    # Every served operation at its own method and path, and nothing else.
+    assert listed == {(op.method, op.path, op.operation_id) for op in routes.served(strict=False)}
+    for op in routes.OPERATIONS:
+        tags = operations[op.operation_id]["tags"]
+        assert (tags == ["extensions"]) == op.extension, op.operation_id
     assert operations["listRepoConnections"]["tags"] == ["extensions"]
     assert operations["getRepoConnection"]["tags"] == ["extensions"]
     assert operations["upsertRepoConnection"]["tags"] != ["extensions"]
