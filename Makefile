@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test fuzz check fmt bench bench-instructions soak clean
+.PHONY: serve test test-fast fuzz check fmt bench bench-instructions soak clean
 
 $(STAMP): pyproject.toml
+	@echo "buildsd: installing into $(VENV) (the first time takes about a minute)..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
@@ -24,6 +25,10 @@ test: $(STAMP)
 	@$(BIN)/coverage combine -q --append
 	@$(BIN)/coverage report > coverage-report.txt || true
 	@echo "coverage of src/: $$(awk '/^TOTAL/ {print $$NF}' coverage-report.txt) (details: coverage-report.txt)"
+
+# The suite without the tests that start real server processes (marked slow), without coverage.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Spec fuzzing, long: FUZZ_EXAMPLES examples per operation and mode (15 in `make test`), fresh
 # ones every run; a failure prints how to reproduce it.
