@@ -50,7 +50,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Builds this process runs at once (0 = none); builds one account may run at once.
     runner_slots: int = 2
     max_concurrent_builds_per_account: int = 6
-    # A runner renews its lease on a build every third of this; a lapsed lease → terminated.
+    # A runner renews its lease on a build every third of this, and at least every second (that
+    # renewal is also how it learns of a cancel); a lapsed lease → terminated.
     lease_seconds: int = 30
     build_timeout_seconds: int = 1200
     # After a cancel or timeout: SIGTERM to the build's process group, SIGKILL this much later.
