@@ -97,3 +97,41 @@ def test_a_transaction_that_awaits_delays_the_commit_not_forever(
 
     asyncio.run(main())
     assert _stored(path) == ([2] if failing else [1, 2])
+
+
+def test_a_failed_commit_fails_every_transaction_of_its_group_and_the_next_one_starts_afresh(
+    tmp_path: Path,
+) -> None:
+    """A COMMIT that fails (here a deferred foreign-key check, the way a full disk or a lost lock
+    would fail it) answers every transaction that shared it with the error, stores none of them,
+    and leaves the connection ready for the next group."""
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> tuple[list[BaseException | None], BaseException | None]:
+        db = await _open(path)
+        async with db.connection() as conn:
+            await conn.run("CREATE TABLE child (n INTEGER REFERENCES t (n))")
+
+        async def insert(n: int, orphan: bool = False) -> None:
+            async with db.transaction() as conn:
+                if orphan:  # checked at COMMIT, not here: the statement itself succeeds
+                    await conn.run("PRAGMA defer_foreign_keys = ON")
+                    await conn.run("INSERT INTO child (n) VALUES (999)")
+                else:
+                    await conn.run("INSERT INTO t (n) VALUES (:n)", {"n": n})
+
+        results = await asyncio.gather(
+            insert(1), insert(2, orphan=True), insert(3), return_exceptions=True
+        )
+        after: BaseException | None = None
+        try:
+            await insert(4)
+        except BaseException as exc:  # reported, not raised: the test says which
+            after = exc
+        await db.close()
+        return list(results), after
+
+    results, after = asyncio.run(main())
+    assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+    assert after is None
+    assert _stored(path) == [4]
