@@ -35,10 +35,12 @@ INSTALLERS = (
     ("yarn.lock", ["yarn", "install", "--frozen-lockfile"]),
     ("package-lock.json", ["npm", "ci"]),
 )
+# Each package manager's cache, kept per trigger. pnpm's store goes under PNPM_HOME (its store
+# is `$PNPM_HOME/store`): as `npm_config_store_dir` it made every npm warn of an unknown config.
 CACHE_ENV = {
     "npm_config_cache": "npm",
     "YARN_CACHE_FOLDER": "yarn",
-    "npm_config_store_dir": "pnpm",
+    "PNPM_HOME": "pnpm",
     "BUN_INSTALL_CACHE_DIR": "bun",
 }
 FLUSH_SECONDS = 0.1
