@@ -9,7 +9,10 @@ capture it:
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import signal
+import socket
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
@@ -29,6 +32,7 @@ from buildsd.services import Services
 from buildsd.services.identity import PERMISSION_GROUPS, Bootstrap
 
 T = TypeVar("T")
+log = logging.getLogger("buildsd.serve")
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -123,9 +127,11 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
         flags["runner_slots"] = 0
     settings = _settings(ctx, **flags)
     logs.configure(settings.log_level, settings.log_format)
+    _check_port_free(settings.host, settings.port)
     _prepare(settings)
     _run(settings, _nothing, err=False)  # bootstrap, announced on stdout
     sys.stdout.flush()
+    log.info("%s", _summary(settings))
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -137,6 +143,52 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
         log_config=None,  # logs.configure has set up every logger
         access_log=False,  # the app writes its own access lines (api/metrics.py)
         timeout_graceful_shutdown=10,
+    )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Before the migrations, a port another process holds is named (not uvicorn's Errno 98)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"{host}:{port} is already in use (another buildsd?): stop it, or choose "
+                    "another port with --port or BUILDSD_PORT"
+                ) from exc
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def _summary(settings: Settings) -> str:
+    """One line at start-up: where the data is and what is configured."""
+    database = settings.resolved_database_url
+    if not settings.is_sqlite:  # no password in a log line
+        database = "postgresql://" + database.rsplit("@", 1)[-1].split("://", 1)[-1]
+    webhooks = ", ".join(
+        f"{name} ({'secret set' if secret else 'no global secret'})"
+        for name, secret in (
+            ("github/gitea", settings.github_webhook_secret),
+            ("gitlab", settings.gitlab_webhook_token),
+        )
+    )
+    templates = ", ".join(
+        f"{provider} {template}"
+        for provider, template in (
+            ("github", settings.git_url_github),
+            ("gitlab", settings.git_url_gitlab),
+            ("gitlab_internal", settings.git_url_gitlab_internal),
+            ("origin", settings.git_url_origin),
+        )
+        if template
+    )
+    return (
+        f"serving http://{settings.host}:{settings.port}/client/v4; "
+        f"data dir {settings.data_path.resolve()}; database {database}; "
+        f"runner slots {settings.runner_slots}; webhooks: {webhooks}; clone URLs: {templates}"
     )
 
 

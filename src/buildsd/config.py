@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -123,6 +124,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     return settings
 
 
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]{20,256}$")
+
+
 def _check(settings: Settings) -> None:
     if settings.rate_limit < 0:
         raise ConfigError("BUILDSD_RATE_LIMIT must be 0 (off) or a positive number")
@@ -145,6 +150,13 @@ def _check(settings: Settings) -> None:
         raise ConfigError("BUILDSD_MAX_HEADER_BYTES must be at least 1024")
     if settings.header_timeout_seconds <= 0:
         raise ConfigError("BUILDSD_HEADER_TIMEOUT_SECONDS must be more than 0")
+    # Checked here, before anything starts (migrations included), not at the first run.
+    if settings.bootstrap_account_id is not None and not _HEX32.match(
+        settings.bootstrap_account_id
+    ):
+        raise ConfigError("BUILDSD_BOOTSTRAP_ACCOUNT_ID must be 32 lowercase hex characters")
+    if settings.bootstrap_token is not None and not _TOKEN_SHAPE.match(settings.bootstrap_token):
+        raise ConfigError("BUILDSD_BOOTSTRAP_TOKEN must be 20 to 256 characters of A-Z a-z 0-9 _ -")
     url = settings.resolved_database_url
     if not url.startswith(("sqlite:", "postgresql:", "postgres:")):
         raise ConfigError(

@@ -1,0 +1,61 @@
+"""What `buildsd` says before it starts anything: bad settings stop it before the database is
+touched, a port already taken is named, the start-up summary tells where things are."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from buildsd.cli import main
+
+
+def _invoke(tmp_path: Path, *args: str, **env: str):
+    data = tmp_path / "data"
+    return data, CliRunner().invoke(main, ["--data-dir", str(data), *args], env=env)
+
+
+def test_a_bad_bootstrap_token_stops_it_before_any_migration(tmp_path: Path) -> None:
+    data, result = _invoke(tmp_path, "db", "upgrade", BUILDSD_BOOTSTRAP_TOKEN="short")
+    assert result.exit_code != 0
+    assert "BUILDSD_BOOTSTRAP_TOKEN must be 20 to 256 characters" in result.output
+    assert not (data / "buildsd.sqlite3").exists()
+
+
+def test_a_bad_bootstrap_account_id_stops_it_before_any_migration(tmp_path: Path) -> None:
+    data, result = _invoke(tmp_path, "db", "upgrade", BUILDSD_BOOTSTRAP_ACCOUNT_ID="ABC")
+    assert result.exit_code != 0
+    assert "BUILDSD_BOOTSTRAP_ACCOUNT_ID must be 32 lowercase hex" in result.output
+    assert not (data / "buildsd.sqlite3").exists()
+
+
+def test_a_port_in_use_is_named_not_errno_98(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data, result = _invoke(tmp_path, "serve", "--port", str(port))
+    assert result.exit_code != 0
+    assert f"127.0.0.1:{port} is already in use" in result.output
+    assert "BUILDSD_PORT" in result.output
+    assert not (data / "buildsd.sqlite3").exists()
+
+
+def test_the_start_up_line_says_where_things_are_and_no_password(tmp_path: Path) -> None:
+    from buildsd.cli import _summary
+    from buildsd.config import load_settings
+
+    settings = load_settings(
+        env={},
+        data_dir=str(tmp_path / "data"),
+        database_url="postgresql://buildsd:hunter2-password@db.internal:5432/builds",
+        github_webhook_secret="whsec-value",
+        git_url_origin="file:///srv/git/{repo_name}.git",
+    )
+    line = _summary(settings)
+    assert f"data dir {(tmp_path / 'data').resolve()}" in line
+    assert "database postgresql://db.internal:5432/builds" in line
+    assert "hunter2" not in line and "whsec-value" not in line
+    assert "github/gitea (secret set)" in line and "gitlab (no global secret)" in line
+    assert "origin file:///srv/git/{repo_name}.git" in line
