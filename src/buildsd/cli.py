@@ -278,6 +278,12 @@ def secrets() -> None:
     """The key that encrypts stored secrets."""
 
 
+@secrets.command("generate")
+def secrets_generate() -> None:
+    """Print a new BUILDSD_SECRET_KEY (give every replica the same one); stores nothing."""
+    click.echo(crypto.encode_key(crypto.new_key()))
+
+
 @secrets.command("rotate-key")
 @click.pass_context
 def secrets_rotate_key(ctx: click.Context) -> None:

@@ -59,3 +59,15 @@ def test_the_start_up_line_says_where_things_are_and_no_password(tmp_path: Path)
     assert "hunter2" not in line and "whsec-value" not in line
     assert "github/gitea (secret set)" in line and "gitlab (no global secret)" in line
     assert "origin file:///srv/git/{repo_name}.git" in line
+
+
+def test_secrets_generate_prints_a_key_buildsd_accepts(tmp_path: Path) -> None:
+    from buildsd import crypto
+
+    first = CliRunner().invoke(main, ["secrets", "generate"])
+    second = CliRunner().invoke(main, ["secrets", "generate"])
+    assert first.exit_code == 0 and second.exit_code == 0
+    key = first.output.strip()
+    assert key != second.output.strip()
+    assert crypto.load_key(key, tmp_path) == crypto.load_key(key, tmp_path / "elsewhere")
+    assert not list(tmp_path.iterdir())  # nothing stored
