@@ -42,25 +42,30 @@ KNOWN_SECRETS: set[str] = {
 }
 
 
-def _admin_url(url: str, database: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{database}"
+def database_named(url: str, database: str) -> str:
+    """`url` with another database; a Unix-socket URL (`postgresql:///db?host=/run/...`) too."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated database made once per run: a SQLite file to copy, or a fresh PG database."""
+    """A migrated database made once per run: a SQLite file to copy, or a fresh PG database
+    (dropped at the end even when its migration failed)."""
     if PG_URL:
         import psycopg
 
         name = f"buildsd_test_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        url = _admin_url(PG_URL, name)
-        migrations.upgrade(url)
-        yield url
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            url = database_named(PG_URL, name)
+            migrations.upgrade(url)
+            yield url
+        finally:
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         path = tmp_path_factory.mktemp("template") / "template.sqlite3"
         migrations.upgrade(f"sqlite:///{path}")

@@ -13,7 +13,7 @@ import pytest
 
 from buildsd.db import PostgresDatabase
 from buildsd.services.rate_limits import DatabaseWindow, SlidingWindow, Verdict, counter
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, database_named
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -191,7 +191,7 @@ def _scratch_postgres() -> Iterator[str]:
     name = f"buildsd_cut_{secrets.token_hex(6)}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin.rpartition("/")[0] + "/" + name
+    url = database_named(admin, name)
     try:
         migrations.upgrade(url)
         yield url
@@ -202,8 +202,10 @@ def _scratch_postgres() -> Iterator[str]:
 
 async def _cut_mid_way(url: str) -> list[Verdict]:
     """One hit through a live proxy to PostgreSQL, then the proxy and its sockets are closed."""
-    target = url.split("@", 1)[1].split("/", 1)[0]
-    host, _, port = target.partition(":")
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    socket_dir = target.query.get("host")  # postgresql:///db?host=/run/postgresql
     streams: list[asyncio.StreamWriter] = []
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -214,12 +216,16 @@ async def _cut_mid_way(url: str) -> list[Verdict]:
         writer.close()
 
     async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(host or "127.0.0.1", int(port or 5432))
-        streams.extend([writer, up_writer])
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        if socket_dir:
+            up = await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{target.port or 5432}")
+        else:
+            up = await asyncio.open_connection(target.host or "127.0.0.1", target.port or 5432)
+        streams.extend([writer, up[1]])
+        await asyncio.gather(pipe(reader, up[1]), pipe(up[0], writer))
 
     proxy = await asyncio.start_server(forward, "127.0.0.1", 0)
-    proxied = url.replace(target, f"127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
+    port = proxy.sockets[0].getsockname()[1]
+    proxied = target.set(host="127.0.0.1", port=port, query={}).render_as_string(False)
     db = PostgresDatabase(proxied, pool_size=1)
     await db.open()
     try:
