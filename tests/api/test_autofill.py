@@ -281,6 +281,7 @@ def test_another_accounts_connection_is_not_found(make_world, repo: Repo, tmp_pa
         git_url_github=f"file://{tmp_path}/git/{{provider_account_name}}/{{repo_name}}.git"
     )
     other = world.new_account()
+    world.grant(other)
     other_auth = world.bearer(world.new_token("Workers CI Write", account=other))
     body = {
         "provider_account_id": OWNER_ID,
