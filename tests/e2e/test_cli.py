@@ -63,6 +63,10 @@ def test_admin_commands_while_a_server_runs(env: dict[str, str], start_server) -
         "repo_name": "r",
     }
     auth = {"Authorization": f"Bearer {token}"}
+    # A second account: it connects only what it was granted (D21).
+    assert httpx.put(server.url + path, json=body, headers=auth).status_code == 404
+    grant = ["grants", "add", "--account", account, "--provider", "github"]
+    buildsd(env, *grant, "--owner-id", "1", "--owner", "o")
     assert httpx.put(server.url + path, json=body, headers=auth).status_code == 200
 
     key = last_line(
