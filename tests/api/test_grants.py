@@ -30,19 +30,19 @@ def stored_connections(world: World) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def two(world: World) -> tuple[World, str]:
+def two(world: World) -> World:
     """Account B (granted octo-org, flows.connection_body's owner) beside world's account A,
-    which has no grant; returns (B as a World, B's id)."""
+    which has no grant; returns B."""
     other = world.new_account("b")
     world.grant(other)
     token = world.new_token("Workers CI Write", account=other)
-    return World(world.client, world.services, other, token), other
+    return World(world.client, world.services, other, token)
 
 
 def test_another_owners_repository_is_refused_and_nothing_is_stored(
-    world: World, two: tuple[World, str]
+    world: World, two: World
 ) -> None:
-    b, _ = two
+    b = two
     error = failure(put(world, connection_body()), 404, 12000)
     assert error["message"] == "Not found"
     [cause] = error["error_chain"]
@@ -72,7 +72,7 @@ def test_another_owners_repository_is_refused_and_nothing_is_stored(
     assert stored_connections(world) == [{"account_id": b.account, "repo_id": "562843111"}]
 
 
-def test_with_a_grant_the_account_connects(world: World, two: tuple[World, str]) -> None:
+def test_with_a_grant_the_account_connects(world: World, two: World) -> None:
     world.grant()
     created = ok(put(world, connection_body()))
     assert created["provider_account_name"] == "octo-org"
@@ -91,16 +91,14 @@ def test_with_a_grant_the_account_connects(world: World, two: tuple[World, str])
     ],
 )
 def test_a_connection_must_match_its_grant(
-    world: World, two: tuple[World, str], change: dict[str, str]
+    world: World, two: World, change: dict[str, str]
 ) -> None:
     world.grant()
     failure(put(world, connection_body(**change)), 404, 12000)
     assert stored_connections(world) == []
 
 
-def test_a_grant_listing_repositories_refuses_the_others(
-    world: World, two: tuple[World, str]
-) -> None:
+def test_a_grant_listing_repositories_refuses_the_others(world: World, two: World) -> None:
     world.grant(repos=(("562843111", "my-worker"),))
     ok(put(world, connection_body()))
     failure(put(world, connection_body("1")), 404, 12000)  # not listed
@@ -119,7 +117,7 @@ def test_one_account_or_grants_all_grants_everything(make_world) -> None:
 
 
 def test_revoking_a_grant_deletes_the_connections_it_alone_covered(
-    world: World, two: tuple[World, str]
+    world: World, two: World
 ) -> None:
     everything = world.grant()
     world.grant(repos=(("562843111", "my-worker"),))
@@ -206,8 +204,8 @@ def test_writes_are_the_operators(world: World) -> None:
     assert len(ok(world.client.get(url, headers=world.auth))) == 1
 
 
-def test_another_accounts_grant_is_not_found(world: World, two: tuple[World, str]) -> None:
-    b, other = two
+def test_another_accounts_grant_is_not_found(world: World, two: World) -> None:
+    b = two
     [theirs] = ok(b.client.get(base(b) + "/grants", headers=b.auth))
     failure(
         world.client.get(base(world) + f"/grants/{theirs['grant_id']}", headers=world.auth),

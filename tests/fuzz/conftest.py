@@ -30,7 +30,8 @@ class Seeded:
 
 def seed(world: World) -> dict[str, str]:
     """One Worker, connection, build token, trigger, variable, stopped build, deploy hook,
-    webhook delivery and grant; returns their ids under the names the route table's paths give them."""
+    webhook delivery and grant; returns their ids under the names the route table's paths
+    give them."""
     tag = str(world.run(world.services.workers.create(world.account, WORKER_NAME)))
     conn, token = connect(world)
     body = trigger_body(conn, token, external_script_id=tag)
