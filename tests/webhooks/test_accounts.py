@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from buildsd.services.webhooks import Webhooks
+from buildsd.store import webhook_deliveries
 from tests.api.flows import build_token, connection, failure
 from tests.conftest import KNOWN_SECRETS, World
 from tests.webhooks.conftest import (
@@ -235,7 +236,16 @@ def test_concurrent_replays_build_once(hooks: Callable[..., World], monkeypatch)
     async def idle(self: Webhooks, stopping: asyncio.Event) -> None:
         await stopping.wait()
 
+    original = webhook_deliveries.replayed
+
+    async def slow_replayed(conn: Any, values: dict[str, Any], since: str) -> str | None:
+        found = await original(conn, values, since)
+        if conn.dialect == "postgresql":  # commit late: every copy's check would run before
+            await asyncio.sleep(0.05)  # any commit (SQLite has one writer: no overlap there)
+        return found
+
     monkeypatch.setattr(Webhooks, "run", idle)
+    monkeypatch.setattr(webhook_deliveries, "replayed", slow_replayed)
     world = hooks()
     add_trigger(world, connect(world))
     body = body_of(github_push())
