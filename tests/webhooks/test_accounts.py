@@ -102,7 +102,7 @@ def test_another_accounts_secret_is_refused(world: World, two: World) -> None:
 
 
 def test_an_account_without_a_secret_is_told_how_to_make_one(world: World) -> None:
-    for account in (world.account, "0" * 32, "not-an-account"):
+    for account in (world.account, "0" * 32, "not-an-account", "%00", "x" * 5000):
         error = failure(deliver_to(world, account, "whatever", github_push()), 503, 13002)
         assert "buildsd webhooks secret --account ACCOUNT_ID --provider github" in error["message"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 
@@ -21,6 +22,7 @@ from buildsd.errors import (
 from buildsd.store import accounts, webhook_secrets
 
 PROVIDERS = ("github", "gitlab")
+_ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")  # D11; the URL's is anyone's input
 _SETTINGS = {"github": "BUILDSD_GITHUB_WEBHOOK_SECRET", "gitlab": "BUILDSD_GITLAB_WEBHOOK_TOKEN"}
 
 
@@ -95,8 +97,10 @@ class WebhookSecrets:
             if not secret:
                 raise WebhooksNotConfigured(f"set {holder} to the webhook's secret")
         else:
-            async with self._db.connection() as conn:
-                stored = await webhook_secrets.find(conn, account_id, provider)
+            stored = None
+            if _ACCOUNT_ID.match(account_id):  # anything else is no account: not looked up
+                async with self._db.connection() as conn:
+                    stored = await webhook_secrets.find(conn, account_id, provider)
             holder = "`buildsd webhooks secret` printed"
             if stored is None:  # an unknown account too: the same answer, nothing to tell
                 raise WebhooksNotConfigured(
