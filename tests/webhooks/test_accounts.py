@@ -203,9 +203,9 @@ def test_outside_the_window_a_replay_builds_again(world: World) -> None:
                 {"t": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - seconds))},
             )
 
-    world.run(age(599))
+    world.run(age(590))  # whole seconds, so a margin: 590 to 591 s ago
     accepted(deliver_github(world, push), "duplicate")
-    world.run(age(601))
+    world.run(age(610))
     accepted(deliver_github(world, push))
     settle(world)
     assert len(worker_builds(world)) == 2

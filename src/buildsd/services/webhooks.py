@@ -87,6 +87,7 @@ class Webhooks:
         self._secrets = secrets
         self._wake = asyncio.Event()
         self._received = 0  # deliveries stored by this process, to notice a burst
+        self._since = ("", "")  # the replay window's start: (received second, its start's)
         self.retention = Retention(db, settings)  # the matcher prunes old deliveries too
 
     # --- intake: nothing here may be slow; GitHub gives up after 10 s -----------------------
@@ -172,8 +173,13 @@ class Webhooks:
         window = self._settings.webhook_replay_window_seconds
         if window == 0:
             return None
-        since = clock.to_wire(clock.parse(values["received_on"]) - timedelta(seconds=window))
-        return await webhook_deliveries.replayed(conn, values, since)
+        # The window is whole seconds: only the second's prefix changes, formatted once a
+        # second (formatting it each time would also undo clock's own cache of now's prefix).
+        received, millis = values["received_on"][:20], values["received_on"][20:]
+        if self._since[0] != received:
+            earlier = clock.parse(values["received_on"]) - timedelta(seconds=window)
+            self._since = (received, clock.to_wire(earlier)[:20])
+        return await webhook_deliveries.replayed(conn, values, self._since[1] + millis)
 
     # --- matching ---------------------------------------------------------------------------
 
