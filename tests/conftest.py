@@ -191,6 +191,22 @@ class World:
     def new_account(self, name: str = "other") -> str:
         return str(self.run(self.services.identity.create_account(name)))
 
+    def grant(
+        self,
+        account: str | None = None,
+        owner_id: str = "41612145",
+        owner: str = "octo-org",
+        provider_type: str = "github",
+        repos: tuple[tuple[str, str], ...] = (),
+    ) -> str:
+        """Let the account connect the owner's repositories (all, or `repos`: (id, name)), as
+        `buildsd grants add` does; the owner is tests.api.flows.connection_body's by default.
+        Needed once a test has two accounts (D21)."""
+        made = self.services.grants.add(
+            account or self.account, provider_type, owner_id, owner, repos
+        )
+        return str(self.run(made).grant_id)
+
 
 def _client(app: Any) -> TestClient:
     client = TestClient(app, raise_server_exceptions=False)

@@ -1,4 +1,5 @@
-"""The `buildsd` command: serve, db upgrade, and the accounts/users/tokens/workers administration.
+"""The `buildsd` command: serve, db upgrade, and the accounts/users/tokens/workers/grants/webhooks
+administration.
 
 Every administrative command prints what it creates as the last line of stdout, so a script can
 capture it:
@@ -30,6 +31,8 @@ from buildsd.errors import BuildsError, ConfigError
 from buildsd.runner.worker import Runner
 from buildsd.services import Services
 from buildsd.services.identity import PERMISSION_GROUPS, Bootstrap
+from buildsd.services.webhook_secrets import PROVIDERS as WEBHOOK_PROVIDERS
+from buildsd.wire import PROVIDER_TYPES, Grant
 
 T = TypeVar("T")
 log = logging.getLogger("buildsd.serve")
@@ -440,3 +443,104 @@ def workers_list(ctx: click.Context, account_id: str) -> None:
     _prepare(settings)
     for row in _run(settings, lambda s: s.workers.list_(account_id)):
         click.echo(f"{row['tag']}  {row['name']}")
+
+
+@main.group()
+def grants() -> None:
+    """Grants (D21): whose repositories an account may connect, as Cloudflare's Git app
+    installation decides. Needed once the database has more than one account."""
+
+
+def _repository(text: str) -> tuple[str, str]:
+    repo_id, _, name = text.partition(":")
+    if not repo_id or not name:
+        raise click.BadParameter(f"{text!r}: give ID:NAME, e.g. 562843111:my-worker")
+    return repo_id, name
+
+
+def _describe(account_id: str, grant: Grant) -> str:
+    repos = ", ".join(f"{r.repo_id}:{r.repo_name}" for r in grant.repositories) or "all"
+    return (
+        f"{grant.grant_id}  {account_id}  {grant.provider_type}  {grant.provider_account_id}  "
+        f"{grant.provider_account_name}  {repos}"
+    )
+
+
+@grants.command("add")
+@click.option("--account", "account_id", required=True)
+@click.option("--provider", "provider_type", required=True, type=click.Choice(PROVIDER_TYPES))
+@click.option("--owner-id", required=True, help="The provider account's id (user, org, group)")
+@click.option("--owner", "owner_name", required=True, help="Its login or namespace path")
+@click.option(
+    "--repo",
+    "repos",
+    multiple=True,
+    metavar="ID:NAME",
+    help="Only this repository (repeatable); without any, all of the owner's",
+)
+@click.pass_context
+def grants_add(
+    ctx: click.Context,
+    account_id: str,
+    provider_type: str,
+    owner_id: str,
+    owner_name: str,
+    repos: tuple[str, ...],
+) -> None:
+    """Let the account connect repositories of a provider account; prints the grant id."""
+    settings = _settings(ctx)
+    listed = [_repository(text) for text in repos]
+    _prepare(settings)
+    grant = _run(
+        settings,
+        lambda s: s.grants.add(account_id, provider_type, owner_id, owner_name, listed),
+    )
+    click.echo(_describe(account_id, grant), err=True)
+    click.echo(grant.grant_id)
+
+
+@grants.command("list")
+@click.option("--account", "account_id", help="Only this account's")
+@click.pass_context
+def grants_list(ctx: click.Context, account_id: str | None) -> None:
+    """List grants: id, account, provider, owner id, owner, repositories (or "all")."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    for owner, grant in _run(settings, lambda s: s.grants.every(account_id)):
+        click.echo(_describe(owner, grant))
+
+
+@grants.command("revoke")
+@click.argument("grant_id")
+@click.pass_context
+def grants_revoke(ctx: click.Context, grant_id: str) -> None:
+    """Revoke a grant; the account's connections no other grant covers are deleted with it."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    gone = _run(settings, lambda s: s.grants.revoke(grant_id))
+    if gone:
+        click.echo(f"deleted {gone} connection(s) no other grant covers", err=True)
+    click.echo(f"revoked {grant_id}")
+
+
+@main.group()
+def webhooks() -> None:
+    """Push webhooks: each account's own URL and secret (docs/webhooks.md)."""
+
+
+@webhooks.command("secret")
+@click.option("--account", "account_id", required=True)
+@click.option("--provider", required=True, type=click.Choice(WEBHOOK_PROVIDERS))
+@click.pass_context
+def webhooks_secret(ctx: click.Context, account_id: str, provider: str) -> None:
+    """Make the account's webhook secret for /webhooks/PROVIDER/ACCOUNT (replacing any earlier
+    one); prints it, only this once."""
+    settings = _settings(ctx)
+    _prepare(settings)
+    secret = _run(settings, lambda s: s.webhook_secrets.create(account_id, provider))
+    click.echo(
+        f"webhook URL: http://{settings.host}:{settings.port}/webhooks/{provider}/{account_id} "
+        "(the secret below is shown only this once)",
+        err=True,
+    )
+    click.echo(secret)

@@ -73,6 +73,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cancel_superseded: bool = False
     # Matched deliveries older than this are deleted by the matcher; 0 keeps them forever.
     webhook_delivery_retention_days: int = 30
+    # A delivery with the repository, branch, head commit and event of one accepted within this
+    # many seconds is a replay, whatever its delivery id: answered, builds nothing (D22); 0 = off.
+    webhook_replay_window_seconds: int = 600
+    # Who may connect which repositories (D21): "auto" grants everything while the database
+    # has one account and only `buildsd grants` once it has more; "all" grants everything
+    # whatever the accounts (emulator and CI use; never for tenants who must not see each other).
+    grants: Literal["auto", "all"] = "auto"
 
     @property
     def data_path(self) -> Path:
@@ -138,6 +145,7 @@ def _check(settings: Settings) -> None:
         "cancel_grace_seconds",
         "build_cache_max_bytes",
         "webhook_delivery_retention_days",
+        "webhook_replay_window_seconds",
     ):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0 or more")

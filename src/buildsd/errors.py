@@ -19,13 +19,14 @@ envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], 
     ├── UnauthorizedResource           (403, 9109)   /accounts/{id} the caller cannot see
     ├── NotFound                       (404, 12000)  unknown id, another account's id,
     │   │                                            unknown route under /builds
-    │   └── NoBuildConfiguration       (404, 12040)  a Worker tag without live triggers
+    │   ├── NoBuildConfiguration       (404, 12040)  a Worker tag without live triggers
+    │   └── RepositoryNotGranted       (404, 12000)  a connection outside the account's grants
     ├── MethodNotAllowed               (405, 7001)
     ├── AlreadyExists                  (409, 12049)
     ├── RateLimited                    (429, 971)    carries retry_after (seconds)
     │   └── DeployHookRateLimited      (429, 12051)  10 hook builds/min per Worker, 100 per account
     ├── InvalidWebhookSignature        (401, 13001)  /webhooks/*: signature or token missing/wrong
-    ├── WebhooksNotConfigured          (503, 13002)  /webhooks/*: no secret set for the provider
+    ├── WebhooksNotConfigured          (503, 13002)  /webhooks/*: no secret set (provider, account)
     ├── InvalidWebhookPayload          (400, 13003)  /webhooks/*: not JSON, or not the event's shape
     └── DeliveryNotReplayable          (409, 13004)  replay of a delivery that was not accepted
 
@@ -186,6 +187,19 @@ class NoBuildConfiguration(NotFound):
     message = "No build configuration associated with that script tag was found for this account"
 
 
+class RepositoryNotGranted(NotFound):
+    """A repository connection no grant of the account covers (D21).
+
+    Cloudflare's Git app answers `404 12000 Not found` for a repository it cannot see (config
+    autofill when the app is not installed on the owner, spec §3.3): the same code and message,
+    so clients treat it as they already do; the error_chain tells a person which grant is
+    missing. It names only what the request sent, never another account's grants.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(chain=(Cause(self.code, detail),))
+
+
 class MethodNotAllowed(BuildsError):
     status = 405
     code = 7001
@@ -232,8 +246,8 @@ class WebhooksNotConfigured(BuildsError):
     code = 13002
     message = "Webhooks are not configured"
 
-    def __init__(self, setting: str) -> None:
-        super().__init__(f"Webhooks are not configured: set {setting} to the webhook's secret")
+    def __init__(self, remedy: str) -> None:
+        super().__init__(f"Webhooks are not configured: {remedy}")
 
 
 class InvalidWebhookPayload(BuildsError):

@@ -324,15 +324,34 @@ webhook_deliveries = Table(
     Column("received_on", TIME, nullable=False),
     Column("processed_on", TIME, nullable=True),  # null until matched
     Column("attempts", Integer, nullable=False),  # failed matching attempts
-    # Idempotency: one accepted (or ignored) delivery per id; redeliveries are kept beside it
-    # as `duplicate` rows, which this index leaves out.
+    # The account whose own secret verified it (/webhooks/{provider}/{account_id}): matched to
+    # that account's connections only; "" for the global secret (migration 0012, D22).
+    Column("secret_account_id", String(32), nullable=False, server_default=""),
+    # The repository owner's id as the payload gives it ("" when it gives none): grants are
+    # checked against it, not against what a connection claims (D21).
+    Column("provider_account_id", String(256), nullable=False, server_default=""),
+    # A pull request's action ("" for a push): part of what makes a delivery a replay (D22).
+    Column("action", String(32), nullable=False, server_default=""),
+    # Idempotency: one accepted (or ignored) delivery per id and secret; redeliveries are kept
+    # beside it as `duplicate` rows, which this index leaves out.
     Index(
         "uq_webhook_deliveries_key",
         "provider",
+        "secret_account_id",
         "delivery_id",
         unique=True,
         sqlite_where=text("status <> 'duplicate'"),
         postgresql_where=text("status <> 'duplicate'"),
+    ),
+    # Replays under a new delivery id (D22): accepted deliveries of one commit of a repository,
+    # by time (0012); a sha is near unique, so the window's look-up reads a row or two.
+    Index(
+        "ix_webhook_deliveries_replay",
+        "repo_id",
+        "commit_hash",
+        "received_on",
+        sqlite_where=text("status = 'accepted'"),
+        postgresql_where=text("status = 'accepted'"),
     ),
     Index(
         "ix_webhook_deliveries_pending",
@@ -375,6 +394,36 @@ pull_request_builds = Table(
     Column("pull_request_key", String(64), nullable=False),  # sha256 of pull_request_url
     Column("build_uuid", UUID, ForeignKey("builds.build_uuid"), nullable=False),
     PrimaryKeyConstraint("repo_connection_uuid", "pull_request_key", "build_uuid"),
+)
+
+# --- grants and per-account webhook secrets (migration 0012, D21, D22) ------------------------
+
+# What Cloudflare's Git app installation is (`grant_id`): the account may connect repositories
+# of this provider account, all of them or the ones listed. Added and revoked by the operator.
+grants = Table(
+    "grants",
+    metadata,
+    Column("grant_id", UUID, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("provider_type", String(32), nullable=False),
+    Column("provider_account_id", String(256), nullable=False),  # the owner's id
+    Column("provider_account_name", String(256), nullable=False),  # the owner's login / path
+    Column("repository_selection", String(16), nullable=False),  # all | selected (GitHub's words)
+    Column("repositories", Text, nullable=False),  # JSON list of {repo_id, repo_name}
+    Column("created_on", TIME, nullable=False),
+    Index(None, "account_id", "created_on", "grant_id"),
+)
+
+# An account's own webhook secret per provider. Encrypted (crypto.Cipher), not hashed: checking
+# an HMAC signature needs the secret itself.
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("provider", String(16), nullable=False),  # github | gitlab
+    Column("secret", Text, nullable=False),
+    Column("created_on", TIME, nullable=False),
+    PrimaryKeyConstraint("account_id", "provider"),
 )
 
 # --- audit log (migration 0005, docs/compatibility.md "Audit log") ----------------------------

@@ -89,6 +89,27 @@ class EmbeddedRepoConnection(RepoConnection):
     grant_id: str | None = None
 
 
+# --- grants (D21; an extension): Cloudflare's Git app installation, its `grant_id` ---------------
+
+
+class GrantRepository(Struct):
+    repo_id: str
+    repo_name: str
+
+
+class Grant(Struct):
+    """The provider account (owner) whose repositories an account may connect: all of them, or
+    those listed (`repository_selection` as in GitHub's installation object)."""
+
+    grant_id: str
+    provider_type: str
+    provider_account_id: str
+    provider_account_name: str
+    repository_selection: Literal["all", "selected"]
+    repositories: list[GrantRepository]  # [] when the selection is "all"
+    created_on: str
+
+
 # --- build tokens (spec §4) ---------------------------------------------------------------------
 
 

@@ -443,6 +443,7 @@ def test_paging(world: World) -> None:
 def test_another_accounts_logs_are_not_visible(world: World) -> None:
     connection(world)
     other = world.new_account()
+    world.grant(other)
     theirs = world.bearer(world.new_token("Workers CI Write", account=other))
     failure(world.client.get(url(world), headers=theirs), 403, 10000)
     body = connection_body("2")

@@ -281,6 +281,7 @@ def test_another_accounts_connection_is_not_found(make_world, repo: Repo, tmp_pa
         git_url_github=f"file://{tmp_path}/git/{{provider_account_name}}/{{repo_name}}.git"
     )
     other = world.new_account()
+    world.grant(other)
     other_auth = world.bearer(world.new_token("Workers CI Write", account=other))
     body = {
         "provider_account_id": OWNER_ID,
@@ -347,3 +348,34 @@ def test_read_access_is_enough(git_world: World, repo: Repo) -> None:
     repo.commit({"wrangler.toml": TOML}, "c")
     headers = git_world.bearer(git_world.new_token("Workers CI Read"))
     assert ok(autofill(git_world, headers=headers))["default_worker_name"] == "my-worker"
+
+
+def test_a_repository_a_grant_lists_answers_before_it_is_connected(
+    make_world, repo: Repo, tmp_path: Path
+) -> None:
+    repo.commit({"wrangler.toml": TOML}, "c")
+    world = make_world(
+        git_url_github=f"file://{tmp_path}/git/{{provider_account_name}}/{{repo_name}}.git"
+    )
+    failure(autofill(world), 404, 12000)  # neither connected nor in a grant
+    world.grant(owner_id=OWNER_ID, owner="octo-org", repos=((REPO_ID, "my-worker"),))
+    assert ok(autofill(world))["default_worker_name"] == "my-worker"
+    failure(autofill(world, repo_id="1"), 404, 12000)  # not listed
+    failure(autofill(world, provider_account_id="1"), 404, 12000)  # another owner
+    failure(autofill(world, provider_type="gitlab"), 404, 12000)
+    # A grant of all an owner's repositories names none: nothing to clone until connected.
+    world.grant(owner_id=OWNER_ID, owner="octo-org")
+    failure(autofill(world, repo_id="1"), 404, 12000)
+
+
+def test_with_two_accounts_a_connection_outside_the_grants_is_not_found(
+    git_world: World, repo: Repo
+) -> None:
+    """Connected while the database had one account (all granted); a second account makes
+    grants count, and autofill then answers inside them only (D21)."""
+    repo.commit({"wrangler.toml": TOML}, "c")
+    assert ok(autofill(git_world))["config_file"] == "wrangler.toml"
+    git_world.new_account()
+    failure(autofill(git_world), 404, 12000)
+    git_world.grant()
+    assert ok(autofill(git_world))["config_file"] == "wrangler.toml"

@@ -200,6 +200,7 @@ def test_account_limits(make_world) -> None:
 
 def test_another_accounts_build_is_404(world: World) -> None:
     other = world.new_account()
+    world.grant()
     theirs = world.new_token(account=other)
     t = trigger(world)
     mine = build(world, t["trigger_uuid"])

@@ -37,6 +37,7 @@ SCOPED = [
 def theirs(world: World) -> dict[str, str]:
     """Account B with one of everything; returns the ids by path-parameter name."""
     account = world.new_account("theirs")
+    grant_id = world.grant(account, owner="them")
     auth = world.bearer(world.new_token("Workers CI Write", account=account))
     url = base(world, account)
     client = world.client
@@ -97,6 +98,7 @@ def theirs(world: World) -> dict[str, str]:
         "provider_type": "github",
         "provider_account_id": "77",
         "repo_id": "99",
+        "grant_id": grant_id,
         "_account": account,
         "_auth": auth["Authorization"],
     }

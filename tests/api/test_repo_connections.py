@@ -85,6 +85,7 @@ def test_upsert_key_is_account_provider_and_repo_id(world: World) -> None:
     }
     assert len(uuids) == 3
     other_account = world.new_account()
+    world.grant(other_account)  # two accounts: only grants let them connect (D21)
     token = world.new_token("Workers CI Write", account=other_account)
     theirs = world.client.put(
         PATH.format(account=other_account), json=BODY, headers=world.bearer(token)
@@ -132,6 +133,7 @@ def test_unknown_connection_is_404_12000(world: World, unknown: str) -> None:
 
 def test_another_accounts_connection_is_404_and_untouched(world: World) -> None:
     other = world.new_account()
+    world.grant(other)
     token = world.new_token("Workers CI Write", account=other)
     theirs = world.client.put(PATH.format(account=other), json=BODY, headers=world.bearer(token))
     uuid = theirs.json()["result"]["repo_connection_uuid"]

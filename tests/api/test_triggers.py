@@ -103,6 +103,7 @@ def test_each_required_field(world: World, missing: str) -> None:
 def test_create_needs_a_live_connection_and_token_of_this_account(world: World) -> None:
     conn, token = connection(world), build_token(world)
     other = world.new_account()
+    world.grant(other, owner_id="1", owner="o")
     theirs = world.new_token(account=other)
     their_conn = ok(
         world.client.put(

@@ -3,6 +3,7 @@ server runs on the same database."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import time
@@ -10,7 +11,11 @@ import time
 import httpx
 import pytest
 
+from buildsd.app import build_services
+from buildsd.config import load_settings
+from tests.conftest import KNOWN_SECRETS
 from tests.e2e.conftest import BUILDSD
+from tests.webhooks.payloads import github_headers
 
 # A client socket the server dropped mid-start-up can be collected unclosed at any later
 # moment; that says nothing about buildsd, so it must not fail whichever test is running.
@@ -63,6 +68,10 @@ def test_admin_commands_while_a_server_runs(env: dict[str, str], start_server) -
         "repo_name": "r",
     }
     auth = {"Authorization": f"Bearer {token}"}
+    # A second account: it connects only what it was granted (D21).
+    assert httpx.put(server.url + path, json=body, headers=auth).status_code == 404
+    grant = ["grants", "add", "--account", account, "--provider", "github"]
+    buildsd(env, *grant, "--owner-id", "1", "--owner", "o")
     assert httpx.put(server.url + path, json=body, headers=auth).status_code == 200
 
     key = last_line(
@@ -110,8 +119,17 @@ def test_account_token_and_expiry(env: dict[str, str]) -> None:
         ("tokens", "create", "--account", "x", "--permission", "Workers CI Admin"),
         ("users", "create", "--email", "not-an-email", "--account", "f" * 32),
         ("tokens", "revoke", "f" * 32),
+        ("grants", "add", "--account", "f" * 32, "--provider", "github", "--owner-id", "1",
+         "--owner", "o"),
+        ("grants", "add", "--account", "x", "--provider", "github", "--owner-id", "1",
+         "--owner", "o", "--repo", "no-name"),
+        ("grants", "add", "--account", "x", "--provider", "bitbucket", "--owner-id", "1",
+         "--owner", "o"),
+        ("grants", "revoke", "6f1c9e3e-1111-4222-8333-944455556666"),
+        ("webhooks", "secret", "--account", "f" * 32, "--provider", "github"),
+        ("webhooks", "secret", "--account", "x", "--provider", "bitbucket"),
     ],
-)
+)  # fmt: skip
 def test_bad_admin_input_fails_with_a_message(env: dict[str, str], args: tuple[str, ...]) -> None:
     done = buildsd(env, *args, ok=False)
     assert done.returncode != 0
@@ -123,3 +141,68 @@ def test_bad_setting_fails_before_anything_starts(env: dict[str, str]) -> None:
     assert done.returncode != 0 and "BUILDSD_STRICT" in done.stderr
     done = buildsd({**env, "BUILDSD_DATABASE_URL": "mysql://x"}, "db", "upgrade", ok=False)
     assert done.returncode != 0 and "BUILDSD_DATABASE_URL" in done.stderr
+
+
+def test_grants_and_webhook_secrets(env: dict[str, str]) -> None:
+    first = last_line(buildsd(env, "accounts", "list")).split()[0]  # the bootstrap account
+    account = last_line(buildsd(env, "accounts", "create", "--name", "team"))
+    add = ["grants", "add", "--account", account, "--provider", "github"]
+    owner = ["--owner-id", "41612145", "--owner", "octo-org"]
+    done = buildsd(env, *add, *owner, "--repo", "562843111:my-worker", "--repo", "7:site")
+    grant_id = last_line(done)
+    assert re.fullmatch(r"[0-9a-f-]{36}", grant_id)
+    assert "562843111:my-worker, 7:site" in done.stderr
+    everything = last_line(buildsd(env, *add, "--owner-id", "9", "--owner", "acme"))
+    listing = buildsd(env, "grants", "list").stdout.splitlines()
+    assert [line.split()[:5] for line in listing] == [
+        [grant_id, account, "github", "41612145", "octo-org"],
+        [everything, account, "github", "9", "acme"],
+    ]
+    assert listing[0].endswith("562843111:my-worker, 7:site") and listing[1].endswith("all")
+    assert buildsd(env, "grants", "list", "--account", first).stdout == ""
+    assert last_line(buildsd(env, "grants", "revoke", grant_id)) == f"revoked {grant_id}"
+    assert grant_id not in buildsd(env, "grants", "list").stdout
+    assert buildsd(env, "grants", "revoke", grant_id, ok=False).returncode != 0
+
+    made = buildsd(env, "webhooks", "secret", "--account", account, "--provider", "github")
+    secret = last_line(made)
+    KNOWN_SECRETS.add(secret)
+    assert len(secret) >= 40 and f"/webhooks/github/{account}" in made.stderr
+    assert secret not in made.stderr
+    # Shown once: no command prints it again, and the database holds only its ciphertext.
+    for args in (("grants", "list"), ("accounts", "list"), ("webhooks", "--help")):
+        assert secret not in buildsd(env, *args).stdout
+    settings = load_settings(env)
+
+    async def stored() -> list[str]:
+        services = build_services(settings)
+        await services.open()
+        try:
+            async with services.db.connection() as conn:
+                rows = await conn.all("SELECT secret FROM webhook_secrets")
+        finally:
+            await services.close()
+        return [row["secret"] for row in rows]
+
+    [ciphertext] = asyncio.run(stored())
+    assert secret not in ciphertext
+    again = last_line(
+        buildsd(env, "webhooks", "secret", "--account", account, "--provider", "github")
+    )
+    KNOWN_SECRETS.add(again)
+    assert again != secret and len(asyncio.run(stored())) == 1
+    # Key rotation re-encrypts it with the rest.
+    assert "re-encrypted 1 secret(s)" in last_line(buildsd(env, "secrets", "rotate-key"))
+    assert asyncio.run(stored()) != [ciphertext]
+    body = b'{"zen": "Keep it logically awesome."}'
+    headers = {k.lower(): v for k, v in github_headers(body, "ping", secret=again).items()}
+
+    async def verify() -> None:
+        services = build_services(load_settings(env))
+        await services.open()
+        try:
+            await services.webhook_secrets.verify("github", account, headers, body)
+        finally:
+            await services.close()
+
+    asyncio.run(verify())  # still the secret it was, under the new key

@@ -16,7 +16,7 @@ import pytest
 
 from buildsd.app import build_services
 from buildsd.config import load_settings
-from tests.conftest import ACCOUNT, TOKEN
+from tests.conftest import ACCOUNT, KNOWN_SECRETS, TOKEN
 from tests.gitrepo import make_repo
 from tests.webhooks.payloads import github_headers, github_push
 
@@ -196,6 +196,78 @@ def test_a_worker_matches_deliveries_no_server_matched(start_server, env, tmp_pa
     worker = start_server("worker", **runner_env(tmp_path), **secret)
     deadline = time.monotonic() + 30
     while asyncio.run(matched()) != (True, 1):
+        assert time.monotonic() < deadline, worker.log.read_text()
+        time.sleep(0.2)
+    assert worker.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+
+
+def test_a_worker_routes_a_stored_per_account_delivery(start_server, env, tmp_path) -> None:
+    """Two accounts connected to one repository; a delivery verified with B's own secret and
+    stored while nothing matched it is matched by a `buildsd worker` into B alone (D22)."""
+    make_repo(tmp_path)
+    server = start_server(**runner_env(tmp_path, BUILDSD_RUNNER_SLOTS="0"))
+    settings = load_settings({**env, **runner_env(tmp_path)})
+
+    async def admin() -> tuple[str, str, str]:
+        services = build_services(settings)
+        await services.open()
+        try:
+            other = await services.identity.create_account("b")
+            for account in (ACCOUNT, other):
+                await services.grants.add(account, "github", "1", "octo-org")
+            token = await services.identity.create_token(
+                account_id=other, permissions=["Workers CI Write"]
+            )
+            secret = await services.webhook_secrets.create(other, "github")
+        finally:
+            await services.close()
+        return other, token.value, secret
+
+    other, token, secret = asyncio.run(admin())
+    KNOWN_SECRETS.add(secret)
+    with api(server) as client:
+        make_trigger(client, "true")
+    theirs = httpx.Client(
+        base_url=f"{server.url}/client/v4/accounts/{other}/builds",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    with theirs:
+        make_trigger(theirs, "true")
+    server.stop()
+    push = github_push("main", repo_id=1)
+    push["repository"]["owner"]["id"] = 1  # make_trigger's owner, which both were granted
+    body = json.dumps(push).encode()
+    headers = {k.lower(): v for k, v in github_headers(body, secret=secret).items()}
+
+    async def store() -> None:
+        services = build_services(settings)
+        await services.open()
+        try:
+            await services.webhooks.receive("github", headers, body, other)
+        finally:
+            await services.close()
+
+    async def matched() -> tuple[bool, dict[str, int]]:
+        services = build_services(settings)
+        await services.open()
+        try:
+            async with services.db.connection() as conn:
+                delivery = await conn.one("SELECT processed_on FROM webhook_deliveries")
+                built = await conn.all(
+                    "SELECT account_id, COUNT(*) AS n FROM builds "
+                    "WHERE build_trigger_source = 'push_event' GROUP BY account_id"
+                )
+        finally:
+            await services.close()
+        assert delivery is not None
+        return delivery["processed_on"] is not None, {r["account_id"]: r["n"] for r in built}
+
+    asyncio.run(store())
+    assert asyncio.run(matched()) == (False, {})
+    worker = start_server("worker", **runner_env(tmp_path))
+    deadline = time.monotonic() + 30
+    while asyncio.run(matched()) != (True, {other: 1}):
         assert time.monotonic() < deadline, worker.log.read_text()
         time.sleep(0.2)
     assert worker.stop(signal.SIGTERM) in (0, -signal.SIGTERM)

@@ -29,8 +29,9 @@ class Seeded:
 
 
 def seed(world: World) -> dict[str, str]:
-    """One Worker, connection, build token, trigger, variable, stopped build, deploy hook and
-    webhook delivery; returns their ids under the names the route table's paths give them."""
+    """One Worker, connection, build token, trigger, variable, stopped build, deploy hook,
+    webhook delivery and grant; returns their ids under the names the route table's paths
+    give them."""
     tag = str(world.run(world.services.workers.create(world.account, WORKER_NAME)))
     conn, token = connect(world)
     body = trigger_body(conn, token, external_script_id=tag)
@@ -57,6 +58,7 @@ def seed(world: World) -> dict[str, str]:
     )
     delivery = ok(deliver_github(world, github_push()))
     world.run(world.services.webhooks.match_pending())
+    grant_id = world.grant()
     return {
         "account_id": world.account,
         "repo_connection_uuid": conn["repo_connection_uuid"],
@@ -72,6 +74,7 @@ def seed(world: World) -> dict[str, str]:
         "build_uuid": build["build_uuid"],
         "deploy_hook_uuid": hook["deploy_hook_uuid"],
         "delivery_uuid": delivery["delivery_uuid"],
+        "grant_id": grant_id,
     }
 
 

@@ -103,8 +103,9 @@ def test_path_filters_and_their_bypass_rules(world: World) -> None:
 
 def test_gitlab_push_counts_every_pushed_commit(world: World) -> None:
     add_trigger(world, connect(world, "gitlab"), path_excludes=["*.md"])
-    # GitLab lists at most 20 commits and reports the total apart.
-    few = gitlab_push("main", [gitlab_commit("Docs", modified=("README.md",))], total=1)
+    # GitLab lists at most 20 commits and reports the total apart. (Two commits: one commit
+    # pushed twice within BUILDSD_WEBHOOK_REPLAY_WINDOW_SECONDS is a replay, D22.)
+    few = gitlab_push("main", [gitlab_commit("Notes", modified=("README.md",))], total=1)
     many = gitlab_push("main", [gitlab_commit("Docs", modified=("README.md",))], total=57)
     first = accepted(deliver_gitlab(world, few))
     second = accepted(deliver_gitlab(world, many))
@@ -125,6 +126,9 @@ def test_gitlab_push_counts_every_pushed_commit(world: World) -> None:
 def test_the_connection_is_found_across_accounts_and_by_provider(world: World) -> None:
     add_trigger(world, connect(world))
     other = world.new_account("second team")
+    world.grant()  # two accounts: each sees the repository through its grants (D21)
+    world.grant(provider_type="gitlab")
+    world.grant(other)
     other_token = world.new_token("Workers CI Write", account=other)
     second = World(client=world.client, services=world.services, account=other, token=other_token)
     add_trigger(second, connect(second), tag=RELEASE)

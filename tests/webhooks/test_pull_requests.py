@@ -30,6 +30,15 @@ PR_42 = "https://github.com/octo-org/my-worker/pull/42"
 
 # Migration 0008 replaced six build indexes by six partial ones: the old names back (any
 # columns will do, 0008 drops them by name).
+BEFORE_0012 = (
+    "DROP TABLE grants; DROP TABLE webhook_secrets; DROP INDEX ix_webhook_deliveries_replay; "
+    "DROP INDEX uq_webhook_deliveries_key; "
+    "ALTER TABLE webhook_deliveries DROP COLUMN secret_account_id; "
+    "ALTER TABLE webhook_deliveries DROP COLUMN provider_account_id; "
+    "ALTER TABLE webhook_deliveries DROP COLUMN action; "
+    "CREATE UNIQUE INDEX uq_webhook_deliveries_key ON webhook_deliveries (provider, delivery_id) "
+    "WHERE status <> 'duplicate';"
+)
 BEFORE_0008 = "".join(
     f"DROP INDEX ix_builds_{new}; CREATE INDEX ix_builds_{old} ON builds (account_id);"
     for new, old in zip(
@@ -186,9 +195,10 @@ def test_builds_made_before_the_upgrade_are_marked_too(
     accepted(deliver_github(world, closed(41), "pull_request"), "ignored")
     accepted(deliver_github(world, pull_request("opened"), "pull_request"))
     settle(world)
-    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 to 0011 made gone
+    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 to 0012 made gone
         raw.executescript(
-            "DROP TABLE pull_request_builds; DROP INDEX ix_webhook_deliveries_processed_on; "
+            BEFORE_0012
+            + "DROP TABLE pull_request_builds; DROP INDEX ix_webhook_deliveries_processed_on; "
             "DROP INDEX ix_webhook_matches_delivery_uuid; "
             + BEFORE_0008
             + "ALTER TABLE builds DROP COLUMN build_json;"

@@ -8,6 +8,7 @@ from buildsd.api import (
     build_tokens,
     builds,
     deploy_hooks,
+    grants,
     health,
     identity,
     metrics,
@@ -37,6 +38,7 @@ from buildsd.wire import (
     DetailedDeployHook,
     ExplainRequest,
     Explanation,
+    Grant,
     RepoConnection,
     TokenVerification,
     Trigger,
@@ -55,6 +57,7 @@ ACCOUNT = V4 + "/accounts/{account_id}"
 BUILDS = ACCOUNT + "/builds"
 CONNECTIONS = BUILDS + "/repos/connections"
 AUTOFILL = BUILDS + "/repos/{provider_type}/{provider_account_id}/{repo_id}/config_autofill"
+GRANTS = BUILDS + "/grants"
 TOKENS = BUILDS + "/tokens"
 TRIGGERS = BUILDS + "/triggers"
 TRIGGER = TRIGGERS + "/{trigger_uuid}"
@@ -85,6 +88,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", AUTOFILL, "getWorkerConfigAutofill", autofill.get, "builds:read",
               "Propose build settings from a branch of a connected repository",
               query=autofill.AutofillQuery, result=ConfigAutofill, tag="GitHub Integration"),
+    # --- grants (D21): Cloudflare's Git app installations; the operator writes them (CLI) ------
+    Operation("GET", GRANTS, "listGrants", grants.list_, "builds:read",
+              "The provider accounts whose repositories this account may connect",
+              query=PageQuery, result=list[Grant], paged=True, extension=True),
+    Operation("GET", GRANTS + "/{grant_id}", "getGrant", grants.get, "builds:read",
+              "Get a grant", result=Grant, extension=True),
     # --- build tokens (spec §4) ---------------------------------------------------------------
     Operation("GET", TOKENS, "listBuildTokens", build_tokens.list_, "builds:read",
               "List build tokens", query=PageQuery, result=list[BuildToken], paged=True),

@@ -1,7 +1,8 @@
-"""Push webhooks: POST /webhooks/github and /webhooks/gitlab, and the delivery extensions (D7).
+"""Push webhooks: POST /webhooks/{github,gitlab}[/{account_id}], and the delivery extensions (D7).
 
-The two intake endpoints live outside the route table: they need the raw body and the headers
-(the signature covers the exact bytes), and no Cloudflare credential applies to them.
+The intake endpoints live outside the route table: they need the raw body and the headers (the
+signature covers the exact bytes), and no Cloudflare credential applies to them. With an account
+id the account's own secret verifies the delivery (D22); without, the global one.
 """
 
 from __future__ import annotations
@@ -24,22 +25,26 @@ PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 
 
 class Intake:
-    """POST /webhooks/{provider} as a plain ASGI app (no Request or Response objects): under a
-    burst of deliveries every microsecond here delays the answer GitHub is timing."""
+    """POST /webhooks/{provider}[/{account_id}] as a plain ASGI app (no Request or Response
+    objects): under a burst of deliveries every microsecond here delays the answer GitHub is
+    timing."""
 
-    def __init__(self, provider: Provider, services: Services) -> None:
+    def __init__(self, provider: Provider, services: Services, *, per_account: bool) -> None:
         self.provider = provider
         self.services = services
+        self.per_account = per_account
         self.limit = services.settings.max_body_bytes
-        self.__name__ = f"receive_{provider}_webhook"  # what the metrics count requests by
+        # What the metrics count requests by.
+        self.__name__ = f"receive_{provider}_{'account_' if per_account else ''}webhook"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
         }
+        account_id = scope["path_params"]["account_id"] if self.per_account else None
         try:
             raw = await receive_body(receive, headers, self.limit)
-            ack = await self.services.webhooks.receive(self.provider, headers, raw)
+            ack = await self.services.webhooks.receive(self.provider, headers, raw, account_id)
         except BuildsError as exc:
             if isinstance(exc, InvalidWebhookSignature | WebhooksNotConfigured):
                 # Refused deliveries are not stored (their body is unverified): this line is
@@ -59,8 +64,12 @@ class Intake:
 def routes(services: Services) -> list[Route]:
     """The intake endpoints; kept in strict mode (they are how builds start, not API surface)."""
     return [
-        Route(f"/webhooks/{provider}", Intake(provider, services), methods=["POST"])
+        Route(path, Intake(provider, services, per_account=per_account), methods=["POST"])
         for provider in PROVIDERS
+        for path, per_account in (
+            (f"/webhooks/{provider}", False),
+            (f"/webhooks/{provider}/{{account_id}}", True),
+        )
     ]
 
 

@@ -10,6 +10,7 @@ from buildsd.services.autofill import ConfigAutofill
 from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.builds import Builds
 from buildsd.services.deploy_hooks import DeployHooks
+from buildsd.services.grants import Grants
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
 from buildsd.services.metrics import Metrics
@@ -17,6 +18,7 @@ from buildsd.services.repo_connections import RepoConnections
 from buildsd.services.runs import Runs
 from buildsd.services.secret_keys import SecretKeys
 from buildsd.services.triggers import Triggers
+from buildsd.services.webhook_secrets import WebhookSecrets
 from buildsd.services.webhooks import Webhooks
 from buildsd.services.worker_builds import WorkerBuilds
 from buildsd.services.workers import Workers
@@ -29,8 +31,9 @@ class Services:
         self.settings = settings
         self.db = db
         self.identity = Identity(db, settings)
-        self.repo_connections = RepoConnections(db)
-        self.config_autofill = ConfigAutofill(db, settings)
+        self.grants = Grants(db, settings)
+        self.repo_connections = RepoConnections(db, self.grants)
+        self.config_autofill = ConfigAutofill(db, settings, self.grants)
         self.health = Health(db, schema_head)
         cipher = crypto.Cipher(crypto.load_key(settings.secret_key, settings.data_path))
         self.build_tokens = BuildTokens(db, cipher)
@@ -40,8 +43,9 @@ class Services:
         self.runs = Runs(db, settings, self.build_tokens, self.triggers, self.metrics)
         self.builds = Builds(db, settings, on_queued=self.runs.notify)
         self.deploy_hooks = DeployHooks(db, self.builds)
-        self.webhooks = Webhooks(db, settings, self.builds)
-        self.worker_builds = WorkerBuilds(db, self.triggers)
+        self.webhook_secrets = WebhookSecrets(db, settings, cipher)
+        self.webhooks = Webhooks(db, settings, self.builds, self.grants, self.webhook_secrets)
+        self.worker_builds = WorkerBuilds(db, self.triggers, self.grants)
         self.workers = Workers(db)
         self.audit = AuditLog(db)
 

@@ -15,7 +15,7 @@ from buildsd.config import Settings
 from buildsd.db import Database
 from buildsd.errors import NotFound
 from buildsd.services import wrangler_config
-from buildsd.store import repo_connections
+from buildsd.services.grants import Grants
 from buildsd.wire import ConfigAutofill as ConfigAutofillResult
 
 log = logging.getLogger("buildsd.autofill")
@@ -28,9 +28,10 @@ MAX_STDERR_CHARS = 500
 class ConfigAutofill:
     """Proposes build settings from what a branch of a connected repository contains."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, grants: Grants) -> None:
         self._db = db
         self._settings = settings
+        self._grants = grants
 
     async def get(
         self,
@@ -41,11 +42,14 @@ class ConfigAutofill:
         branch: str,
         root_directory: str,
     ) -> ConfigAutofillResult:
-        """404 12000 when the repository is not connected here, cannot be cloned at `branch`,
-        or has no Wrangler config at `root_directory` (which must lie inside the repository)."""
+        """404 12000 when the repository is neither connected here (inside the grants) nor
+        listed in a grant (D21), cannot be cloned at `branch`, or has no Wrangler config at
+        `root_directory` (which must lie inside the repository)."""
         async with self._db.connection() as conn:
-            row = await repo_connections.find_by_repo(conn, account_id, provider_type, repo_id)
-        if row is None or row["provider_account_id"] != provider_account_id:
+            row = await self._grants.repository(
+                conn, account_id, provider_type, provider_account_id, repo_id
+            )
+        if row is None:
             raise NotFound()
         try:
             url = git.clone_url(self._settings, row)

@@ -41,6 +41,8 @@ class Event:
     source: str = ""  # push_event | pull_request (D12)
     repo_id: str = ""
     repository: str = ""
+    provider_account_id: str = ""  # the repository owner's id, when the payload gives it
+    action: str = ""  # a pull request's (opened, reopened …): a reopen is no replay of an open
     branch: str = ""
     commit_hash: str = ""
     commit_message: str = ""
@@ -87,9 +89,14 @@ def delivery_id(provider: Provider, headers: Mapping[str, str], raw: bytes) -> s
 # --- payloads: only the fields buildsd reads (payloads are large; the rest is skipped) -----------
 
 
+class _Owner(Struct):
+    id: RepoId | None = None
+
+
 class _Repository(Struct):
     id: RepoId
     full_name: str = ""
+    owner: _Owner | None = None  # what grants are checked against (D21)
 
 
 class _Person(Struct):
@@ -226,23 +233,32 @@ def _branch_of(ref: str) -> tuple[str | None, str]:
     return None, f"push to {_clean(ref)[:200]!r}, which is not a branch"
 
 
-Repo = tuple[str, str]  # (repo_id, full name)
+Repo = tuple[str, str, str]  # (repo_id, full name, owner id or "")
 
 
-def _ignored(reason: str, repo: Repo = ("", "")) -> Event:
-    return Event("ignored", reason, repo_id=repo[0], repository=repo[1])
+def _ignored(reason: str, repo: Repo = ("", "", "")) -> Event:
+    return Event(
+        "ignored", reason, repo_id=repo[0], repository=repo[1], provider_account_id=repo[2]
+    )
 
 
 def _accepted(repo: Repo, **fields: Any) -> Event:
     reason = "stored; matched against triggers next"
-    return Event("accepted", reason, repo_id=repo[0], repository=repo[1], **fields)
+    return Event(
+        "accepted",
+        reason,
+        repo_id=repo[0],
+        repository=repo[1],
+        provider_account_id=repo[2],
+        **fields,
+    )
 
 
 def _closed(repo: Repo, branch: str, sha: str, url: str, times: tuple[str | None, ...]) -> Event:
     """No build; the matcher sets closed_on (times[1], else "": when received) on its builds."""
     closed = PullRequest(_time(times[0]), _clean(url), closed_on=_time(times[1], ""))
     reason = "pull request closed: no build; its builds get closed_on"
-    event = Event("ignored", reason, repo_id=repo[0], repository=repo[1], pull_request=closed)
+    event = replace(_ignored(reason, repo), pull_request=closed)
     return replace(event, branch=_clean(branch), commit_hash=sha.lower() if _SHA.match(sha) else "")
 
 
@@ -251,11 +267,12 @@ def _from_fork(repo: Repo) -> Event:
 
 
 def _github_repo(repository: _Repository) -> Repo:
-    return str(repository.id), _clean(repository.full_name)
+    owner = repository.owner.id if repository.owner and repository.owner.id is not None else ""
+    return str(repository.id), _clean(repository.full_name), _clean(str(owner))
 
 
 def _gitlab_repo(project: _Project) -> Repo:
-    return str(project.id), _clean(project.path_with_namespace)
+    return str(project.id), _clean(project.path_with_namespace), ""  # no namespace id sent
 
 
 def _head_of(commits: list[_Commit], sha: str) -> _Commit | None:
@@ -307,6 +324,7 @@ def parse_github(event: str, raw: bytes) -> Event:
         return _accepted(
             repo,
             source="pull_request",
+            action=_clean(pr.action)[:32],
             branch=_clean(tip.ref),
             commit_hash=tip.sha.lower(),
             commit_message=_clean(pr.pull_request.title),  # the payload carries no commit message
@@ -320,7 +338,9 @@ def parse_github(event: str, raw: bytes) -> Event:
     reason = (
         "ping: this webhook reaches buildsd" if event == "ping" else f"{event} events do not build"
     )
-    return _ignored(reason, _github_repo(anything.repository) if anything.repository else ("", ""))
+    return _ignored(
+        reason, _github_repo(anything.repository) if anything.repository else ("", "", "")
+    )
 
 
 # --- GitLab ---------------------------------------------------------------------------------------
@@ -380,6 +400,7 @@ def parse_gitlab(event: str, raw: bytes) -> Event:
         return _accepted(
             repo,
             source="pull_request",
+            action=_clean(attrs.action)[:32],
             branch=_clean(attrs.source_branch),
             commit_hash=last.id.lower(),
             commit_message=_clean(last.message or attrs.title),
@@ -389,7 +410,7 @@ def parse_gitlab(event: str, raw: bytes) -> Event:
             ),
         )
     anything: _GitLabAnyEvent = _decode(raw, _GitLabAnyEvent)
-    repo = _gitlab_repo(anything.project) if anything.project else ("", "")
+    repo = _gitlab_repo(anything.project) if anything.project else ("", "", "")
     return _ignored(f"{event} events do not build", repo)
 
 

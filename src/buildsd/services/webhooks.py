@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -16,17 +15,14 @@ import msgspec
 from buildsd import clock
 from buildsd.config import Settings
 from buildsd.db import Connection, Database, Row
-from buildsd.errors import (
-    DeliveryNotReplayable,
-    InvalidWebhookPayload,
-    InvalidWebhookSignature,
-    WebhooksNotConfigured,
-)
+from buildsd.errors import DeliveryNotReplayable, InvalidWebhookPayload
 from buildsd.services import pull_requests, webhook_events
 from buildsd.services.builds import Builds
+from buildsd.services.grants import Grants
 from buildsd.services.patterns import Verdict, verdict
 from buildsd.services.webhook_events import PROVIDER_TYPES, Event, Provider
 from buildsd.services.webhook_retention import Retention
+from buildsd.services.webhook_secrets import WebhookSecrets
 from buildsd.store import builds, runs, triggers, webhook_deliveries
 from buildsd.wire import (
     ExplainRequest,
@@ -64,40 +60,6 @@ def _verdict(trigger: Row, branch: str, changed: tuple[str, ...], commit_count: 
     return verdict(branch, changed, commit_count, **lists)
 
 
-def _same(expected: str, given: str) -> bool:
-    # Bytes, not str: compare_digest refuses non-ASCII text, and a header is anyone's input.
-    return hmac.compare_digest(expected.encode(), given.strip().encode("utf-8", "replace"))
-
-
-def verify_github(secret: str, headers: Mapping[str, str], raw: bytes) -> None:
-    """X-Hub-Signature-256 (`sha256=<hex>`), or Gitea's/Forgejo's bare hex, of the raw body."""
-    digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    given = headers.get("x-hub-signature-256")
-    if given is not None:
-        if not _same("sha256=" + digest, given.lower()):
-            raise InvalidWebhookSignature("X-Hub-Signature-256 does not match the body")
-        return
-    given = headers.get("x-gitea-signature") or headers.get("x-forgejo-signature")
-    if given is None:
-        raise InvalidWebhookSignature(
-            "no X-Hub-Signature-256 header: give the webhook the secret "
-            "BUILDSD_GITHUB_WEBHOOK_SECRET holds"
-        )
-    if not _same(digest, given.lower()):
-        raise InvalidWebhookSignature("X-Gitea-Signature does not match the body")
-
-
-def verify_gitlab(token: str, headers: Mapping[str, str]) -> None:
-    given = headers.get("x-gitlab-token")
-    if given is None:
-        raise InvalidWebhookSignature(
-            "no X-Gitlab-Token header: give the webhook the secret token "
-            "BUILDSD_GITLAB_WEBHOOK_TOKEN holds"
-        )
-    if not _same(token, given):
-        raise InvalidWebhookSignature("X-Gitlab-Token does not match")
-
-
 def _text(raw: bytes) -> str:
     """The body as stored: msgspec accepted it, so it is UTF-8 JSON (NUL only as \\u0000)."""
     try:
@@ -110,40 +72,43 @@ def _text(raw: bytes) -> str:
 
 
 class Webhooks:
-    def __init__(self, db: Database, settings: Settings, builds: Builds) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        builds: Builds,
+        grants: Grants,
+        secrets: WebhookSecrets,
+    ) -> None:
         self._db = db
         self._settings = settings
         self._builds = builds
+        self._grants = grants
+        self._secrets = secrets
         self._wake = asyncio.Event()
         self._received = 0  # deliveries stored by this process, to notice a burst
+        self._since = ("", "")  # the replay window's start: (received second, its start's)
         self.retention = Retention(db, settings)  # the matcher prunes old deliveries too
 
     # --- intake: nothing here may be slow; GitHub gives up after 10 s -----------------------
 
-    def _secret(self, provider: Provider) -> str:
-        if provider == "github":
-            secret = self._settings.github_webhook_secret
-            setting = "BUILDSD_GITHUB_WEBHOOK_SECRET"
-        else:
-            secret = self._settings.gitlab_webhook_token
-            setting = "BUILDSD_GITLAB_WEBHOOK_TOKEN"
-        if not secret:
-            raise WebhooksNotConfigured(setting)
-        return secret
-
     async def receive(
-        self, provider: Provider, headers: Mapping[str, str], raw: bytes
+        self,
+        provider: Provider,
+        headers: Mapping[str, str],
+        raw: bytes,
+        account_id: str | None = None,
     ) -> WebhookAck:
         """Verify (before parsing anything), parse, store in one transaction, answer.
 
-        `headers` has lower-case names. A known delivery id stores a `duplicate` row and starts
-        nothing; matching happens after the answer, from what was stored.
+        `headers` has lower-case names. With `account_id` (/webhooks/{provider}/{account_id})
+        the account's own secret verifies it and only its connections will see it (D22); else
+        the global secret. A known delivery id, or a replay of an accepted delivery's
+        repository, branch, commit and event within BUILDSD_WEBHOOK_REPLAY_WINDOW_SECONDS,
+        stores a `duplicate` row and starts nothing; matching happens after the answer, from
+        what was stored.
         """
-        secret = self._secret(provider)
-        if provider == "github":
-            verify_github(secret, headers, raw)
-        else:
-            verify_gitlab(secret, headers)
+        await self._secrets.verify(provider, account_id, headers, raw)
         if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             raise InvalidWebhookPayload(
                 "the webhook sends application/x-www-form-urlencoded: "
@@ -169,10 +134,13 @@ class Webhooks:
             # Nothing to match without a repository; the rest waits for the matcher.
             "processed_on": None if event.repo_id else clock.now(),
             "attempts": 0,
+            "secret_account_id": account_id or "",
+            "provider_account_id": event.provider_account_id,
+            "action": event.action,
         }
         async with self._db.transaction() as conn:
             if not await webhook_deliveries.insert(conn, values):
-                first = await webhook_deliveries.original(conn, provider, values["delivery_id"])
+                first = await webhook_deliveries.original(conn, values)
                 first_uuid = first["delivery_uuid"] if first else "?"
                 values.update(
                     status="duplicate",
@@ -180,6 +148,16 @@ class Webhooks:
                     payload=None,
                 )
                 await webhook_deliveries.insert(conn, values)
+            elif event.status == "accepted" and (replayed := await self._replayed(conn, values)):
+                values.update(
+                    status="duplicate",
+                    reason=f"replay of {replayed} (same repository, branch, commit and event "
+                    f"within {self._settings.webhook_replay_window_seconds} s): started nothing",
+                    payload=None,
+                )
+                await webhook_deliveries.mark_duplicate(
+                    conn, values["delivery_uuid"], values["reason"]
+                )
         self._received += 1
         self._wake.set()
         return WebhookAck(
@@ -188,6 +166,20 @@ class Webhooks:
             status=values["status"],
             reason=values["reason"],
         )
+
+    async def _replayed(self, conn: Connection, values: dict[str, Any]) -> str | None:
+        """The accepted delivery, within the window, this one repeats under a new id (D22):
+        same repository, branch, head commit and event (and pull-request action)."""
+        window = self._settings.webhook_replay_window_seconds
+        if window == 0:
+            return None
+        # The window is whole seconds: only the second's prefix changes, formatted once a
+        # second (formatting it each time would also undo clock's own cache of now's prefix).
+        received, millis = values["received_on"][:20], values["received_on"][20:]
+        if self._since[0] != received:
+            earlier = clock.parse(values["received_on"]) - timedelta(seconds=window)
+            self._since = (received, clock.to_wire(earlier)[:20])
+        return await webhook_deliveries.replayed(conn, values, self._since[1] + millis)
 
     # --- matching ---------------------------------------------------------------------------
 
@@ -260,7 +252,10 @@ class Webhooks:
         if not row["repo_id"]:
             return found
         types = PROVIDER_TYPES[row["provider"]]
-        items = await webhook_deliveries.listeners(conn, types, row["repo_id"], account_id)
+        # An account's own secret verified it: its connections alone may see it (D22).
+        only = account_id or row["secret_account_id"] or None
+        items = await webhook_deliveries.listeners(conn, types, row["repo_id"], only)
+        items = await self._grants.within(conn, items, row)
         closes = pull_requests.closing(event.pull_request) if event else None
         marked = None
         if closes is not None:

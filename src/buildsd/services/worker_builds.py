@@ -24,6 +24,7 @@ from buildsd.errors import (
     NoBuildConfiguration,
     NotFound,
 )
+from buildsd.services.grants import Grants
 from buildsd.services.triggers import Triggers
 from buildsd.store import build_tokens, builds, repo_connections, triggers, workers
 from buildsd.wire import (
@@ -105,9 +106,10 @@ async def _retire(conn: Connection, trigger_uuid: str, now: str) -> None:
 
 
 class WorkerBuilds:
-    def __init__(self, db: Database, triggers: Triggers) -> None:
+    def __init__(self, db: Database, triggers: Triggers, grants: Grants) -> None:
         self._db = db
         self._triggers = triggers  # its variables code, run inside these transactions
+        self._grants = grants
 
     async def create(self, account_id: str, body: CreateWorkerBuildRequest) -> WorkerBuild:
         """POST /builds/workers; 409 when the Worker already has a live build configuration."""
@@ -125,6 +127,8 @@ class WorkerBuilds:
                 raise NotFound()  # the tag is another account's Worker
             if await triggers.list_by_worker(conn, account_id, tag):
                 raise AlreadyExists()
+            # The connection it makes is one like any other: inside the grants (D21).
+            await self._grants.check_connection(conn, account_id, msgspec.structs.asdict(repo))
             connection = await repo_connections.upsert(
                 conn,
                 repo_connection_uuid=clock.new_uuid(),

@@ -74,3 +74,9 @@ async def member_account_ids(conn: Connection, user_id: str) -> list[str]:
         {"user_id": user_id},
     )
     return [row["account_id"] for row in rows]
+
+
+async def several(conn: Connection) -> bool:
+    """More than one account (reads two index entries at most, whatever the count)."""
+    row = await conn.one("SELECT COUNT(*) AS n FROM (SELECT id FROM accounts LIMIT 2) AS a")
+    return row is not None and int(row["n"]) > 1

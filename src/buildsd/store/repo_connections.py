@@ -138,3 +138,19 @@ async def find_by_repo(
         "AND repo_id = :repo_id AND deleted_on IS NULL",
         {"account_id": account_id, "provider_type": provider_type, "repo_id": repo_id},
     )
+
+
+async def live_of_owner(
+    conn: Connection, account_id: str, provider_type: str, provider_account_id: str
+) -> list[Row]:
+    """The account's live connections of one provider account (revoking a grant reads them)."""
+    return await conn.all(
+        f"SELECT {_COLUMNS} FROM repo_connections WHERE account_id = :account_id "
+        "AND deleted_on IS NULL AND provider_type = :provider_type "
+        "AND provider_account_id = :provider_account_id ORDER BY created_on",
+        {
+            "account_id": account_id,
+            "provider_type": provider_type,
+            "provider_account_id": provider_account_id,
+        },
+    )

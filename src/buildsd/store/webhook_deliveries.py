@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
@@ -13,7 +14,8 @@ from buildsd.wire import Page, WebhookDecision, WebhookDelivery
 
 _COLUMNS = (
     "d.delivery_uuid, d.provider, d.delivery_id, d.event, d.status, d.reason, d.repo_id, "
-    "d.repository, d.branch, d.commit_hash, d.received_on, d.processed_on"
+    "d.repository, d.branch, d.commit_hash, d.received_on, d.processed_on, "
+    "d.secret_account_id, d.provider_account_id"
 )
 # A delivery as an account sees it: only through that account's own match row.
 _SELECT = (
@@ -41,7 +43,8 @@ def to_wire(row: Row) -> WebhookDelivery:
 
 
 async def insert(conn: Connection, values: dict[str, Any]) -> bool:
-    """False when a delivery with this (provider, delivery_id) is stored already.
+    """False when a delivery with this (provider, secret_account_id, delivery_id) is stored
+    already: ids are one webhook's, and two accounts' webhooks on one repository are two.
 
     One statement decides, so two copies of a delivery arriving at once store one (the partial
     unique index leaves `duplicate` rows out, so a duplicate row always goes in).
@@ -50,17 +53,55 @@ async def insert(conn: Connection, values: dict[str, Any]) -> bool:
     params = ", ".join(f":{name}" for name in values)
     count = await conn.run(
         f"INSERT INTO webhook_deliveries ({names}) VALUES ({params}) "
-        "ON CONFLICT (provider, delivery_id) WHERE status <> 'duplicate' DO NOTHING",
+        "ON CONFLICT (provider, secret_account_id, delivery_id) WHERE status <> 'duplicate' "
+        "DO NOTHING",
         values,
     )
     return count > 0
 
 
-async def original(conn: Connection, provider: str, delivery_id: str) -> Row | None:
+async def original(conn: Connection, values: dict[str, Any]) -> Row | None:
     return await conn.one(
-        "SELECT delivery_uuid FROM webhook_deliveries "
-        "WHERE provider = :provider AND delivery_id = :delivery_id AND status <> 'duplicate'",
-        {"provider": provider, "delivery_id": delivery_id},
+        "SELECT delivery_uuid FROM webhook_deliveries WHERE provider = :provider "
+        "AND secret_account_id = :secret_account_id AND delivery_id = :delivery_id "
+        "AND status <> 'duplicate'",
+        {name: values[name] for name in ("provider", "secret_account_id", "delivery_id")},
+    )
+
+
+async def replayed(conn: Connection, values: dict[str, Any], since: str) -> str | None:
+    """An accepted delivery other than this one of the same repository, branch, commit, event
+    and action through the same secret, received since `since` (the replay index), or None.
+
+    On PostgreSQL a lock on that key first: two replays arriving at once then see each other,
+    one after the other, and exactly one stays accepted. (SQLite has one writer already.)
+    """
+    key = {name: values[name] for name in ("provider", "secret_account_id", "repo_id")}
+    key.update({name: values[name] for name in ("branch", "commit_hash", "event", "action")})
+    if conn.dialect == "postgresql":
+        digest = hashlib.blake2b(repr(sorted(key.items())).encode(), digest_size=4).digest()
+        await conn.run(
+            "SELECT pg_advisory_xact_lock(8701, CAST(:key AS integer))",
+            {"key": int.from_bytes(digest, "big", signed=True)},
+        )
+    row = await conn.one(
+        "SELECT delivery_uuid FROM webhook_deliveries WHERE status = 'accepted' "
+        "AND repo_id = :repo_id AND commit_hash = :commit_hash AND received_on >= :since "
+        "AND provider = :provider AND secret_account_id = :secret_account_id "
+        "AND branch = :branch AND event = :event AND action = :action "
+        "AND delivery_uuid <> :delivery_uuid "
+        "ORDER BY received_on LIMIT 1",
+        {**key, "since": since, "delivery_uuid": values["delivery_uuid"]},
+    )
+    return None if row is None else str(row["delivery_uuid"])
+
+
+async def mark_duplicate(conn: Connection, delivery_uuid: str, reason: str) -> None:
+    """A delivery just stored turns out a replay: it keeps no payload and starts nothing."""
+    await conn.run(
+        "UPDATE webhook_deliveries SET status = 'duplicate', reason = :reason, payload = NULL "
+        "WHERE delivery_uuid = :uuid",
+        {"uuid": delivery_uuid, "reason": reason},
     )
 
 
@@ -154,7 +195,8 @@ async def listeners(
         where += "AND c.account_id = :account_id "
         params["account_id"] = account_id
     return await conn.all(
-        "SELECT c.account_id, c.repo_connection_uuid, t.trigger_uuid FROM repo_connections c "
+        "SELECT c.account_id, c.provider_type, c.repo_connection_uuid, t.trigger_uuid "
+        "FROM repo_connections c "
         "LEFT JOIN triggers t ON t.repo_connection_uuid = c.repo_connection_uuid "
         "AND t.deleted_on IS NULL "
         f"WHERE {where}AND c.repo_id = :repo_id AND c.deleted_on IS NULL "
