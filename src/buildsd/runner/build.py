@@ -16,6 +16,7 @@ from buildsd.config import Settings
 from buildsd.db import IntegrityError
 from buildsd.runner import executor
 from buildsd.runner.masking import Masker
+from buildsd.runner.sandbox import CACHE, HOME, TMP, Bind, Sandbox
 from buildsd.services.runs import Job, Runs
 
 log = logging.getLogger("buildsd.runner")
@@ -93,16 +94,22 @@ class LogWriter:
 
 
 class BuildRun:
-    def __init__(self, job: Job, runs: Runs, settings: Settings, cache_dir: Path) -> None:
+    def __init__(
+        self, job: Job, runs: Runs, settings: Settings, cache_dir: Path, sandbox: Sandbox
+    ) -> None:
         self.job = job
         self.runs = runs
         self.settings = settings
         self.cache_dir = cache_dir
+        self.sandbox = sandbox
         self.stop = asyncio.Event()
         self.stop_reason: str | None = None
         loop = asyncio.get_running_loop()
         self.deadline = loop.time() + settings.build_timeout_seconds
         self.workspace = settings.data_path / "builds" / job.build_uuid
+        # What the build's commands see of the host: its workspace (with /tmp in it, so files
+        # there count as disk, not memory) and, added when caching is on, its trigger's cache.
+        self.binds = [Bind(self.workspace, HOME), Bind(self.workspace / "tmp", TMP)]
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
@@ -175,21 +182,27 @@ class BuildRun:
         env: dict[str, str],
         step: str,
         limit: float | None = None,
+        binds: list[Bind] | None = None,
     ) -> None:
-        """Run one step; `limit` (seconds) caps it below the build's own deadline."""
+        """Run one step in the sandbox; `limit` (seconds) caps it below the build's deadline;
+        `binds` (a clone's) replace the build's, and keep the network."""
         await self._refresh()
         self._check_stop()
         deadline = self.deadline
         if limit is not None:
             deadline = min(deadline, asyncio.get_running_loop().time() + limit)
         outcome = await executor.run(
-            argv,
-            cwd=str(cwd),
+            self.sandbox.command(
+                argv, cwd=cwd, binds=binds or self.binds, network=binds is not None
+            ),
+            # bwrap, as the build uid, may not enter the data dir: it changes directory itself.
+            cwd="/" if self.sandbox.confined else str(cwd),
             env=env,
             on_line=logs.line,
             deadline=deadline,
             stop=self.stop,
             grace_seconds=self.settings.cancel_grace_seconds,
+            sandboxed=self.sandbox.confined,
         )
         if outcome.stopped == "timeout":
             if deadline < self.deadline:
@@ -214,13 +227,18 @@ class BuildRun:
             url = git.clone_url(self.settings, trigger)
         except git.CloneURLError as exc:
             raise Stopped("fail", f"Failed: {exc}") from exc
+        self.workspace.parent.mkdir(parents=True, exist_ok=True)
+        await self._check_sandbox()
         build = job.build
-        self.workspace.mkdir(parents=True, exist_ok=True)
+        (self.workspace / "tmp").mkdir(parents=True, exist_ok=True)
+        self.sandbox.own(self.workspace, self.workspace / "tmp")
         repo = self.workspace / "repo"
         base_env = self._base_env()
+        clone_binds = [*self.binds, *self.sandbox.clone_binds(url)]
+        inside = self.sandbox.inside(repo, self.binds)
 
         logs.line(f"Cloning repository {git.redact(url)}")
-        for argv in git.clone_commands(url, str(repo), build["branch"], build["commit_hash"]):
+        for argv in git.clone_commands(url, inside, build["branch"], build["commit_hash"]):
             await self._run(
                 logs,
                 argv,
@@ -228,6 +246,7 @@ class BuildRun:
                 {**base_env, **git.GIT_ENV},
                 "git clone",
                 limit=self.settings.git_timeout_seconds,
+                binds=clone_binds,
             )
         sha, author, message = await self._describe(repo, base_env)
         await self.runs.record(
@@ -270,9 +289,22 @@ class BuildRun:
         logs.line("Success: Build completed")
         return "success"
 
+    async def _check_sandbox(self) -> None:
+        """Unconfined builds only where one account has the server to itself (D20); and the
+        build uid must reach the workspace to bind it."""
+        if self.sandbox.status().mode == "unavailable":
+            refusal = self.sandbox.refusal(await self.runs.account_count())
+            if refusal:
+                raise Stopped("fail", refusal)
+        if problem := self.sandbox.unreachable(self.workspace.parent):
+            raise Stopped("fail", f"Failed: {problem}")
+
     async def _describe(self, repo: Path, env: dict[str, str]) -> tuple[str, str, str]:
+        # In the sandbox too: as root, git would refuse a repository the build uid owns.
+        inside = self.sandbox.inside(repo, self.binds)
         process = await asyncio.create_subprocess_exec(
-            *git.describe_command(str(repo)),
+            *self.sandbox.command(git.describe_command(inside), cwd=repo, binds=self.binds),
+            cwd="/",
             env={**env, **git.GIT_ENV},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
@@ -293,13 +325,11 @@ class BuildRun:
 
     def _base_env(self) -> dict[str, str]:
         """A clean environment: nothing of the server's own (no BUILDSD_* secrets) leaks in."""
-        home = self.workspace / "home"
-        home.mkdir(parents=True, exist_ok=True)
         return {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": str(home),
+            "HOME": self.sandbox.inside(self.workspace, self.binds),
             "LANG": "C.UTF-8",
-            "TMPDIR": str(self.workspace),
+            "TMPDIR": self.sandbox.inside(self.workspace / "tmp", self.binds),
         }
 
     def _command_env(self, base: dict[str, str], sha: str) -> dict[str, str]:
@@ -316,9 +346,14 @@ class BuildRun:
             CLOUDFLARE_ACCOUNT_ID=job.account_id,
         )
         if job.trigger["build_caching_enabled"]:
+            self.binds.append(Bind(self.cache_dir, CACHE))
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            self.sandbox.own_tree(self.cache_dir)
             for name, sub in CACHE_ENV.items():
-                (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)
-                env[name] = str(self.cache_dir / sub)
+                with contextlib.suppress(FileExistsError):  # a file or link a build left
+                    (self.cache_dir / sub).mkdir()
+                self.sandbox.own(self.cache_dir / sub)
+                env[name] = self.sandbox.inside(self.cache_dir / sub, self.binds)
         return env
 
     @staticmethod

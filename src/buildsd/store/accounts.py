@@ -74,3 +74,8 @@ async def member_account_ids(conn: Connection, user_id: str) -> list[str]:
         {"user_id": user_id},
     )
     return [row["account_id"] for row in rows]
+
+
+async def count(conn: Connection) -> int:
+    row = await conn.one("SELECT COUNT(*) AS n FROM accounts")
+    return int(row["n"]) if row else 0
