@@ -83,6 +83,15 @@ def database_url(template_db: str, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary directories of this run's own, not under the shared /tmp/pytest-of-<user>:
+    every pytest session resets that one to 0700, and bwrap, run as the build uid, must pass
+    through to the workspaces (let_builds_through). Removed when the run ends."""
+    if config.option.basetemp is None:
+        config.option.basetemp = str(Path(tempfile.gettempdir()) / f"buildsd-tests-{os.getpid()}")
+        config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
+
+
 def let_builds_through(path: Path) -> None:
     """pytest makes its temporary directories 0700; bwrap, run as the unprivileged build uid,
     must pass through them to bind a workspace (docs/builds.md)."""
