@@ -60,7 +60,7 @@ class ConfigAutofill:
             log.warning("config autofill: %s", exc)
             raise NotFound() from exc
         scratch = await asyncio.to_thread(_scratch_dir, self._settings.data_path / "tmp")
-        if problem := self._sandbox.unreachable(Path(scratch.name)):
+        if problem := self._sandbox.unreachable(Path(scratch.name).parent):
             await asyncio.to_thread(scratch.cleanup)
             log.error("config autofill: %s", problem)
             raise NotFound()
