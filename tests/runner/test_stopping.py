@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from tests.api.flows import base, build, ok
-from tests.runner.conftest import Repo, log_lines, make_trigger, wait_for
+from tests.runner.conftest import Repo, log_lines, make_trigger, wait_for, wait_line
 
 
 def alive(pid: int) -> bool:
@@ -35,13 +35,6 @@ def processes_with(token: str) -> list[int]:
         if token.encode() in cmdline and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
-
-
-def wait_line(world, build_uuid: str, line: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while line not in log_lines(world, build_uuid):
-        assert time.monotonic() < deadline, f"no line {line!r}"
-        time.sleep(0.05)
 
 
 def test_cancel_a_running_build_kills_every_process(runner_world, repo: Repo) -> None:

@@ -185,7 +185,8 @@ class BuildRun:
         binds: list[Bind] | None = None,
     ) -> None:
         """Run one step in the sandbox; `limit` (seconds) caps it below the build's deadline;
-        `binds` (a clone's) replace the build's, and keep the network."""
+        `binds` (a clone's) replace the build's, and keep the network whatever
+        BUILDSD_BUILD_NETWORK says."""
         await self._refresh()
         self._check_stop()
         deadline = self.deadline
@@ -193,7 +194,7 @@ class BuildRun:
             deadline = min(deadline, asyncio.get_running_loop().time() + limit)
         outcome = await executor.run(
             self.sandbox.command(
-                argv, cwd=cwd, binds=binds or self.binds, network=binds is not None
+                argv, cwd=cwd, binds=binds or self.binds, network=True if binds else None
             ),
             # bwrap, as the build uid, may not enter the data dir: it changes directory itself.
             cwd="/" if self.sandbox.confined else str(cwd),

@@ -127,19 +127,26 @@ class Sandbox:
         return None
 
     def command(
-        self, argv: Sequence[str], *, cwd: Path, binds: Sequence[Bind], network: bool = True
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        binds: Sequence[Bind],
+        network: bool | None = None,
     ) -> list[str]:
         """The argv that runs `argv` in `cwd` (a host path under one of `binds`), in the
         sandbox when it is on and works, with the build's rlimits either way.
 
         Inside, only `binds`, the system (read-only) and a private /proc, /dev and /tmp exist;
-        `network=False` or BUILDSD_BUILD_NETWORK=none leaves it only its own loopback.
+        Without the network (`network=False`, or None and BUILDSD_BUILD_NETWORK=none) it has
+        only a loopback of its own; `network=True` (a clone's) keeps it whatever the setting.
         """
         limits = self._limits()
         if not self.confined:
             return [*limits, *argv]
         bwrap = shutil.which(self.settings.bwrap_path) or self.settings.bwrap_path
-        network = network and self.settings.build_network == "host"
+        if network is None:
+            network = self.settings.build_network == "host"
         return [*limits, *self._drop(), *self._bwrap(bwrap, cwd, binds, network), *argv]
 
     def inside(self, path: Path, binds: Sequence[Bind]) -> str:
@@ -173,7 +180,8 @@ class Sandbox:
         binds = [Bind(scratch, HOME), *self.clone_binds(url)]
         self.own(scratch)
         (argv,) = git.clone_commands(url, self.inside(scratch / "repo", binds), branch, "")
-        return self.command(argv, cwd=scratch, binds=binds), self.inside(scratch, binds)
+        command = self.command(argv, cwd=scratch, binds=binds, network=True)
+        return command, self.inside(scratch, binds)
 
     def unreachable(self, path: Path) -> str | None:
         """Why bwrap, run as the build uid, could not reach `path` to bind it, or None."""
@@ -268,7 +276,9 @@ class Sandbox:
         read_only = [Bind(Path(p), p, writable=False) for p in self.settings.read_only_paths]
         data = self.settings.data_path
         masks = []
-        for bind in [*read_only, *binds]:
+        # Parents before what lies in them: a later mount over /tmp would hide a path bound
+        # inside /tmp before it.
+        for bind in sorted([*read_only, *binds], key=lambda b: len(Path(b.inside).parts)):
             if not bind.writable and bind.host.is_relative_to(data):
                 continue  # nothing of the data dir but a build's own workspace and cache
             args += ["--bind" if bind.writable else "--ro-bind-try", str(bind.host), bind.inside]
