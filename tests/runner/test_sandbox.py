@@ -73,7 +73,7 @@ def test_no_process_but_its_own_and_no_server_environment(
         world,
         build_command=(
             f"cat /proc/{server}/environ; cat /proc/*/environ | tr '\\0' '\\n'; "
-            "for p in /proc/[0-9]*; do echo PROC $(tr '\\0' ' ' < $p/cmdline); done; "
+            "for p in /proc/[0-9]*; do printf 'PROC %s\\n' \"$(tr '\\0' ' ' < $p/cmdline)\"; done; "
             "echo UID=$(id -u)"
         ),
     )
