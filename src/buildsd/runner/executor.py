@@ -114,9 +114,14 @@ async def _pump(process: asyncio.subprocess.Process, on_line: Callable[[str], No
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for raw in complete:
-            on_line(raw[:MAX_LINE_BYTES].decode(errors="replace").rstrip("\r"))
+            on_line(_text(raw[:MAX_LINE_BYTES]).rstrip("\r"))
         if len(pending) > MAX_LINE_BYTES:
-            on_line(pending[:MAX_LINE_BYTES].decode(errors="replace"))
+            on_line(_text(pending[:MAX_LINE_BYTES]))
             pending = b""
     if pending:
-        on_line(pending.decode(errors="replace").rstrip("\r"))
+        on_line(_text(pending).rstrip("\r"))
+
+
+def _text(raw: bytes) -> str:
+    # PostgreSQL text cannot hold NUL: a NUL byte shows as U+FFFD, like bytes that are not UTF-8.
+    return raw.decode(errors="replace").replace("\0", "\ufffd")
