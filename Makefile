@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test fuzz check fmt bench bench-instructions soak clean
+.PHONY: serve test fuzz check fmt bench bench-instructions soak clean bwrap
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -12,11 +12,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 	@touch $(STAMP)
 
-serve: $(STAMP)
+serve: $(STAMP) bwrap
 	$(BIN)/buildsd serve
 
-test: $(STAMP)
+test: $(STAMP) bwrap
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every build runs in bubblewrap (docs/builds.md). As root it is installed when missing;
+# otherwise `serve` says builds are unconfined and the sandbox tests skip, saying why.
+bwrap:
+	@command -v bwrap >/dev/null || [ "$$(id -u)" != 0 ] \
+		|| (apt-get update -qq && apt-get install -y -qq bubblewrap) \
+		|| echo "bubblewrap is missing (apt-get install bubblewrap): builds cannot be sandboxed"
 
 # Spec fuzzing, long: FUZZ_EXAMPLES examples per operation and mode (15 in `make test`), fresh
 # ones every run; a failure prints how to reproduce it.
