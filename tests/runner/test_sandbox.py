@@ -198,7 +198,7 @@ def test_clones_and_commands_all_run_in_bwrap(runner_world, repo: Repo, tmp_path
     done, lines = run_build(world, build_command="echo BUILDING", deploy_command="echo DEPLOYING")
     assert done["build_outcome"] == "success", lines
     seen = calls.read_text().splitlines()
-    for needle in (" -- git clone ", " -- git -C /opt/buildhome/repo log ", "echo BUILDING"):
+    for needle in ("-c git clone ", "&& git -C /opt/buildhome/repo log ", "echo BUILDING"):
         assert [line for line in seen if needle in line], (needle, seen)
     assert all("--unshare-all" in line and "--die-with-parent" in line for line in seen)
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ CACHE_ENV = {
     "npm_config_store_dir": "pnpm",
     "BUN_INSTALL_CACHE_DIR": "bun",
 }
+# Where the clone step leaves `git log -1` of the commit, in the workspace's tmp/.
+DESCRIBED = ".buildsd-commit"
+MAX_DESCRIBED_BYTES = 64 * 1024
 FLUSH_SECONDS = 0.1
 FLUSH_LINES = 2000
 
@@ -237,19 +241,24 @@ class BuildRun:
         base_env = self._base_env()
         clone_binds = [*self.binds, *self.sandbox.clone_binds(url)]
         inside = self.sandbox.inside(repo, self.binds)
+        described = self.workspace / "tmp" / DESCRIBED
 
         logs.line(f"Cloning repository {git.redact(url)}")
-        for argv in git.clone_commands(url, inside, build["branch"], build["commit_hash"]):
-            await self._run(
-                logs,
-                argv,
-                self.workspace,
-                {**base_env, **git.GIT_ENV},
-                "git clone",
-                limit=self.settings.git_timeout_seconds,
-                binds=clone_binds,
-            )
-        sha, author, message = await self._describe(repo, base_env)
+        # One sandbox for the clone and for describing the commit: each costs ~10 ms to set up.
+        steps = git.clone_commands(url, inside, build["branch"], build["commit_hash"])
+        script = " && ".join(shlex.join(argv) for argv in steps)
+        describe = shlex.join(git.describe_command(inside))
+        script += f" && {describe} > {shlex.quote(self.sandbox.inside(described, self.binds))}"
+        await self._run(
+            logs,
+            ["/bin/sh", "-c", script],
+            self.workspace,
+            {**base_env, **git.GIT_ENV},
+            "git clone",
+            limit=self.settings.git_timeout_seconds,
+            binds=clone_binds,
+        )
+        sha, author, message = _described(described)
         await self.runs.record(
             job,
             commit_hash=sha,
@@ -299,20 +308,6 @@ class BuildRun:
                 raise Stopped("fail", refusal)
         if problem := self.sandbox.unreachable(self.workspace.parent):
             raise Stopped("fail", f"Failed: {problem}")
-
-    async def _describe(self, repo: Path, env: dict[str, str]) -> tuple[str, str, str]:
-        # In the sandbox too: as root, git would refuse a repository the build uid owns.
-        inside = self.sandbox.inside(repo, self.binds)
-        process = await asyncio.create_subprocess_exec(
-            *self.sandbox.command(git.describe_command(inside), cwd=repo, binds=self.binds),
-            cwd="/",
-            env={**env, **git.GIT_ENV},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        out, _ = await process.communicate()
-        sha, author, message = [*out.decode(errors="replace").strip().split("\0"), "", ""][:3]
-        return sha, author, message
 
     @staticmethod
     def _root(repo: Path, root_directory: str) -> Path:
@@ -372,3 +367,14 @@ class BuildRun:
         size = sum(f.stat().st_size for f in self.cache_dir.rglob("*") if f.is_file())
         if size > self.settings.build_cache_max_bytes:
             shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+
+def _described(path: Path) -> tuple[str, str, str]:
+    """sha, author and subject the clone step wrote; read as root from a directory the build
+    uid writes to, so never through a link, and never much."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as file:
+        out = file.read(MAX_DESCRIBED_BYTES)
+    path.unlink()
+    sha, author, message = [*out.decode(errors="replace").strip().split("\0"), "", ""][:3]
+    return sha, author, message
