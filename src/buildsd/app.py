@@ -68,6 +68,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.open()
+        # The sandbox probe runs a process: here, off the event loop, not in a first request.
+        await asyncio.to_thread(services.sandbox.mode)
         stopping = asyncio.Event()
         runner = None
         if settings.runner_slots > 0:

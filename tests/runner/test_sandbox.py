@@ -254,3 +254,21 @@ def test_off_is_announced_and_in_readyz(runner_world, repo: Repo, caplog, plante
 
 def test_readyz_says_bwrap_by_default(runner_world, repo: Repo) -> None:
     assert runner_world().client.get("/readyz").json()["result"]["sandbox"] == "bwrap"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("sandbox", "docker", "invalid setting"),
+        ("build_network", "bridge", "invalid setting"),
+        ("build_uid", 0, "BUILDSD_BUILD_UID must be an unprivileged uid"),
+        ("build_open_files", 0, "BUILDSD_BUILD_OPEN_FILES must be at least 1"),
+        ("build_read_only_paths", "relative/dir", "each path must be absolute"),
+    ],
+)
+def test_bad_sandbox_settings_are_refused(setting: str, value: object, message: str) -> None:
+    from buildsd.config import load_settings
+    from buildsd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env={}, **{setting: value})
