@@ -28,12 +28,11 @@ def processes_with(token: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
+        try:  # a process may end while it is looked at
+            if token.encode() in (entry / "cmdline").read_bytes() and alive(int(entry.name)):
+                found.append(int(entry.name))
         except OSError:
             continue
-        if token.encode() in cmdline and alive(int(entry.name)):
-            found.append(int(entry.name))
     return found
 
 
