@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-fast fuzz check fmt bench bench-instructions soak clean
+.PHONY: serve test test-fast fuzz check fmt bench bench-instructions soak clean bwrap
 
 $(STAMP): pyproject.toml
 	@echo "buildsd: installing into $(VENV) (the first time takes about a minute)..."
@@ -13,13 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 	@touch $(STAMP)
 
-serve: $(STAMP)
+serve: $(STAMP) bwrap
 	$(BIN)/buildsd serve
 
 # The suite under coverage: src/ in this process and in every Python process it starts. Prints
 # the total; the whole report goes to coverage-report.txt. COVERAGE_APPEND=1 adds this run to the
 # previous one (.ci/run: SQLite, then PostgreSQL, then the floor in .ci/coverage-floor).
-test: $(STAMP)
+test: $(STAMP) bwrap
 	@test -n "$(COVERAGE_APPEND)" || $(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	@$(BIN)/coverage combine -q --append
@@ -27,8 +27,15 @@ test: $(STAMP)
 	@echo "coverage of src/: $$(awk '/^TOTAL/ {print $$NF}' coverage-report.txt) (details: coverage-report.txt)"
 
 # The suite without the tests that start real server processes (marked slow), without coverage.
-test-fast: $(STAMP)
+test-fast: $(STAMP) bwrap
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Every build runs in bubblewrap (docs/builds.md). As root it is installed when missing;
+# otherwise `serve` says builds are unconfined and the sandbox tests skip, saying why.
+bwrap:
+	@command -v bwrap >/dev/null || [ "$$(id -u)" != 0 ] \
+		|| (apt-get update -qq && apt-get install -y -qq bubblewrap) \
+		|| echo "bubblewrap is missing (apt-get install bubblewrap): builds cannot be sandboxed"
 
 # Spec fuzzing, long: FUZZ_EXAMPLES examples per operation and mode (15 in `make test`), fresh
 # ones every run; a failure prints how to reproduce it.

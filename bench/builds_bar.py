@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import sandbox
 from bench.report import Outcome, cpu_ratio
 
 BUILD_RATIO = 0.15  # POST build and the build list page, × bare ASGI
@@ -85,6 +86,14 @@ def evaluate(outcomes: list[Outcome]) -> list[Row]:
         ok = not f.get("problems") and f.get("lost") == 0
         shown = f"{f['lines'] - f.get('lost', 0):,} of {f['lines']:,}"
         rows.append((criterion, shown, "PASS" if ok else "FAIL"))
+    else:
+        rows.append((criterion, "–", "not measured"))
+
+    criterion = f"the sandbox adds ≤ {sandbox.BAR_MS:.0f} ms to a trivial build (median, same run)"
+    boxed = _find(outcomes, "sandbox")
+    added = boxed.figures.get("sandbox_overhead_ms") if boxed else None
+    if boxed and added is not None:
+        rows.append((criterion, f"{added:.1f} ms", _verdict(added <= sandbox.BAR_MS, boxed)))
     else:
         rows.append((criterion, "–", "not measured"))
     return rows

@@ -9,14 +9,14 @@ import time
 import traceback
 from typing import Any
 
-from bench import builds, servers, webhooks, wrk
+from bench import builds, sandbox, servers, webhooks, wrk
 from bench.client import BUILDS, Client
 from bench.machine import busy_cpu_seconds, load_cpu_seconds
 from bench.report import Outcome, describe_errors
 
 REPOS = 10_000
 # The order the groups run in (the table keeps the order of report.SCENARIOS).
-ORDER = ("bare", "sqlite", "postgres", "builds", "runner", "webhooks")
+ORDER = ("bare", "sqlite", "postgres", "builds", "runner", "webhooks", "sandbox")
 # What a set-up or a measurement may raise that fails one scenario, not the whole run.
 FAILURES = (servers.ServerError, wrk.WrkError, OSError, http.client.HTTPException)
 
@@ -139,6 +139,9 @@ def run_group(
     elif group == "webhooks":
         for outcome in outcomes:
             _run_webhooks(outcome)
+    elif group == "sandbox":
+        for outcome in outcomes:
+            _run_sandbox(outcome)
     elif group == "postgres":
         if args.skip_postgres:
             for outcome in outcomes:
@@ -279,6 +282,31 @@ def _run_webhooks(outcome: Outcome) -> None:
     print(f"  {key}: {_summary(outcome)}", flush=True)
 
 
+def _run_sandbox(outcome: Outcome) -> None:
+    """Two servers on one repository, one sandboxed (the default) and one BUILDSD_SANDBOX=off,
+    and bare clones beside them, all in the same run."""
+    with servers.scratch("sandbox") as workdir:
+        builds.make_git_repo(workdir)
+        git = {"BUILDSD_GIT_URL_GITHUB": builds.git_url_template(workdir)}
+        on, off = workdir / "on", workdir / "off"
+        on.mkdir()
+        off.mkdir()
+        try:
+            with (
+                servers.running("sandbox-on", "buildsd", env=git, workdir=on) as sandboxed,
+                servers.running(
+                    "sandbox-off", "buildsd", env={**git, "BUILDSD_SANDBOX": "off"}, workdir=off
+                ) as unsandboxed,
+            ):
+                pids = f"{sandboxed.process.pid} (bwrap), {unsandboxed.process.pid} (off)"
+                print(f"  sandbox: measuring on pids {pids}", flush=True)
+                outcome.figures = sandbox.measure(sandboxed, unsandboxed, workdir)
+        except FAILURES as exc:
+            _failed(outcome, exc, None)
+            return
+    print(f"  sandbox: {_summary(outcome)}", flush=True)
+
+
 def _summary(outcome: Outcome) -> str:
     f = outcome.figures
     if outcome.scenario.key == "queue-latency" and "running_p99_ms" in f:
@@ -293,6 +321,12 @@ def _summary(outcome: Outcome) -> str:
             f"{f['bare_p50_ms']:.1f} / {f['bare_p99_ms']:.1f} ms), delivery → build queued p50 "
             f"{f['matched_p50_ms']:.1f} / p99 {f['matched_p99_ms']:.1f} ms, {f['builds']:,} "
             f"builds, {f['redelivered_duplicates']} of {f['redelivered']} redeliveries duplicate"
+        )
+    elif outcome.scenario.key == "sandbox" and "sandboxed_p50_ms" in f:
+        text = (
+            f"median sandboxed {f['sandboxed_p50_ms']:.1f} ms, off {f['unsandboxed_p50_ms']:.1f} "
+            f"ms, bare {f['bare_p50_ms']:.1f} ms: the sandbox adds "
+            f"{f['sandbox_overhead_ms']:.1f} ms"
         )
     elif outcome.scenario.key == "log-ingest" and "read_lines" in f:
         text = (

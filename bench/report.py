@@ -68,6 +68,7 @@ SCENARIOS = [
     Scenario("log-ingest", "log ingest", "runner", wrk=False),
     Scenario("webhooks", _WEBHOOKS, "webhooks", "POST", "/webhooks/github", runner_slots=0,
              wrk=False),
+    Scenario("sandbox", "trivial build, POST → seen stopped", "sandbox", wrk=False),
 ]  # fmt: skip
 BY_KEY = {s.key: s for s in SCENARIOS}
 # What --scenarios takes: build-list selects both of its rows.
@@ -210,6 +211,22 @@ def _figure_rows(o: Outcome) -> list[FigureRow]:
                 "–",
                 "–",
             )
+        ]
+    if o.scenario.key == "sandbox":
+        n = f"{f.get('builds', 0)} builds each, SQLite"
+        rows = [
+            ("sandboxed (bwrap)", "sandboxed"),
+            ("BUILDSD_SANDBOX=off", "unsandboxed"),
+            ("bare `git clone` + `sh -c`, no server", "bare"),
+        ]
+        return [
+            FigureRow(
+                f"{o.scenario.title}, {label} ({n})",
+                "–",
+                _num(f.get(f"{kind}_p50_ms"), ".1f"),
+                "–",
+            )
+            for label, kind in rows
         ]
     return [FigureRow(o.scenario.title, "–", "–", "–")]
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import builds, builds_bar, groups, webhooks, webhooks_bar
+from bench import builds, builds_bar, groups, sandbox, webhooks, webhooks_bar
 from bench.machine import machine
 from bench.report import (
     BY_KEY,
@@ -231,6 +231,15 @@ Method: {method}
   cost on this machine before any webhook is handled, so the scale for the ack latency (the
   machine's other work moves both). **errors** counts answers that were not 200 and deliveries
   lost, listed twice, not built, or built again on redelivery; the bare ASGI row counts its own.
+- **trivial build** (scenario `sandbox`) runs, in one run, two buildsd servers on one local
+  bare repository, one with the build sandbox (bubblewrap, the default) and one with
+  `BUILDSD_SANDBOX=off`, each with a trigger whose build command is empty and whose deploy
+  command is `echo deployed`, and beside them a bare `git clone --depth 1` of the repository
+  plus `sh -c 'echo deployed'` run by the benchmark itself. {sandbox_warmup} rounds first, not
+  counted, then {sandbox_builds} rounds of one build on each server and one bare run,
+  interleaved so the machine's other work falls on all three alike. A build's time runs from
+  sending its POST to the first poll (every ~2 ms) that reads `stopped`. **The sandbox adds** is
+  the median sandboxed minus the median unsandboxed; the bar is ≤ 30 ms.
 """
 
 
@@ -301,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         burst=webhooks.BURST,
         deliveries=webhooks.BURSTS * webhooks.BURST,
         payload_bytes=len(webhooks.push_payload(0)),
+        sandbox_builds=sandbox.BUILDS,
+        sandbox_warmup=sandbox.WARMUP,
     )
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(page)

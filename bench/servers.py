@@ -98,6 +98,8 @@ def _clean_env() -> dict[str, str]:
 def scratch(name: str) -> Iterator[Path]:
     """A temporary directory for one server group (data, logs, git repositories), removed after."""
     workdir = Path(tempfile.mkdtemp(prefix=f"buildsd-bench-{name}-"))
+    # mkdtemp makes it 0700; bwrap, run as the build uid, must pass through to a workspace.
+    workdir.chmod(0o711)
     try:
         yield workdir
     finally:

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -87,8 +88,29 @@ def database_url(template_db: str, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary directories of this run's own, not under the shared /tmp/pytest-of-<user>:
+    every pytest session resets that one to 0700, and bwrap, run as the build uid, must pass
+    through to the workspaces (let_builds_through). Removed when the run ends."""
+    if config.option.basetemp is None:
+        config.option.basetemp = str(Path(tempfile.gettempdir()) / f"buildsd-tests-{os.getpid()}")
+        config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
+
+
+def let_builds_through(path: Path) -> None:
+    """pytest makes its temporary directories 0700; bwrap, run as the unprivileged build uid,
+    must pass through them to bind a workspace (docs/builds.md)."""
+    top = Path(tempfile.gettempdir())
+    for step in [path, *path.parents]:
+        if step == top or not step.is_relative_to(top):
+            break
+        step.chmod(step.stat().st_mode | 0o011)
+
+
 @pytest.fixture
 def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    let_builds_through(tmp_path)
+
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "data_dir": str(tmp_path / "data"),

@@ -25,13 +25,14 @@ from buildsd.config import Settings
 from buildsd.db import create_database
 from buildsd.errors import NotFound
 from buildsd.logs import access_log
+from buildsd.runner.sandbox import Sandbox
 from buildsd.runner.worker import Runner
 from buildsd.services import Services, rate_limits
 from buildsd.wire import encoder
 
 
 def build_services(settings: Settings) -> Services:
-    return Services(settings, create_database(settings), migrations.head())
+    return Services(settings, create_database(settings), migrations.head(), Sandbox(settings))
 
 
 class App(Starlette):
@@ -67,6 +68,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.open()
+        # The sandbox probe runs a process: here, off the event loop, not in a first request.
+        await asyncio.to_thread(services.sandbox.mode)
         stopping = asyncio.Event()
         runner = None
         if settings.runner_slots > 0:

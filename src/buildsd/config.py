@@ -66,6 +66,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     git_timeout_seconds: int = 300
     # Package-manager caches kept per trigger (build_caching_enabled); purged past this size.
     build_cache_max_bytes: int = 10 * 1024**3
+    # The build sandbox (D20, docs/builds.md): "auto" uses bubblewrap when it works; "bwrap"
+    # requires it (builds fail without it); "off" runs commands as the server's user, beside its
+    # files, and is announced at start-up and in /readyz.
+    sandbox: Literal["auto", "bwrap", "off"] = "auto"
+    bwrap_path: str = "bwrap"
+    # The uid (and gid) builds run as when buildsd runs as root; ignored otherwise (a build then
+    # runs as the server's own uid, inside its own user namespace).
+    build_uid: int = 65534
+    # "host": builds share the machine's network; "none": build commands get only a loopback
+    # of their own (clones keep the network: they must reach the forge).
+    build_network: Literal["host", "none"] = "host"
+    # Per-process rlimits of every build command and clone (docs/builds.md says what each is).
+    build_memory_bytes: int = 8 * 1024**3  # RLIMIT_DATA: Cloudflare's 8 GB
+    build_processes: int = 4096  # RLIMIT_NPROC: counted per uid, all builds together
+    build_open_files: int = 16384  # RLIMIT_NOFILE
+    build_file_bytes: int = 20 * 1024**3  # RLIMIT_FSIZE: Cloudflare's 20 GB disk, per file
+    # Extra directories (":"-separated) bound read-only into the sandbox, e.g. a Node install.
+    build_read_only_paths: str = ""
     # Push webhooks (docs/webhooks.md): unset refuses every delivery from that provider (503).
     github_webhook_secret: str | None = None
     gitlab_webhook_token: str | None = None
@@ -85,6 +103,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def data_path(self) -> Path:
         # Absolute: build commands and git run in other working directories.
         return Path(self.data_dir).resolve()
+
+    @property
+    def read_only_paths(self) -> list[str]:
+        return [path for path in self.build_read_only_paths.split(":") if path]
 
     @property
     def resolved_database_url(self) -> str:
@@ -149,9 +171,21 @@ def _check(settings: Settings) -> None:
     ):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0 or more")
-    for name in ("lease_seconds", "build_timeout_seconds", "git_timeout_seconds"):
+    for name in (
+        "lease_seconds",
+        "build_timeout_seconds",
+        "git_timeout_seconds",
+        "build_memory_bytes",
+        "build_processes",
+        "build_open_files",
+        "build_file_bytes",
+    ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+    if settings.build_uid < 1:
+        raise ConfigError("BUILDSD_BUILD_UID must be an unprivileged uid (1 or more)")
+    if any(not p.startswith("/") for p in settings.read_only_paths):
+        raise ConfigError("BUILDSD_BUILD_READ_ONLY_PATHS: each path must be absolute")
     if settings.max_body_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_BODY_BYTES must be at least 1024")
     if settings.max_header_bytes < 1024:

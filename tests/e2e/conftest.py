@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ACCOUNT, TOKEN
+from tests.conftest import ACCOUNT, TOKEN, let_builds_through
 
 BUILDSD = [sys.executable, "-m", "buildsd"]
 
@@ -53,6 +53,7 @@ def cli_env(database_url: str, data_dir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    let_builds_through(tmp_path)
     return cli_env(database_url, tmp_path / "data")
 
 

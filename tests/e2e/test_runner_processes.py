@@ -50,7 +50,7 @@ def result(response: httpx.Response):
     return response.json()["result"]
 
 
-def make_trigger(client: httpx.Client, build_command: str) -> str:
+def make_trigger(client: httpx.Client, build_command: str, deploy_command: str = "true") -> str:
     conn = result(
         client.put(
             "/repos/connections",
@@ -83,7 +83,7 @@ def make_trigger(client: httpx.Client, build_command: str) -> str:
                 "trigger_name": "t",
                 "branch_includes": ["main"],
                 "build_command": build_command,
-                "deploy_command": "true",
+                "deploy_command": deploy_command,
             },
         )
     )
@@ -102,41 +102,89 @@ def wait_status(client: httpx.Client, build_uuid: str, statuses: tuple[str, ...]
 
 def test_a_killed_runners_build_is_terminated_within_the_lease(start_server, tmp_path) -> None:
     make_repo(tmp_path)
-    pidfile = tmp_path / "sleep.pid"
     first = start_server(**runner_env(tmp_path))
     with api(first) as client:
-        trigger = make_trigger(client, f"echo $$ > {pidfile}; exec sleep 120")
+        trigger = make_trigger(client, "exec sleep 120")
         build = result(client.post(f"/triggers/{trigger}/builds", json={"branch": "main"}))
         wait_status(client, build["build_uuid"], ("running",), 30)
     first.stop(signal.SIGKILL)
+    second = start_server(**runner_env(tmp_path))
+    started = time.monotonic()
+    with api(second) as client:
+        done = wait_status(client, build["build_uuid"], ("stopped",), 20)
+        assert done["build_outcome"] == "terminated"
+        assert time.monotonic() - started < 10  # lease 2 s, reaped every second
+        lines = [
+            text for _, text in result(client.get(f"/builds/{build['build_uuid']}/logs"))["lines"]
+        ]
+    assert any("stopped renewing its lease" in line for line in lines)
+
+
+def processes_with(token: str) -> list[int]:
+    """Live processes whose command line holds `token` (a build's pids are its namespace's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError):
+            zombie = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            if token.encode() in (entry / "cmdline").read_bytes() and not zombie:
+                found.append(int(entry.name))
+    return found
+
+
+def wait_line(client: httpx.Client, build_uuid: str, line: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [text for _, text in result(client.get(f"/builds/{build_uuid}/logs"))["lines"]]
+        if line in lines:
+            return
+        assert time.monotonic() < deadline, f"no line {line!r} in {lines}"
+        time.sleep(0.1)
+
+
+def test_a_sigkilled_server_leaves_no_process_and_no_workspace(start_server, tmp_path) -> None:
+    """bwrap --die-with-parent ends the build with its runner; the next runner removes its
+    workspace once the build is terminated."""
+    make_repo(tmp_path)
+    data = tmp_path / "data"
+    token = f"30.{os.getpid():07d}"  # the deploy command's sleep, a duration no one else uses
+    first = start_server(**runner_env(tmp_path))
+    with api(first) as client:
+        trigger = make_trigger(client, "true", deploy_command=f"echo deploying; sleep {token}")
+        build = result(client.post(f"/triggers/{trigger}/builds", json={"branch": "main"}))
+        wait_line(client, build["build_uuid"], "deploying")
+    workspace = data / "builds" / build["build_uuid"]
+    assert workspace.is_dir() and processes_with(token)
+    first.stop(signal.SIGKILL)
     try:
-        second = start_server(**runner_env(tmp_path))
-        started = time.monotonic()
-        with api(second) as client:
-            done = wait_status(client, build["build_uuid"], ("stopped",), 20)
-            assert done["build_outcome"] == "terminated"
-            assert time.monotonic() - started < 10  # lease 2 s, reaped every second
-            lines = [
-                text
-                for _, text in result(client.get(f"/builds/{build['build_uuid']}/logs"))["lines"]
-            ]
-        assert any("stopped renewing its lease" in line for line in lines)
-    finally:  # the orphaned command of the killed runner
-        if pidfile.exists():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while processes_with(token):
+            assert time.monotonic() < deadline, "the deploy command outlived its runner"
+            time.sleep(0.05)
+    finally:
+        for pid in processes_with(token):
+            os.kill(pid, signal.SIGKILL)
+    second = start_server(**runner_env(tmp_path))
+    with api(second) as client:
+        done = wait_status(client, build["build_uuid"], ("stopped",), 20)
+    assert done["build_outcome"] == "terminated"
+    deadline = time.monotonic() + 10
+    while workspace.exists():
+        assert time.monotonic() < deadline, f"{workspace} is still there"
+        time.sleep(0.05)
+    assert "removed the workspace of build" in second.log.read_text()
 
 
 def test_two_runner_processes_never_run_one_build_twice(start_server, tmp_path) -> None:
     make_repo(tmp_path)
-    ran = tmp_path / "ran"
-    ran.mkdir()
     server = start_server(**runner_env(tmp_path, BUILDSD_RUNNER_SLOTS="0"))
     workers = [
         start_server("worker", **runner_env(tmp_path, BUILDSD_RUNNER_SLOTS="3")) for _ in range(2)
     ]
     with api(server) as client:
-        trigger = make_trigger(client, f"touch {ran}/$WORKERS_CI_BUILD_UUID.$$; sleep 0.2")
+        # The trigger's cache is the one place every run of its builds may write to.
+        trigger = make_trigger(
+            client, 'mktemp "$npm_config_cache/../$WORKERS_CI_BUILD_UUID.XXXXXX"; sleep 0.2'
+        )
         builds = [
             result(client.post(f"/triggers/{trigger}/builds", json={"branch": "main"}))
             for _ in range(12)
@@ -144,7 +192,8 @@ def test_two_runner_processes_never_run_one_build_twice(start_server, tmp_path) 
         for build in builds:
             done = wait_status(client, build["build_uuid"], ("stopped",), 60)
             assert done["build_outcome"] == "success"
-    runs = sorted(p.name.split(".")[0] for p in ran.iterdir())
+    ran = tmp_path / "data" / "cache" / trigger
+    runs = sorted(p.name.split(".")[0] for p in ran.iterdir() if p.is_file())
     assert runs == sorted(b["build_uuid"] for b in builds)  # each exactly once
     for worker in workers:
         assert worker.stop(signal.SIGTERM) in (0, -signal.SIGTERM)

@@ -68,3 +68,11 @@ def log_lines(world: World, build_uuid: str) -> list[str]:
         cursor = page["cursor"]
         if not page["truncated"]:
             return lines
+
+
+def wait_line(world: World, build_uuid: str, line: str, timeout: float = 20) -> None:
+    """Until the build's log holds `line`."""
+    deadline = time.monotonic() + timeout
+    while line not in log_lines(world, build_uuid):
+        assert time.monotonic() < deadline, f"no line {line!r}"
+        time.sleep(0.05)

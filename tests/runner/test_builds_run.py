@@ -244,3 +244,14 @@ def test_a_relative_data_dir_works(runner_world, repo: Repo, tmp_path, monkeypat
     queued = build(world, t["trigger_uuid"])
     done = wait_for(world, queued["build_uuid"])
     assert done["build_outcome"] == "success", log_lines(world, queued["build_uuid"])
+
+
+def test_a_nul_byte_in_the_output_is_stored(runner_world, repo: Repo) -> None:
+    """PostgreSQL text holds no NUL: the line keeps U+FFFD in its place, the build goes on."""
+    world = runner_world()
+    t = make_trigger(world, build_command="printf 'a\\000b\\n'", deploy_command="echo after")
+    queued = build(world, t["trigger_uuid"])
+    done = wait_for(world, queued["build_uuid"])
+    lines = log_lines(world, queued["build_uuid"])
+    assert done["build_outcome"] == "success", lines
+    assert "a\ufffdb" in lines and "after" in lines

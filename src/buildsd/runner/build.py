@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from buildsd.config import Settings
 from buildsd.db import IntegrityError
 from buildsd.runner import executor
 from buildsd.runner.masking import Masker
+from buildsd.runner.sandbox import CACHE, HOME, TMP, Bind, Sandbox
 from buildsd.services.runs import Job, Runs
 
 log = logging.getLogger("buildsd.runner")
@@ -43,6 +45,9 @@ CACHE_ENV = {
     "PNPM_HOME": "pnpm",
     "BUN_INSTALL_CACHE_DIR": "bun",
 }
+# Where the clone step leaves `git log -1` of the commit, in the workspace's tmp/.
+DESCRIBED = ".buildsd-commit"
+MAX_DESCRIBED_BYTES = 64 * 1024
 FLUSH_SECONDS = 0.1
 FLUSH_LINES = 2000
 
@@ -95,16 +100,22 @@ class LogWriter:
 
 
 class BuildRun:
-    def __init__(self, job: Job, runs: Runs, settings: Settings, cache_dir: Path) -> None:
+    def __init__(
+        self, job: Job, runs: Runs, settings: Settings, cache_dir: Path, sandbox: Sandbox
+    ) -> None:
         self.job = job
         self.runs = runs
         self.settings = settings
         self.cache_dir = cache_dir
+        self.sandbox = sandbox
         self.stop = asyncio.Event()
         self.stop_reason: str | None = None
         loop = asyncio.get_running_loop()
         self.deadline = loop.time() + settings.build_timeout_seconds
         self.workspace = settings.data_path / "builds" / job.build_uuid
+        # What the build's commands see of the host: its workspace (with /tmp in it, so files
+        # there count as disk, not memory) and, added when caching is on, its trigger's cache.
+        self.binds = [Bind(self.workspace, HOME), Bind(self.workspace / "tmp", TMP)]
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
@@ -177,21 +188,28 @@ class BuildRun:
         env: dict[str, str],
         step: str,
         limit: float | None = None,
+        binds: list[Bind] | None = None,
     ) -> None:
-        """Run one step; `limit` (seconds) caps it below the build's own deadline."""
+        """Run one step in the sandbox; `limit` (seconds) caps it below the build's deadline;
+        `binds` (a clone's) replace the build's, and keep the network whatever
+        BUILDSD_BUILD_NETWORK says."""
         await self._refresh()
         self._check_stop()
         deadline = self.deadline
         if limit is not None:
             deadline = min(deadline, asyncio.get_running_loop().time() + limit)
         outcome = await executor.run(
-            argv,
-            cwd=str(cwd),
+            self.sandbox.command(
+                argv, cwd=cwd, binds=binds or self.binds, network=True if binds else None
+            ),
+            # bwrap, as the build uid, may not enter the data dir: it changes directory itself.
+            cwd="/" if self.sandbox.confined else str(cwd),
             env=env,
             on_line=logs.line,
             deadline=deadline,
             stop=self.stop,
             grace_seconds=self.settings.cancel_grace_seconds,
+            sandboxed=self.sandbox.confined,
         )
         if outcome.stopped == "timeout":
             if deadline < self.deadline:
@@ -216,22 +234,33 @@ class BuildRun:
             url = git.clone_url(self.settings, trigger)
         except git.CloneURLError as exc:
             raise Stopped("fail", f"Failed: {exc}") from exc
+        self.workspace.parent.mkdir(parents=True, exist_ok=True)
+        await self._check_sandbox()
         build = job.build
-        self.workspace.mkdir(parents=True, exist_ok=True)
+        (self.workspace / "tmp").mkdir(parents=True, exist_ok=True)
+        self.sandbox.own(self.workspace, self.workspace / "tmp")
         repo = self.workspace / "repo"
         base_env = self._base_env()
+        clone_binds = [*self.binds, *self.sandbox.clone_binds(url)]
+        inside = self.sandbox.inside(repo, self.binds)
+        described = self.workspace / "tmp" / DESCRIBED
 
         logs.line(f"Cloning repository {git.redact(url)}")
-        for argv in git.clone_commands(url, str(repo), build["branch"], build["commit_hash"]):
-            await self._run(
-                logs,
-                argv,
-                self.workspace,
-                {**base_env, **git.GIT_ENV},
-                "git clone",
-                limit=self.settings.git_timeout_seconds,
-            )
-        sha, author, message = await self._describe(repo, base_env)
+        # One sandbox for the clone and for describing the commit: each costs ~10 ms to set up.
+        steps = git.clone_commands(url, inside, build["branch"], build["commit_hash"])
+        script = " && ".join(shlex.join(argv) for argv in steps)
+        describe = shlex.join(git.describe_command(inside))
+        script += f" && {describe} > {shlex.quote(self.sandbox.inside(described, self.binds))}"
+        await self._run(
+            logs,
+            ["/bin/sh", "-c", script],
+            self.workspace,
+            {**base_env, **git.GIT_ENV},
+            "git clone",
+            limit=self.settings.git_timeout_seconds,
+            binds=clone_binds,
+        )
+        sha, author, message = _described(described)
         await self.runs.record(
             job,
             commit_hash=sha,
@@ -272,16 +301,15 @@ class BuildRun:
         logs.line("Success: Build completed")
         return "success"
 
-    async def _describe(self, repo: Path, env: dict[str, str]) -> tuple[str, str, str]:
-        process = await asyncio.create_subprocess_exec(
-            *git.describe_command(str(repo)),
-            env={**env, **git.GIT_ENV},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        out, _ = await process.communicate()
-        sha, author, message = [*out.decode(errors="replace").strip().split("\0"), "", ""][:3]
-        return sha, author, message
+    async def _check_sandbox(self) -> None:
+        """Unconfined builds only where one account has the server to itself (D20); and the
+        build uid must reach the workspace to bind it."""
+        if self.sandbox.status().mode == "unavailable":
+            refusal = self.sandbox.refusal(await self.runs.account_count())
+            if refusal:
+                raise Stopped("fail", refusal)
+        if problem := self.sandbox.unreachable(self.workspace.parent):
+            raise Stopped("fail", f"Failed: {problem}")
 
     @staticmethod
     def _root(repo: Path, root_directory: str) -> Path:
@@ -295,13 +323,11 @@ class BuildRun:
 
     def _base_env(self) -> dict[str, str]:
         """A clean environment: nothing of the server's own (no BUILDSD_* secrets) leaks in."""
-        home = self.workspace / "home"
-        home.mkdir(parents=True, exist_ok=True)
         return {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": str(home),
+            "HOME": self.sandbox.inside(self.workspace, self.binds),
             "LANG": "C.UTF-8",
-            "TMPDIR": str(self.workspace),
+            "TMPDIR": self.sandbox.inside(self.workspace / "tmp", self.binds),
         }
 
     def _command_env(self, base: dict[str, str], sha: str) -> dict[str, str]:
@@ -318,9 +344,14 @@ class BuildRun:
             CLOUDFLARE_ACCOUNT_ID=job.account_id,
         )
         if job.trigger["build_caching_enabled"]:
+            self.binds.append(Bind(self.cache_dir, CACHE))
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            self.sandbox.own_tree(self.cache_dir)
             for name, sub in CACHE_ENV.items():
-                (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)
-                env[name] = str(self.cache_dir / sub)
+                with contextlib.suppress(FileExistsError):  # a file or link a build left
+                    (self.cache_dir / sub).mkdir()
+                self.sandbox.own(self.cache_dir / sub)
+                env[name] = self.sandbox.inside(self.cache_dir / sub, self.binds)
         return env
 
     @staticmethod
@@ -338,3 +369,14 @@ class BuildRun:
         size = sum(f.stat().st_size for f in self.cache_dir.rglob("*") if f.is_file())
         if size > self.settings.build_cache_max_bytes:
             shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+
+def _described(path: Path) -> tuple[str, str, str]:
+    """sha, author and subject the clone step wrote; read as root from a directory the build
+    uid writes to, so never through a link, and never much."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as file:
+        out = file.read(MAX_DESCRIBED_BYTES)
+    path.unlink()
+    sha, author, message = [*out.decode(errors="replace").strip().split("\0"), "", ""][:3]
+    return sha, author, message

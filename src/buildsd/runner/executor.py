@@ -8,6 +8,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 MAX_LINE_BYTES = 64 * 1024
 
@@ -23,6 +24,37 @@ def _kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, by the parent links in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _terminate(pid: int, sandboxed: bool) -> None:
+    """SIGTERM, the start of the grace period. A sandbox (bwrap) would die of it at once and
+    take its processes with it, so it is spared and its processes get the signal instead."""
+    if not sandboxed:
+        _kill_group(pid, signal.SIGTERM)
+        return
+    for child in _descendants(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(child, signal.SIGTERM)
+
+
 async def run(
     argv: list[str],
     *,
@@ -32,11 +64,12 @@ async def run(
     deadline: float,
     stop: asyncio.Event,
     grace_seconds: float,
+    sandboxed: bool = False,
 ) -> Outcome:
     """Run `argv`; every output line (stdout and stderr) goes to `on_line` as it is produced.
 
     Stops the whole process group when `stop` is set or the loop clock passes `deadline`:
-    SIGTERM, then SIGKILL after `grace_seconds`.
+    SIGTERM, then SIGKILL after `grace_seconds`. `sandboxed`: `argv` runs a bwrap sandbox.
     """
     process = await asyncio.create_subprocess_exec(
         *argv,
@@ -56,7 +89,7 @@ async def run(
     stopped = None
     if waiter not in done:
         stopped = "cancelled" if stopper in done else "timeout"
-        _kill_group(pgid, signal.SIGTERM)
+        _terminate(pgid, sandboxed)
         try:
             await asyncio.wait_for(asyncio.shield(waiter), grace_seconds)
         except TimeoutError:
@@ -81,9 +114,14 @@ async def _pump(process: asyncio.subprocess.Process, on_line: Callable[[str], No
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for raw in complete:
-            on_line(raw[:MAX_LINE_BYTES].decode(errors="replace").rstrip("\r"))
+            on_line(_text(raw[:MAX_LINE_BYTES]).rstrip("\r"))
         if len(pending) > MAX_LINE_BYTES:
-            on_line(pending[:MAX_LINE_BYTES].decode(errors="replace"))
+            on_line(_text(pending[:MAX_LINE_BYTES]))
             pending = b""
     if pending:
-        on_line(pending.decode(errors="replace").rstrip("\r"))
+        on_line(_text(pending).rstrip("\r"))
+
+
+def _text(raw: bytes) -> str:
+    # PostgreSQL text cannot hold NUL: a NUL byte shows as U+FFFD, like bytes that are not UTF-8.
+    return raw.decode(errors="replace").replace("\0", "\ufffd")

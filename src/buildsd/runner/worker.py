@@ -10,6 +10,8 @@ import socket
 
 from buildsd.config import Settings
 from buildsd.runner.build import BuildRun
+from buildsd.runner.sandbox import Sandbox
+from buildsd.runner.sweep import sweep
 from buildsd.services import Services
 
 log = logging.getLogger("buildsd.runner")
@@ -25,9 +27,12 @@ def runner_id() -> str:
 
 
 class Runner:
-    def __init__(self, services: Services, settings: Settings) -> None:
+    def __init__(
+        self, services: Services, settings: Settings, sandbox: Sandbox | None = None
+    ) -> None:
         self.services = services
         self.settings = settings
+        self.sandbox = sandbox or Sandbox(settings)
         self.owner = runner_id()
         self.active: dict[asyncio.Task[None], BuildRun] = {}
 
@@ -37,18 +42,22 @@ class Runner:
         loop = asyncio.get_running_loop()
         next_reap = 0.0
         log.info("runner %s: %d slot(s)", self.owner, self.settings.runner_slots)
+        await asyncio.to_thread(announce, self.sandbox)
         while not stopping.is_set():
             try:
                 if loop.time() >= next_reap:
                     for build_uuid in await runs.reap():
                         log.warning("build %s terminated: its runner's lease lapsed", build_uuid)
+                    mine = {build.job.build_uuid for build in self.active.values()}
+                    scratch = self.settings.git_timeout_seconds + 60  # autofill's longest
+                    await sweep(self.settings.data_path, runs, mine, scratch)
                     next_reap = loop.time() + max(1.0, self.settings.lease_seconds / 2)
                 while len(self.active) < self.settings.runner_slots:
                     job = await runs.claim(self.owner)
                     if job is None:
                         break
                     cache = self.services.triggers.cache_dir(job.build["trigger_uuid"])
-                    build = BuildRun(job, runs, self.settings, cache)
+                    build = BuildRun(job, runs, self.settings, cache, self.sandbox)
                     task = asyncio.create_task(build.execute())
                     self.active[task] = build
                     task.add_done_callback(self._done)
@@ -69,3 +78,26 @@ class Runner:
             build.request_stop("shutdown")
         if self.active:
             await asyncio.wait(list(self.active), timeout=self.settings.cancel_grace_seconds + 5)
+
+
+def announce(sandbox: Sandbox) -> None:
+    """Say at start-up how builds run when they do not run in bubblewrap, or cannot."""
+    builds = sandbox.settings.data_path / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    if problem := sandbox.unreachable(builds):
+        log.error("build sandbox: every build will fail: %s", problem)
+    status = sandbox.status()
+    if status.mode == "off":
+        log.warning(
+            "build sandbox off (BUILDSD_SANDBOX=off): builds run as this server's user, "
+            "beside its files and its environment"
+        )
+    elif status.mode == "unavailable":
+        required = sandbox.settings.sandbox == "bwrap"
+        log.error(
+            "build sandbox unavailable (%s): %s; install bubblewrap or set BUILDSD_SANDBOX=off",
+            status.reason,
+            "every build fails (BUILDSD_SANDBOX=bwrap)"
+            if required
+            else "builds run unconfined while the database holds one account, and fail with more",
+        )

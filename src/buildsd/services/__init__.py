@@ -16,6 +16,7 @@ from buildsd.services.identity import Identity
 from buildsd.services.metrics import Metrics
 from buildsd.services.repo_connections import RepoConnections
 from buildsd.services.runs import Runs
+from buildsd.services.sandboxing import Confinement
 from buildsd.services.secret_keys import SecretKeys
 from buildsd.services.triggers import Triggers
 from buildsd.services.webhook_secrets import WebhookSecrets
@@ -27,14 +28,17 @@ from buildsd.services.workers import Workers
 class Services:
     """Every service of one process, sharing one Database."""
 
-    def __init__(self, settings: Settings, db: Database, schema_head: str) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, schema_head: str, sandbox: Confinement
+    ) -> None:
         self.settings = settings
         self.db = db
+        self.sandbox = sandbox
         self.identity = Identity(db, settings)
         self.grants = Grants(db, settings)
         self.repo_connections = RepoConnections(db, self.grants)
-        self.config_autofill = ConfigAutofill(db, settings, self.grants)
-        self.health = Health(db, schema_head)
+        self.config_autofill = ConfigAutofill(db, settings, self.grants, sandbox)
+        self.health = Health(db, schema_head, sandbox)
         cipher = crypto.Cipher(crypto.load_key(settings.secret_key, settings.data_path))
         self.build_tokens = BuildTokens(db, cipher)
         self.triggers = Triggers(db, cipher, settings.data_path / "cache")

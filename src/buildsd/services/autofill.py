@@ -16,6 +16,8 @@ from buildsd.db import Database
 from buildsd.errors import NotFound
 from buildsd.services import wrangler_config
 from buildsd.services.grants import Grants
+from buildsd.services.sandboxing import Confinement
+from buildsd.store import accounts
 from buildsd.wire import ConfigAutofill as ConfigAutofillResult
 
 log = logging.getLogger("buildsd.autofill")
@@ -28,10 +30,13 @@ MAX_STDERR_CHARS = 500
 class ConfigAutofill:
     """Proposes build settings from what a branch of a connected repository contains."""
 
-    def __init__(self, db: Database, settings: Settings, grants: Grants) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, grants: Grants, sandbox: Confinement
+    ) -> None:
         self._db = db
         self._settings = settings
         self._grants = grants
+        self._sandbox = sandbox
 
     async def get(
         self,
@@ -49,7 +54,12 @@ class ConfigAutofill:
             row = await self._grants.repository(
                 conn, account_id, provider_type, provider_account_id, repo_id
             )
+            # Counted only when it matters: bubblewrap does not work here.
+            count = await accounts.count(conn) if self._unconfined() else 0
         if row is None:
+            raise NotFound()
+        if refusal := self._sandbox.refusal(count):
+            log.error("config autofill: %s", refusal.removeprefix("Failed: "))
             raise NotFound()
         try:
             url = git.clone_url(self._settings, row)
@@ -57,9 +67,13 @@ class ConfigAutofill:
             log.warning("config autofill: %s", exc)
             raise NotFound() from exc
         scratch = await asyncio.to_thread(_scratch_dir, self._settings.data_path / "tmp")
+        if problem := self._sandbox.unreachable(Path(scratch.name).parent):
+            await asyncio.to_thread(scratch.cleanup)
+            log.error("config autofill: %s", problem)
+            raise NotFound()
         try:
             repo = Path(scratch.name) / "repo"
-            cloned = await self._clone(url, repo, branch, home=scratch.name)
+            cloned = await self._clone(url, Path(scratch.name), branch)
             found = await asyncio.to_thread(_inspect, repo, root_directory) if cloned else None
         finally:
             await asyncio.to_thread(scratch.cleanup)
@@ -67,9 +81,13 @@ class ConfigAutofill:
             raise NotFound()
         return found
 
-    async def _clone(self, url: str, dest: Path, branch: str, *, home: str) -> bool:
-        """`git clone --depth 1 --branch=<branch>` within BUILDSD_GIT_TIMEOUT_SECONDS."""
-        (argv,) = git.clone_commands(url, str(dest), branch, "")
+    def _unconfined(self) -> bool:
+        return self._sandbox.mode() == "unavailable"
+
+    async def _clone(self, url: str, scratch: Path, branch: str) -> bool:
+        """`git clone --depth 1 --branch=<branch>` into `scratch`/repo, in the build sandbox,
+        within BUILDSD_GIT_TIMEOUT_SECONDS."""
+        argv, home = self._sandbox.clone_command(url, scratch, branch)
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": home,  # not the server's: no one's global git config or credentials
@@ -79,6 +97,7 @@ class ConfigAutofill:
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
+                cwd="/",  # in the sandbox, the build uid may not enter the server's directory
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,

@@ -1,9 +1,11 @@
-"""Readiness: the database answers and its schema is the one this version ships."""
+"""Readiness: the database answers and its schema is the one this version ships; and whether
+builds are sandboxed."""
 
 from __future__ import annotations
 
 from buildsd.db import Database
 from buildsd.errors import BuildsError
+from buildsd.services.sandboxing import Confinement
 from buildsd.store import schema
 
 
@@ -14,9 +16,10 @@ class NotReady(BuildsError):
 
 
 class Health:
-    def __init__(self, db: Database, schema_head: str) -> None:
+    def __init__(self, db: Database, schema_head: str, sandbox: Confinement) -> None:
         self._db = db
         self._schema_head = schema_head
+        self._sandbox = sandbox
 
     async def ready(self) -> dict[str, str]:
         try:
@@ -31,4 +34,5 @@ class Health:
                 f"Service unavailable: database schema is {current}, expected {self._schema_head}; "
                 "run `buildsd db upgrade`"
             )
-        return {"database": "ok", "schema": current}
+        # "off" and "unavailable" are worth a look, not a restart: still ready (200).
+        return {"database": "ok", "schema": current, "sandbox": self._sandbox.mode()}

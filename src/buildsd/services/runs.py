@@ -17,7 +17,7 @@ from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.builds import log_state
 from buildsd.services.metrics import Metrics
 from buildsd.services.triggers import Triggers
-from buildsd.store import builds, runs, triggers
+from buildsd.store import accounts, builds, runs, triggers
 
 
 @dataclass
@@ -161,6 +161,16 @@ class Runs:
         """One line of buildsd's own (not a command's output)."""
         seq = await self.next_log_seq(build_uuid)
         await self.append_lines(build_uuid, [(seq, int(time.time() * 1000), text)])
+
+    # --- the sandbox and what a killed runner left ----------------------------------------------
+
+    async def account_count(self) -> int:
+        async with self._db.connection() as conn:
+            return await accounts.count(conn)
+
+    async def running_among(self, build_uuids: list[str]) -> set[str]:
+        async with self._db.connection() as conn:
+            return await runs.running_among(conn, build_uuids)
 
     # --- lost runners -------------------------------------------------------------------------
 

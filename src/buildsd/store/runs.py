@@ -134,3 +134,16 @@ async def unfinished_counts(conn: Connection) -> dict[str, int]:
         f"SELECT status, COUNT(*) AS n FROM builds WHERE {UNFINISHED} GROUP BY status"
     )
     return {str(row["status"]): int(row["n"]) for row in rows}
+
+
+async def running_among(conn: Connection, build_uuids: list[str]) -> set[str]:
+    """Which of these builds some runner holds (initializing or running) now."""
+    if not build_uuids:
+        return set()
+    names = {f"b{i}": build_uuid for i, build_uuid in enumerate(build_uuids)}
+    rows = await conn.all(
+        f"SELECT build_uuid FROM builds WHERE {RUNNING} "
+        f"AND build_uuid IN ({', '.join(':' + name for name in names)})",
+        names,
+    )
+    return {str(row["build_uuid"]) for row in rows}
