@@ -129,6 +129,8 @@ def test_every_form_of_a_secret_is_masked(runner_world, repo: Repo) -> None:
         base64.urlsafe_b64encode(value.encode()).decode().rstrip("="),
         quote(value, safe=""),
         json.dumps(value)[1:-1],
+        value.encode().hex(),
+        value.encode().hex().upper(),
         BUILD_TOKEN_SECRET,
     ]
     printer = (
@@ -136,6 +138,7 @@ def test_every_form_of_a_secret_is_masked(runner_world, repo: Repo) -> None:
         "print('plain=' + v); print('b64=' + base64.b64encode(v.encode()).decode()); "
         "print('b64url=' + base64.urlsafe_b64encode(v.encode()).decode().rstrip('=')); "
         "print('url=' + u.quote(v, safe='')); print('json=' + json.dumps(v)); "
+        "print('hex=' + v.encode().hex()); print('HEX=' + v.encode().hex().upper()); "
         "print('token=' + os.environ['CLOUDFLARE_API_TOKEN'])"
     )
     t = make_trigger(world, build_command=f'python3 -c "{printer}"', deploy_command="true")
@@ -151,7 +154,7 @@ def test_every_form_of_a_secret_is_masked(runner_world, repo: Repo) -> None:
     text = "\n".join(log_lines(world, queued["build_uuid"]))
     for form in forms:
         assert form not in text
-    for name in ("plain", "b64", "b64url", "url", "token"):
+    for name in ("plain", "b64", "b64url", "url", "hex", "HEX", "token"):
         assert f"{name}=********" in text
     assert 'json="********"' in text
 
