@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from buildsd.config import Settings
 
@@ -18,11 +19,71 @@ GIT_ENV = {
 
 
 class CloneURLError(Exception):
-    pass
+    """No clone URL can be made; `field` names the connection's value at fault, if one is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# The connection's values a template may name; each fills exactly one path segment (D23).
+FIELDS = ("provider_account_name", "provider_account_id", "repo_name", "repo_id")
+# Refused rather than encoded: git (file:// included) and servers decode %XX in a path, so an
+# encoded `/` or `..` (and any `%` sent pre-encoded, e.g. "%2f..%2f") would still leave the
+# segment; a backslash is a separator to some servers; control characters belong in no name.
+_REFUSED = re.compile(r"[/\\%\x00-\x1f\x7f]")
+
+
+def segment(field: str, value: str) -> str:
+    """`value` as one path segment: refused if it could leave it, else percent-encoded (`@`,
+    `:`, `?`, `#`, whitespace and every other character outside A-Z a-z 0-9 `-._~`)."""
+    if value in ("", ".", "..") or _REFUSED.search(value):
+        raise CloneURLError(
+            f"{field} {value!r} cannot be one segment of a clone URL: it is empty, `.` or `..`, "
+            "or holds `/`, `\\`, `%` or a control character",
+            field,
+        )
+    return quote(value, safe="")
+
+
+def repo_segment(owner: str, repo_name: str) -> str:
+    """repo_name as a segment; `owner/repo` (as Cloudflare may record it) means `repo` when
+    `owner` is the connection's provider_account_name (compared as GitHub does: any case)."""
+    prefix, slash, rest = repo_name.partition("/")
+    if slash and "/" not in rest and prefix not in ("", ".", ".."):  # else: refused below
+        if prefix.casefold() != owner.casefold():
+            raise CloneURLError(
+                f"repo_name {repo_name!r} names another owner than provider_account_name "
+                f"{owner!r}; send the repository's name alone, or {owner}/<name>",
+                "repo_name",
+            )
+        repo_name = rest
+    return segment("repo_name", repo_name)
+
+
+def check_connection(connection: Mapping[str, str]) -> None:
+    """Every value a template may name is one segment, else CloneURLError naming its field."""
+    for field in FIELDS:
+        _Segments(connection)[field]
+
+
+class _Segments:
+    """The template's values, each checked and encoded when the template asks for it."""
+
+    def __init__(self, connection: Mapping[str, str]) -> None:
+        self._connection = connection
+
+    def __getitem__(self, field: str) -> str:
+        if field == "repo_name":
+            owner = self._connection["provider_account_name"]
+            return repo_segment(owner, self._connection["repo_name"])
+        if field not in FIELDS:
+            raise KeyError(field)
+        return segment(field, self._connection[field])
 
 
 def clone_url(settings: Settings, connection: Mapping[str, str]) -> str:
-    """The URL from the provider's BUILDSD_GIT_URL_* template."""
+    """The URL from the provider's BUILDSD_GIT_URL_* template: each value one path segment."""
     template = {
         "github": settings.git_url_github,
         "gitlab": settings.git_url_gitlab,
@@ -35,12 +96,7 @@ def clone_url(settings: Settings, connection: Mapping[str, str]) -> str:
             f"set BUILDSD_GIT_URL_{connection['provider_type'].upper()}"
         )
     try:
-        return template.format(
-            provider_account_name=connection["provider_account_name"],
-            provider_account_id=connection["provider_account_id"],
-            repo_name=connection["repo_name"],
-            repo_id=connection["repo_id"],
-        )
+        return template.format_map(_Segments(connection))
     except (KeyError, IndexError, ValueError) as exc:
         raise CloneURLError(f"bad clone URL template {template!r}: {exc}") from exc
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from buildsd import clock
+import msgspec
+
+from buildsd import clock, git
 from buildsd.db import Database
+from buildsd.errors import InvalidRequestBody
 from buildsd.store import repo_connections
 from buildsd.wire import Page, RepoConnection, UpsertRepoConnectionRequest
+
+
+def check_names(body: msgspec.Struct, pointer: str = "") -> None:
+    """Refused here, at the PUT, rather than at the first build: each name and id fills one
+    path segment of a clone URL (D23), so none may hold `/` (but `owner/repo`), `..` or `%`."""
+    try:
+        git.check_connection(msgspec.structs.asdict(body))
+    except git.CloneURLError as exc:
+        raise InvalidRequestBody(str(exc), pointer=f"{pointer}/{exc.field}") from exc
 
 
 class RepoConnections:
@@ -13,6 +25,7 @@ class RepoConnections:
         self._db = db
 
     async def upsert(self, account_id: str, body: UpsertRepoConnectionRequest) -> RepoConnection:
+        check_names(body)
         # A single INSERT … ON CONFLICT statement: atomic on its own, no transaction needed.
         async with self._db.connection() as conn:
             row = await repo_connections.upsert(

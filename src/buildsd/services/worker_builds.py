@@ -24,6 +24,7 @@ from buildsd.errors import (
     NoBuildConfiguration,
     NotFound,
 )
+from buildsd.services.repo_connections import check_names
 from buildsd.services.triggers import Triggers
 from buildsd.store import build_tokens, builds, repo_connections, triggers, workers
 from buildsd.wire import (
@@ -117,6 +118,7 @@ class WorkerBuilds:
                 "gitlab_internal needs a grant_id", pointer="/git_repository/grant_id"
             )
         _check_branch(repo.branch, "/git_repository/branch")
+        check_names(repo, "/git_repository")
         tag = body.script_tag
         async with self._db.transaction() as conn:
             now = clock.now()
