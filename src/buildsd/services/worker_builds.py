@@ -122,8 +122,7 @@ class WorkerBuilds:
         tag = body.script_tag
         async with self._db.transaction() as conn:
             now = clock.now()
-            await workers.ensure(conn, account_id=account_id, tag=tag, now=now)
-            if not await workers.lock(conn, account_id, tag):
+            if not await workers.claim(conn, account_id=account_id, tag=tag, now=now):
                 raise NotFound()  # the tag is another account's Worker
             if await triggers.list_by_worker(conn, account_id, tag):
                 raise AlreadyExists()
