@@ -39,6 +39,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # SQLite durability: "normal" survives any process crash (the WAL is in the OS cache);
     # "full" also survives power loss at ~10x the cost of a commit.
     sqlite_synchronous: Literal["normal", "full"] = "normal"
+    # How long a statement waits for SQLite's write lock while another process (`worker`, the
+    # CLI, a backup) holds it, without blocking the event loop; then 503 with Retry-After.
+    sqlite_lock_timeout_seconds: float = 5.0
     # Connections a process keeps to PostgreSQL.
     database_pool_size: int = 10
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -144,6 +147,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("BUILDSD_MAX_HEADER_BYTES must be at least 1024")
     if settings.header_timeout_seconds <= 0:
         raise ConfigError("BUILDSD_HEADER_TIMEOUT_SECONDS must be more than 0")
+    if settings.sqlite_lock_timeout_seconds < 0:
+        raise ConfigError("BUILDSD_SQLITE_LOCK_TIMEOUT_SECONDS must be 0 or more")
     url = settings.resolved_database_url
     if not url.startswith(("sqlite:", "postgresql:", "postgres:")):
         raise ConfigError(
