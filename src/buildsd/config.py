@@ -35,6 +35,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # from the connection or the request's first byte) closes the connection (api/protocol.py).
     max_header_bytes: int = 64 * 1024
     header_timeout_seconds: float = 10.0
+    # A request's body must arrive within this of its headers, else 408 and the connection is
+    # closed (a body sent a byte a second held its connection forever) (api/protocol.py).
+    body_timeout_seconds: float = 30.0
     secret_key: str | None = None
     # SQLite durability: "normal" survives any process crash (the WAL is in the OS cache);
     # "full" also survives power loss at ~10x the cost of a commit.
@@ -145,8 +148,9 @@ def _check(settings: Settings) -> None:
         raise ConfigError("BUILDSD_MAX_BODY_BYTES must be at least 1024")
     if settings.max_header_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_HEADER_BYTES must be at least 1024")
-    if settings.header_timeout_seconds <= 0:
-        raise ConfigError("BUILDSD_HEADER_TIMEOUT_SECONDS must be more than 0")
+    for name in ("header_timeout_seconds", "body_timeout_seconds"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
     if settings.sqlite_lock_timeout_seconds < 0:
         raise ConfigError("BUILDSD_SQLITE_LOCK_TIMEOUT_SECONDS must be 0 or more")
     url = settings.resolved_database_url

@@ -5,7 +5,8 @@ envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], 
 
     BuildsError                        (500, 10001, "Internal server error")
     ├── InvalidRequestBody             (400, 12002)  bad JSON, schema violation, unknown field
-    │   └── BodyTooLarge               (413, 12002)  body over BUILDSD_MAX_BODY_BYTES
+    │   ├── BodyTooLarge               (413, 12002)  body over BUILDSD_MAX_BODY_BYTES
+    │   └── BodyTimeout                (408, 12002)  body not in by BUILDSD_BODY_TIMEOUT_SECONDS
     ├── InvalidQueryParameter          (400, 12013)
     ├── InvalidRequestHeaders          (400, 6003)   with an error_chain of 6100-6111 causes
     │   └── RequestHeadersTooLarge     (431, 6003)   over BUILDSD_MAX_HEADER_BYTES or 100 fields
@@ -93,6 +94,16 @@ class BodyTooLarge(InvalidRequestBody):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body is larger than {limit} bytes")
+
+
+class BodyTimeout(InvalidRequestBody):
+    """The body did not arrive within BUILDSD_BODY_TIMEOUT_SECONDS of the headers: 408, and the
+    connection is closed (api/protocol.py); same code as a bad body, as for 413."""
+
+    status = 408
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the request body did not arrive within {seconds:g} s")
 
 
 class InvalidQueryParameter(BuildsError):
