@@ -1,63 +1,19 @@
-"""Database access without an ORM: one SQLite connection run inline, or a psycopg 3 async pool.
-
-SQL is written once with `:name` parameters and runs unchanged on both; for psycopg the
-placeholders are rewritten (and cached) to `%(name)s`. Rows are read by column name.
-
-Rule for callers (the services): a transaction never awaits anything but its own statements.
-On SQLite a statement inside a transaction never suspends, so a transaction's body runs within
-one step of the event loop and no other transaction interleaves with it; the transactions of
-one step then share one COMMIT (group commit, SQLiteDatabase.transaction), and each caller
-resumes after it. Outside a transaction a statement suspends only to wait out a lock another
-process holds (_SQLiteConnection.failed).
-
-Failures that are the machine's, not the request's, become errors the API answers with 503:
-a lock held elsewhere too long (DatabaseBusy, with Retry-After) and a full disk (StorageFull).
-"""
+"""SQLite: one connection per process, run inline on the event loop, with group commit; a
+lock another process holds is waited out without blocking the loop (_SQLiteConnection.failed)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from buildsd.config import Settings
+from buildsd.db.base import Connection, IntegrityError, Params, Probed, Row
 from buildsd.errors import DatabaseBusy, StorageFull
-
-Row = Mapping[str, Any]
-Params = Mapping[str, Any] | None
-
-
-class Connection(Protocol):
-    """What a store module needs: run a statement and read its rows."""
-
-    dialect: str  # "sqlite" or "postgresql", for the rare statement that differs
-
-    async def one(self, sql: str, params: Params = None) -> Row | None: ...
-    async def all(self, sql: str, params: Params = None) -> list[Row]: ...
-    async def run(self, sql: str, params: Params = None) -> int: ...
-    async def many(self, sql: str, rows: list[dict[str, Any]]) -> None: ...
-
-
-class Database(Protocol):
-    dialect: str
-
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    # async context manager yielding a Connection; exclusive=True also serialises against
-    # every other exclusive transaction on the database (bootstrap, admin changes).
-    def transaction(self, exclusive: bool = False) -> Any: ...
-    def connection(self) -> Any: ...  # async context manager, autocommit per statement
-    async def ping(self) -> None: ...
-    # A real write, rolled back: raises (StorageFull, DatabaseBusy, a driver error) if the
-    # database cannot take one now (/readyz).
-    async def probe_write(self) -> None: ...
-
 
 CHECKPOINT_SECONDS = 1.0
 # SQLite waits this long inline (the event loop stalls) for a lock another connection holds;
@@ -65,17 +21,6 @@ CHECKPOINT_SECONDS = 1.0
 INLINE_BUSY_MS = 1
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _PROBE = "CREATE TABLE buildsd_write_probe (x INTEGER)"
-
-
-class _Probed(Exception):
-    """Rolls a write probe back."""
-
-
-class IntegrityError(Exception):
-    """A unique or foreign-key constraint refused a write (both drivers map to this)."""
-
-
-# --- SQLite -------------------------------------------------------------------------------------
 
 
 RowMaker = Callable[[tuple[Any, ...]], dict[str, Any]]
@@ -360,150 +305,15 @@ class SQLiteDatabase:
         """
         if self._checkpoint_failure is not None:
             raise StorageFull(f"the database file cannot grow ({self._checkpoint_failure})")
-        with contextlib.suppress(_Probed):
+        with contextlib.suppress(Probed):
             async with self.transaction() as conn:
                 await conn.run(_PROBE)  # a new table's root page
-                raise _Probed
-
-
-# --- PostgreSQL ---------------------------------------------------------------------------------
-
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-
-
-def to_pyformat(sql: str, _cache: dict[str, str] = {}) -> str:  # noqa: B006 - deliberate memo
-    """`:name` placeholders → psycopg's `%(name)s` (literal % doubled); memoised per statement."""
-    converted = _cache.get(sql)
-    if converted is None:
-        converted = _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
-        _cache[sql] = converted
-    return converted
-
-
-class _PostgresConnection:
-    __slots__ = ("_raw",)
-    dialect = "postgresql"
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-
-    async def one(self, sql: str, params: Params = None) -> Row | None:
-        from psycopg import errors
-
-        try:
-            cursor = await self._raw.execute(to_pyformat(sql), params or {})
-        except errors.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
-        row: Row | None = await cursor.fetchone()
-        return row
-
-    async def all(self, sql: str, params: Params = None) -> list[Row]:
-        cursor = await self._raw.execute(to_pyformat(sql), params or {})
-        rows: list[Row] = await cursor.fetchall()
-        return rows
-
-    async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
-        from psycopg import errors
-
-        try:
-            async with self._raw.cursor() as cursor:
-                await cursor.executemany(to_pyformat(sql), rows)
-        except errors.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
-
-    async def run(self, sql: str, params: Params = None) -> int:
-        from psycopg import errors
-
-        try:
-            cursor = await self._raw.execute(to_pyformat(sql), params or {})
-        except errors.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
-        count: int = cursor.rowcount
-        return count
-
-
-PG_DISK_FULL = "53100"  # SQLSTATE disk_full: "could not extend file …: No space left on device"
-
-
-class PostgresDatabase:
-    """A psycopg 3 async pool; statements are prepared by psycopg after a few uses."""
-
-    dialect = "postgresql"
-
-    def __init__(self, url: str, pool_size: int = 10) -> None:
-        self._url = "postgresql://" + url.split("://", 1)[1]
-        self._pool_size = pool_size
-        self._pool: Any = None
-
-    async def open(self) -> None:
-        from psycopg.rows import dict_row
-        from psycopg_pool import AsyncConnectionPool
-
-        self._pool = AsyncConnectionPool(
-            self._url,
-            min_size=1,
-            max_size=self._pool_size,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            open=False,
-        )
-        await self._pool.open(wait=True, timeout=10)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-
-    @asynccontextmanager
-    async def transaction(self, exclusive: bool = False) -> AsyncIterator[Connection]:
-        try:
-            async with self._pool.connection() as raw, raw.transaction():
-                conn = _PostgresConnection(raw)
-                if exclusive:
-                    await conn.run("SELECT pg_advisory_xact_lock(8700)")
-                yield conn
-        except Exception as exc:  # a statement's or the COMMIT's
-            if getattr(exc, "sqlstate", None) == PG_DISK_FULL:
-                raise StorageFull() from exc
-            raise
-
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        try:
-            async with self._pool.connection() as raw:
-                yield _PostgresConnection(raw)
-        except Exception as exc:
-            if getattr(exc, "sqlstate", None) == PG_DISK_FULL:
-                raise StorageFull() from exc
-            raise
-
-    async def ping(self) -> None:
-        async with self.connection() as conn:
-            await conn.one("SELECT 1")
-
-    async def probe_write(self) -> None:
-        """A temporary table's first page written to disk (PostgreSQL extends the file at the
-        INSERT), rolled back: fails on a full disk, a read-only server or a lost connection."""
-        with contextlib.suppress(_Probed):
-            async with self.transaction() as conn:
-                await conn.run(
-                    "CREATE TEMPORARY TABLE buildsd_write_probe (x INTEGER) ON COMMIT DROP"
-                )
-                await conn.run("INSERT INTO buildsd_write_probe VALUES (1)")
-                raise _Probed
+                raise Probed
 
 
 def sqlite_path(url: str) -> str:
     """sqlite:///relative.db, sqlite:////abs/path.db or sqlite:///:memory: → a file path."""
     return url.split(":///", 1)[1] if ":///" in url else ":memory:"
-
-
-def create_database(settings: Settings) -> Database:
-    url = settings.resolved_database_url
-    if url.startswith("sqlite:"):
-        return SQLiteDatabase(
-            sqlite_path(url), settings.sqlite_synchronous, settings.sqlite_lock_timeout_seconds
-        )
-    return PostgresDatabase(url, settings.database_pool_size)
 
 
 def sqlite_backup(source: str, destination: str) -> None:
