@@ -34,52 +34,49 @@ FIELDS = ("provider_account_name", "provider_account_id", "repo_name", "repo_id"
 _REFUSED = re.compile(r"[/\\%\x00-\x1f\x7f]")
 
 
-def segment(field: str, value: str) -> str:
-    """`value` as one path segment: refused if it could leave it, else percent-encoded (`@`,
-    `:`, `?`, `#`, whitespace and every other character outside A-Z a-z 0-9 `-._~`)."""
+def value_of(connection: Mapping[str, str], field: str) -> str:
+    """The connection's `field` as it fills its segment (not yet encoded), else CloneURLError.
+
+    repo_name `owner/repo` (as Cloudflare may record it) is `repo` when `owner` is the
+    connection's provider_account_name (compared as GitHub does: in any case)."""
+    value = connection[field]
+    if field == "repo_name":
+        owner = connection["provider_account_name"]
+        prefix, slash, rest = value.partition("/")
+        if slash and "/" not in rest and prefix not in ("", ".", ".."):  # else: refused below
+            if prefix.casefold() != owner.casefold():
+                raise CloneURLError(
+                    f"repo_name {value!r} names another owner than provider_account_name "
+                    f"{owner!r}; send the repository's name alone, or {owner}/<name>",
+                    field,
+                )
+            value = rest
     if value in ("", ".", "..") or _REFUSED.search(value):
         raise CloneURLError(
             f"{field} {value!r} cannot be one segment of a clone URL: it is empty, `.` or `..`, "
             "or holds `/`, `\\`, `%` or a control character",
             field,
         )
-    return quote(value, safe="")
-
-
-def repo_segment(owner: str, repo_name: str) -> str:
-    """repo_name as a segment; `owner/repo` (as Cloudflare may record it) means `repo` when
-    `owner` is the connection's provider_account_name (compared as GitHub does: any case)."""
-    prefix, slash, rest = repo_name.partition("/")
-    if slash and "/" not in rest and prefix not in ("", ".", ".."):  # else: refused below
-        if prefix.casefold() != owner.casefold():
-            raise CloneURLError(
-                f"repo_name {repo_name!r} names another owner than provider_account_name "
-                f"{owner!r}; send the repository's name alone, or {owner}/<name>",
-                "repo_name",
-            )
-        repo_name = rest
-    return segment("repo_name", repo_name)
+    return value
 
 
 def check_connection(connection: Mapping[str, str]) -> None:
-    """Every value a template may name is one segment, else CloneURLError naming its field."""
+    """Every value a template may name fills one segment, else CloneURLError naming it."""
     for field in FIELDS:
-        _Segments(connection)[field]
+        value_of(connection, field)
 
 
 class _Segments:
-    """The template's values, each checked and encoded when the template asks for it."""
+    """The template's values, each checked and percent-encoded (`@`, `:`, `?`, `#`, whitespace
+    and all else outside A-Z a-z 0-9 `-._~`) when the template names it."""
 
     def __init__(self, connection: Mapping[str, str]) -> None:
         self._connection = connection
 
     def __getitem__(self, field: str) -> str:
-        if field == "repo_name":
-            owner = self._connection["provider_account_name"]
-            return repo_segment(owner, self._connection["repo_name"])
         if field not in FIELDS:
             raise KeyError(field)
-        return segment(field, self._connection[field])
+        return quote(value_of(self._connection, field), safe="")
 
 
 def clone_url(settings: Settings, connection: Mapping[str, str]) -> str:
