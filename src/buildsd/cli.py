@@ -141,7 +141,11 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
         port=settings.port,
         loop="uvloop",
         # httptools, with limits on headers it lacks (size, fields, time): api/protocol.py
-        http=guarded_protocol(settings.header_timeout_seconds, settings.max_header_bytes),
+        http=guarded_protocol(
+            settings.header_timeout_seconds,
+            settings.max_header_bytes,
+            settings.body_timeout_seconds,
+        ),
         log_level=settings.log_level,
         log_config=None,  # logs.configure has set up every logger
         access_log=False,  # the app writes its own access lines (api/metrics.py)

@@ -36,10 +36,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # from the connection or the request's first byte) closes the connection (api/protocol.py).
     max_header_bytes: int = 64 * 1024
     header_timeout_seconds: float = 10.0
+    # A request's body must arrive within this of its headers, else 408 and the connection is
+    # closed (a body sent a byte a second held its connection forever) (api/protocol.py).
+    body_timeout_seconds: float = 30.0
     secret_key: str | None = None
     # SQLite durability: "normal" survives any process crash (the WAL is in the OS cache);
     # "full" also survives power loss at ~10x the cost of a commit.
     sqlite_synchronous: Literal["normal", "full"] = "normal"
+    # How long a statement waits for SQLite's write lock while another process (`worker`, the
+    # CLI, a backup) holds it, without blocking the event loop; then 503 with Retry-After.
+    sqlite_lock_timeout_seconds: float = 5.0
     # Connections a process keeps to PostgreSQL.
     database_pool_size: int = 10
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -190,8 +196,11 @@ def _check(settings: Settings) -> None:
         raise ConfigError("BUILDSD_MAX_BODY_BYTES must be at least 1024")
     if settings.max_header_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_HEADER_BYTES must be at least 1024")
-    if settings.header_timeout_seconds <= 0:
-        raise ConfigError("BUILDSD_HEADER_TIMEOUT_SECONDS must be more than 0")
+    for name in ("header_timeout_seconds", "body_timeout_seconds"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
+    if settings.sqlite_lock_timeout_seconds < 0:
+        raise ConfigError("BUILDSD_SQLITE_LOCK_TIMEOUT_SECONDS must be 0 or more")
     # Checked here, before anything starts (migrations included), not at the first run.
     if settings.bootstrap_account_id is not None and not _HEX32.match(
         settings.bootstrap_account_id

@@ -5,7 +5,8 @@ envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], 
 
     BuildsError                        (500, 10001, "Internal server error")
     ├── InvalidRequestBody             (400, 12002)  bad JSON, schema violation, unknown field
-    │   └── BodyTooLarge               (413, 12002)  body over BUILDSD_MAX_BODY_BYTES
+    │   ├── BodyTooLarge               (413, 12002)  body over BUILDSD_MAX_BODY_BYTES
+    │   └── BodyTimeout                (408, 12002)  body not in by BUILDSD_BODY_TIMEOUT_SECONDS
     ├── InvalidQueryParameter          (400, 12013)
     ├── InvalidRequestHeaders          (400, 6003)   with an error_chain of 6100-6111 causes
     │   └── RequestHeadersTooLarge     (431, 6003)   over BUILDSD_MAX_HEADER_BYTES or 100 fields
@@ -25,6 +26,9 @@ envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], 
     ├── AlreadyExists                  (409, 12049)
     ├── RateLimited                    (429, 971)    carries retry_after (seconds)
     │   └── DeployHookRateLimited      (429, 12051)  10 hook builds/min per Worker, 100 per account
+    ├── ServiceUnavailable             (503, 10001)  not ready (/readyz); carries the reason
+    │   ├── DatabaseBusy               (503, 10001)  SQLite write lock held elsewhere too long
+    │   └── StorageFull                (503, 10001)  the database's disk (or size limit) is full
     ├── InvalidWebhookSignature        (401, 13001)  /webhooks/*: signature or token missing/wrong
     ├── WebhooksNotConfigured          (503, 13002)  /webhooks/*: no secret set (provider, account)
     ├── InvalidWebhookPayload          (400, 13003)  /webhooks/*: not JSON, or not the event's shape
@@ -91,6 +95,16 @@ class BodyTooLarge(InvalidRequestBody):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body is larger than {limit} bytes")
+
+
+class BodyTimeout(InvalidRequestBody):
+    """The body did not arrive within BUILDSD_BODY_TIMEOUT_SECONDS of the headers: 408, and the
+    connection is closed (api/protocol.py); same code as a bad body, as for 413."""
+
+    status = 408
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the request body did not arrive within {seconds:g} s")
 
 
 class InvalidQueryParameter(BuildsError):
@@ -226,6 +240,40 @@ class DeployHookRateLimited(RateLimited):
 
     code = 12051
     message = "Rate limit exceeded"
+
+
+class ServiceUnavailable(BuildsError):
+    """The service cannot do this now; nothing was written. The message says why."""
+
+    status = 503
+    code = 10001
+    message = "Service unavailable"
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """Another process (`worker`, the CLI, a backup) held SQLite's write lock past
+    BUILDSD_SQLITE_LOCK_TIMEOUT_SECONDS: waited out without blocking, then this (db.py)."""
+
+    RETRY_AFTER = 1
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"Service unavailable: the database was locked by another process for {seconds:g} s; "
+            "nothing was written, retry",
+            headers={"Retry-After": str(self.RETRY_AFTER)},
+        )
+
+
+class StorageFull(ServiceUnavailable):
+    """SQLite's "database or disk is full", PostgreSQL's disk_full: nothing was written."""
+
+    RETRY_AFTER = 30
+
+    def __init__(self, detail: str = "database or disk is full") -> None:
+        super().__init__(
+            f"Service unavailable: {detail}; nothing was written",
+            headers={"Retry-After": str(self.RETRY_AFTER)},
+        )
 
 
 class InvalidWebhookSignature(BuildsError):

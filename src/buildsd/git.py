@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from buildsd.config import Settings
 
@@ -18,11 +19,68 @@ GIT_ENV = {
 
 
 class CloneURLError(Exception):
-    pass
+    """No clone URL can be made; `field` names the connection's value at fault, if one is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# The connection's values a template may name; each fills exactly one path segment (D23).
+FIELDS = ("provider_account_name", "provider_account_id", "repo_name", "repo_id")
+# Refused rather than encoded: git (file:// included) and servers decode %XX in a path, so an
+# encoded `/` or `..` (and any `%` sent pre-encoded, e.g. "%2f..%2f") would still leave the
+# segment; a backslash is a separator to some servers; control characters belong in no name.
+_REFUSED = re.compile(r"[/\\%\x00-\x1f\x7f]")
+
+
+def value_of(connection: Mapping[str, str], field: str) -> str:
+    """The connection's `field` as it fills its segment (not yet encoded), else CloneURLError.
+
+    repo_name `owner/repo` (as Cloudflare may record it) is `repo` when `owner` is the
+    connection's provider_account_name (compared as GitHub does: in any case)."""
+    value = connection[field]
+    if field == "repo_name":
+        owner = connection["provider_account_name"]
+        prefix, slash, rest = value.partition("/")
+        if slash and "/" not in rest and prefix not in ("", ".", ".."):  # else: refused below
+            if prefix.casefold() != owner.casefold():
+                raise CloneURLError(
+                    f"repo_name {value!r} names another owner than provider_account_name "
+                    f"{owner!r}; send the repository's name alone, or {owner}/<name>",
+                    field,
+                )
+            value = rest
+    if value in ("", ".", "..") or _REFUSED.search(value):
+        raise CloneURLError(
+            f"{field} {value!r} cannot be one segment of a clone URL: it is empty, `.` or `..`, "
+            "or holds `/`, `\\`, `%` or a control character",
+            field,
+        )
+    return value
+
+
+def check_connection(connection: Mapping[str, str]) -> None:
+    """Every value a template may name fills one segment, else CloneURLError naming it."""
+    for field in FIELDS:
+        value_of(connection, field)
+
+
+class _Segments:
+    """The template's values, each checked and percent-encoded (`@`, `:`, `?`, `#`, whitespace
+    and all else outside A-Z a-z 0-9 `-._~`) when the template names it."""
+
+    def __init__(self, connection: Mapping[str, str]) -> None:
+        self._connection = connection
+
+    def __getitem__(self, field: str) -> str:
+        if field not in FIELDS:
+            raise KeyError(field)
+        return quote(value_of(self._connection, field), safe="")
 
 
 def clone_url(settings: Settings, connection: Mapping[str, str]) -> str:
-    """The URL from the provider's BUILDSD_GIT_URL_* template."""
+    """The URL from the provider's BUILDSD_GIT_URL_* template: each value one path segment."""
     template = {
         "github": settings.git_url_github,
         "gitlab": settings.git_url_gitlab,
@@ -35,12 +93,7 @@ def clone_url(settings: Settings, connection: Mapping[str, str]) -> str:
             f"set BUILDSD_GIT_URL_{connection['provider_type'].upper()}"
         )
     try:
-        return template.format(
-            provider_account_name=connection["provider_account_name"],
-            provider_account_id=connection["provider_account_id"],
-            repo_name=connection["repo_name"],
-            repo_id=connection["repo_id"],
-        )
+        return template.format_map(_Segments(connection))
     except (KeyError, IndexError, ValueError) as exc:
         raise CloneURLError(f"bad clone URL template {template!r}: {exc}") from exc
 

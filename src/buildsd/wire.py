@@ -5,6 +5,7 @@ A Struct attribute, its JSON field and its database column share one name.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -24,8 +25,10 @@ def whole(pattern: str) -> str:
 # One line of text: no C0 control character and no DEL (NUL, newlines, escape sequences), which
 # no name needs and which corrupt logs, terminals and git arguments; any other Unicode is fine.
 SINGLE_LINE = whole(r"[^\x00-\x1f\x7f]*")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # what SINGLE_LINE refuses, for values checked later
 # A name or id sent by a client: never empty, never unbounded, one line.
 Name = Annotated[str, Meta(min_length=1, max_length=256, pattern=SINGLE_LINE)]
+Branch = Name  # a git ref cannot hold a control character either
 
 
 # --- envelope ---------------------------------------------------------------------------------
@@ -131,10 +134,12 @@ class BuildToken(Struct):
 UUID_PATTERN = whole("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 Uuid = Annotated[str, Meta(pattern=UUID_PATTERN)]
 WorkerTag = Annotated[str, Meta(pattern=whole("[0-9a-f]{32}"))]
-Pattern = Annotated[str, Meta(min_length=1, max_length=256)]
+# Branch and path patterns and root directories are single-line too: a newline in a branch
+# forged lines in build logs. Commands may span lines (they are shell scripts).
+Pattern = Annotated[str, Meta(min_length=1, max_length=256, pattern=SINGLE_LINE)]
 Patterns = Annotated[list[Pattern], Meta(max_length=100)]
 Command = Annotated[str, Meta(max_length=10_000)]
-Directory = Annotated[str, Meta(min_length=1, max_length=1024)]
+Directory = Annotated[str, Meta(min_length=1, max_length=1024, pattern=SINGLE_LINE)]
 
 
 class CreateTriggerRequest(Struct, forbid_unknown_fields=True):
@@ -258,13 +263,13 @@ class SeedRepo(Struct, forbid_unknown_fields=True):
     owner: Name
     repository: Name
     provider: Literal["github", "gitlab"]
-    branch: str | None = None
-    path: str | None = None
+    branch: Annotated[str, Meta(pattern=SINGLE_LINE)] | None = None
+    path: Annotated[str, Meta(pattern=SINGLE_LINE)] | None = None
     files: Annotated[list[SeedRepoFile], Meta(max_length=2)] = []
 
 
 class CreateBuildRequest(Struct, forbid_unknown_fields=True):
-    branch: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    branch: Branch | None = None
     commit_hash: Annotated[str, Meta(pattern=whole("[0-9a-fA-F]{4,64}"))] | None = None
     seed_repo: SeedRepo | None = None
 
@@ -412,14 +417,14 @@ encoder = msgspec.json.Encoder()
 # --- deploy hooks (spec §8) ----------------------------------------------------------------------
 
 DeployHookName = Annotated[str, Meta(min_length=1, max_length=58, pattern=SINGLE_LINE)]
-Branch = Annotated[str, Meta(min_length=1, max_length=256)]
 
 
 class DeployHookRequest(Struct, forbid_unknown_fields=True):
     """Body of POST and PUT (a full replace) …/deploy_hooks."""
 
     deploy_hook_name: DeployHookName
-    branch: Branch
+    # Trimmed first, as Cloudflare does (" main\n" is main), then one line: services/deploy_hooks.
+    branch: Annotated[str, Meta(min_length=1, max_length=256)]
 
 
 class DeployHook(Struct):
@@ -460,7 +465,7 @@ class WorkerGitRepositoryInput(Struct, forbid_unknown_fields=True):
     repo_id: Name
     repo_name: Name
     branch: Branch
-    grant_id: Annotated[str, Meta(min_length=1, max_length=256)] | None = None  # gitlab_internal
+    grant_id: Name | None = None  # gitlab_internal
 
 
 class WorkerBuildSettingsInput(Struct, forbid_unknown_fields=True):

@@ -255,7 +255,6 @@ def test_unknown_branch_is_not_found(git_world: World, repo: Repo) -> None:
     repo.commit({"wrangler.toml": TOML}, "c")
     failure(autofill(git_world, "no-such-branch"), 404, 12000)
     failure(autofill(git_world, "--upload-pack=touch /tmp/pwned"), 404, 12000)
-    failure(autofill(git_world, "main\x00"), 404, 12000)
     assert scratch_entries(git_world) == []
 
 
@@ -295,6 +294,47 @@ def test_another_accounts_connection_is_not_found(make_world, repo: Repo, tmp_pa
     assert ok(autofill(world, account=other, headers=other_auth))["config_file"] == "wrangler.toml"
 
 
+def _store_repo_name(world: World, repo_name: str) -> None:
+    """As a row written before names were checked at the PUT would hold it."""
+
+    async def write() -> None:
+        async with world.services.db.transaction() as conn:
+            await conn.run("UPDATE repo_connections SET repo_name = :n", {"n": repo_name})
+
+    world.run(write())
+
+
+@pytest.mark.parametrize(
+    "stored", ["../../outside/x", "..%2f..%2foutside%2fx", "../octo-org/../../outside/x"]
+)
+def test_a_stored_name_leaving_the_template_is_not_cloned(
+    git_world: World, repo: Repo, tmp_path: Path, stored: str
+) -> None:
+    """The finding: `../../buildsd/` cloned a repository outside the template's root and read
+    its wrangler.toml. clone_url refuses such a stored name: 404, nothing cloned."""
+    outside = make_repo(tmp_path / "outside-root")  # tmp_path/outside-root/git/octo-org/…
+    outside.commit({"wrangler.toml": 'name = "not-yours"\n'}, "c")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "x.git").symlink_to(outside.bare)
+    repo.commit({"wrangler.toml": TOML}, "c")
+    _store_repo_name(git_world, stored)
+    failure(autofill(git_world), 404, 12000)
+    assert scratch_entries(git_world) == []
+
+
+def test_owner_slash_repo_and_encoded_names_are_cloned(
+    git_world: World, repo: Repo, tmp_path: Path
+) -> None:
+    repo.commit({"wrangler.toml": TOML}, "c")
+    connection(git_world, repo_id=REPO_ID, repo_name="octo-org/my-worker")
+    assert ok(autofill(git_world))["default_worker_name"] == "my-worker"
+    odd = make_repo(tmp_path / "odd")
+    odd.commit({"wrangler.toml": 'name = "odd"\n'}, "c")
+    (tmp_path / "git" / "octo-org" / "my worker@#1.git").symlink_to(odd.bare)
+    connection(git_world, repo_id=REPO_ID, repo_name="my worker@#1")
+    assert ok(autofill(git_world))["default_worker_name"] == "odd"
+
+
 def test_a_provider_without_a_clone_url_is_not_found(make_world, repo: Repo) -> None:
     world = make_world(git_url_gitlab="")
     connection(world, repo_id=REPO_ID, provider_type="gitlab")
@@ -327,7 +367,14 @@ def test_a_clone_that_hangs_stops_at_the_git_timeout(make_world, silent_git_serv
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"branch": ""}, {"branch": "x" * 257}, {"branch": "main", "root_directory": "a" * 1025}],
+    [
+        {},
+        {"branch": ""},
+        {"branch": "x" * 257},
+        {"branch": "main\x00"},  # a branch is one line: no control character (a NUL neither)
+        {"branch": "main\nx"},
+        {"branch": "main", "root_directory": "a" * 1025},
+    ],
 )
 def test_branch_is_required_and_the_query_bounded(git_world: World, params: dict[str, str]) -> None:
     url = base(git_world) + f"/repos/github/{OWNER_ID}/{REPO_ID}/config_autofill"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 
 import pytest
@@ -139,6 +141,22 @@ def test_logs_shape_and_cursor(world: World) -> None:
     assert again["lines"] == [] and again["cursor"] == empty["cursor"]
     failure(world.client.get(url, params={"cursor": "%%%"}, headers=world.auth), 400, 12013)
     failure(world.client.get(base(world) + "/builds/nope/logs", headers=world.auth), 404, 12000)
+
+
+@pytest.mark.parametrize("line", [2**63, 2**64, 10**30, -1])
+def test_logs_cursor_out_of_range(world: World, line: int) -> None:
+    """A cursor is {"line": N}: one past a 64-bit line number is a bad cursor, not a 500."""
+    t = trigger(world)
+    queued = build(world, t["trigger_uuid"])
+    raw = base64.urlsafe_b64encode(json.dumps({"line": line}).encode()).rstrip(b"=").decode()
+    url = base(world) + f"/builds/{queued['build_uuid']}/logs"
+    error = failure(world.client.get(url, params={"cursor": raw}, headers=world.auth), 400, 12013)
+    assert error["source"] == {"pointer": "/cursor"}
+    stream = world.client.get(url + "/stream", headers={**world.auth, "Last-Event-ID": raw})
+    failure(stream, 400, 12013)
+    top = base64.urlsafe_b64encode(json.dumps({"line": 2**63 - 1}).encode()).rstrip(b"=")
+    page = ok(world.client.get(url, params={"cursor": top.decode()}, headers=world.auth))
+    assert page["lines"] == [] and page["truncated"] is False
 
 
 def test_logs_page_through_lines(world: World) -> None:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 import pytest
 
 from buildsd.api.endpoint import Operation
 from buildsd.api.routes import OPERATIONS
 from buildsd.wire import MAX_PAGE
-from tests.api.flows import TAG, base, build_token, connection, failure, ok, trigger_body
+from tests.api.flows import (
+    TAG,
+    base,
+    build_token,
+    connection,
+    connection_body,
+    failure,
+    ok,
+    trigger_body,
+)
 from tests.conftest import World
 
 PAGED = [op for op in OPERATIONS if op.paged]
@@ -139,3 +151,44 @@ def test_a_nul_in_an_audit_log_filter_is_a_bad_query_not_a_500(world: World) -> 
     for name in ("actor.ip", "actor.email", "action.type", "id"):
         response = world.client.get(url, params={name: "a\x00b"}, headers=world.auth)
         assert failure(response, 400, 12013)["source"]["pointer"] == f"/{name}"
+
+
+def test_a_body_cut_short_by_a_disconnect_is_never_used(world: World) -> None:
+    """Was: the part of the body that came was decoded as the whole, so a client gone (or cut
+    off by the body timeout) mid-body could still write, e.g. a JSON object then padding."""
+    body = connection_body("77")
+    part = msgspec.json.encode(body)
+    messages = [
+        {"type": "http.request", "body": part, "more_body": True},  # the padding never came
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PUT",
+        "scheme": "http",
+        "path": base(world) + "/repos/connections",
+        "raw_path": (base(world) + "/repos/connections").encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", f"Bearer {world.token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(part) + 100).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    world.run(world.client.app(scope, receive, send))  # type: ignore[operator]
+    assert sent[0]["status"] == 400
+    assert ok(world.client.get(base(world) + "/repos/connections", headers=world.auth)) == []

@@ -207,6 +207,42 @@ def test_bad_body_is_400_12002_and_writes_nothing(world: World, raw: bytes, poin
     assert listed(world)["result"] == []
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("repo_name", "../../buildsd/"),
+        ("repo_name", "%2f..%2f"),
+        ("repo_name", ".."),
+        ("repo_name", "a/b/c"),
+        ("repo_name", "someone-else/my-worker"),
+        ("repo_name", "a\\b"),
+        ("provider_account_name", "octo-org/sub"),
+        ("provider_account_name", "."),
+        ("repo_id", "1/../2"),
+        ("provider_account_id", "100%"),
+    ],
+)
+def test_a_name_that_cannot_be_one_url_segment_is_400_12002(
+    world: World, field: str, value: str
+) -> None:
+    """Each value fills one path segment of the clone URL (D23): refused at the PUT, with the
+    field named, rather than cloning a repository outside the template's root later."""
+    response = put(world, {**BODY, field: value})
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["code"] == 12002 and error["source"] == {"pointer": f"/{field}"}
+    assert field in error["error_chain"][0]["message"]
+    assert listed(world)["result"] == []
+
+
+def test_owner_slash_repo_is_that_owners_repo_and_stored_as_sent(world: World) -> None:
+    """Cloudflare records repo_name with or without the owner; real setup scripts send both."""
+    body = {**BODY, "repo_name": "octo-org/my-worker"}
+    assert put(world, body).json()["result"]["repo_name"] == "octo-org/my-worker"
+    spaced = {**BODY, "repo_id": "2", "repo_name": "my worker #2"}  # encoded, not refused
+    assert put(world, spaced).json()["result"]["repo_name"] == "my worker #2"
+
+
 def test_body_over_the_limit_is_413_and_writes_nothing(world: World) -> None:
     huge = {**BODY, "repo_name": "x" * (2 * 1024 * 1024)}
     response = put(world, huge)

@@ -10,6 +10,7 @@ from tests.api.flows import (
     build,
     build_token,
     connection,
+    connection_body,
     failure,
     ok,
     trigger,
@@ -127,6 +128,66 @@ def test_create_needs_a_live_connection_and_token_of_this_account(world: World) 
         base(world) + f"/repos/connections/{conn['repo_connection_uuid']}", headers=world.auth
     )
     failure(world.client.post(url, json=trigger_body(conn, token), headers=world.auth), 404, 12000)
+
+
+def test_another_accounts_worker_tag_is_404_and_stays_theirs(world: World) -> None:
+    """A tag belongs to the account that registered it (D16, D24): another account naming it
+    gets 404 12000, as Cloudflare answers for a Worker it cannot see, never a takeover."""
+    tag = str(world.run(world.services.workers.create(world.account, "my-worker")))
+    ok(world.client.post(base(world) + "/triggers", json=_body(world, tag), headers=world.auth))
+    other = world.new_account()
+    theirs = world.bearer(world.new_token(account=other))
+    their_conn = ok(
+        world.client.put(
+            base(world, other) + "/repos/connections",
+            headers=theirs,
+            json=connection_body("9", provider_account_name="o", repo_name="r"),
+        )
+    )
+    their_token = ok(
+        world.client.post(
+            base(world, other) + "/tokens",
+            headers=theirs,
+            json={
+                "build_token_name": "t",
+                "build_token_secret": "x" * 40,
+                "cloudflare_token_id": "y",
+            },
+        )
+    )
+    body = trigger_body(their_conn, their_token, external_script_id=tag)
+    failure(
+        world.client.post(base(world, other) + "/triggers", json=body, headers=theirs), 404, 12000
+    )
+    # A tag nobody registered yet is theirs to register, and then it is not ours.
+    fresh = "fe" * 16
+    body = trigger_body(their_conn, their_token, external_script_id=fresh)
+    ok(world.client.post(base(world, other) + "/triggers", json=body, headers=theirs))
+    mine = _body(world, fresh)
+    failure(world.client.post(base(world) + "/triggers", json=mine, headers=world.auth), 404, 12000)
+    assert (
+        ok(world.client.get(base(world, other) + "/triggers", headers=theirs))[0][
+            "external_script_id"
+        ]
+        == fresh
+    )
+    # Ours keeps working: its build configuration's view, deploy hooks by name, a second trigger.
+    ok(world.client.post(base(world) + "/triggers", json=_body(world, tag), headers=world.auth))
+    assert (
+        ok(world.client.get(base(world) + f"/workers/{tag}", headers=world.auth))["script_tag"]
+        == tag
+    )
+    hook = {"deploy_hook_name": "nightly", "branch": "main"}
+    hooks = base(world) + "/workers/my-worker/deploy_hooks"
+    ok(world.client.post(hooks, json=hook, headers=world.auth))
+    assert [
+        t["external_script_id"]
+        for t in ok(world.client.get(base(world) + f"/workers/{tag}/triggers", headers=world.auth))
+    ] == [tag, tag]
+
+
+def _body(world: World, tag: str) -> dict[str, object]:
+    return trigger_body(connection(world), build_token(world), external_script_id=tag)
 
 
 def test_patch_is_partial_and_tolerates_unchanged_ids(world: World) -> None:

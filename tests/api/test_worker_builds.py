@@ -218,6 +218,11 @@ BAD_CREATES = [
     (lambda b: _with(b, "", "git_repository", "branch"), "/git_repository/branch"),
     (lambda b: _with(b, "release/*", "git_repository", "branch"), "/git_repository/branch"),
     (lambda b: _with(b, "x", "git_repository", "url"), "/git_repository"),
+    (lambda b: _with(b, "../x", "git_repository", "repo_name"), "/git_repository/repo_name"),
+    (
+        lambda b: _with(b, "a%2fb", "git_repository", "provider_account_name"),
+        "/git_repository/provider_account_name",
+    ),
     (lambda b: _without(b, "production_settings", "deploy_command"), "/production_settings"),
     (lambda b: _without(b, "production_settings", "build_token_uuid"), "/production_settings"),
     (
@@ -253,6 +258,8 @@ BAD_CREATE_IDS = [
     "empty branch",
     "branch pattern",
     "unknown repository field",
+    "repo_name leaving its URL segment",
+    "provider_account_name with an escape",
     "no deploy_command",
     "no build_token_uuid",
     "caching not a boolean",

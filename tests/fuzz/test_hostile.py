@@ -220,6 +220,72 @@ def test_control_characters_in_names_are_refused_with_a_pointer(world: World) ->
     assert ok(world.client.get(url, headers=world.auth)) == trigger
 
 
+def test_control_characters_in_branches_patterns_and_directories_are_refused(
+    world: World,
+) -> None:
+    """Branches, branch and path patterns, root directories, grant ids: single-line, like the
+    names (a newline in a branch forged lines in build logs). Commands and variable values may
+    span lines (scripts, certificates): see test_a_nul_anywhere_in_a_body_is_refused."""
+    b = base(world)
+    hooks = _hook_world(world)
+    trigger = ok(world.client.get(b + "/triggers", headers=world.auth))[0]
+    url = f"{b}/triggers/{trigger['trigger_uuid']}"
+    token = trigger["build_token_uuid"]
+    repo = {
+        "provider_type": "github",
+        "provider_account_id": "41612145",
+        "provider_account_name": "octo-org",
+        "repo_id": "77",
+        "repo_name": "other",
+        "branch": "main",
+    }
+    worker = {
+        "script_tag": "cd" * 16,
+        "git_repository": repo,
+        "production_settings": {
+            "build_command": "",
+            "deploy_command": "npx wrangler deploy",
+            "build_token_uuid": token,
+        },
+    }
+    before = counts(world)
+    for value in CONTROL:
+        settings = {**worker["production_settings"], "root_directory": value}
+        cases: list[tuple[str, str, Any, str]] = [
+            ("PATCH", url, {"branch_includes": ["main", value]}, "/branch_includes/1"),
+            ("PATCH", url, {"branch_excludes": [value]}, "/branch_excludes/0"),
+            ("PATCH", url, {"path_includes": [value]}, "/path_includes/0"),
+            ("PATCH", url, {"path_excludes": [value]}, "/path_excludes/0"),
+            ("PATCH", url, {"root_directory": value}, "/root_directory"),
+            ("POST", url + "/builds", {"branch": value}, "/branch"),
+            ("POST", url + "/explain", {"branch": value, "changed_files": []}, "/branch"),
+            ("POST", hooks, {"deploy_hook_name": "d", "branch": value}, "/branch"),
+            (
+                "POST",
+                b + "/workers",
+                {**worker, "git_repository": {**repo, "branch": value}},
+                "/git_repository/branch",
+            ),
+            (
+                "POST",
+                b + "/workers",
+                {**worker, "git_repository": {**repo, "grant_id": value}},
+                "/git_repository/grant_id",
+            ),
+            (
+                "POST",
+                b + "/workers",
+                {**worker, "production_settings": settings},
+                "/production_settings/root_directory",
+            ),
+        ]
+        for method, target, body, pointer in cases:
+            response = world.client.request(method, target, json=body, headers=world.auth)
+            assert refused(response, what=(body, value))["source"]["pointer"] == pointer
+    assert counts(world) == before
+    assert ok(world.client.get(url, headers=world.auth)) == trigger
+
+
 def test_any_other_unicode_in_names_is_kept_exactly(world: World) -> None:
     b = base(world)
     hooks = _hook_world(world)

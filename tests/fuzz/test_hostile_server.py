@@ -186,6 +186,85 @@ def test_slow_or_silent_clients_are_closed_and_the_server_stays_up(server: Serve
     assert rss_mib(server) - before < 50
 
 
+BODY_TIMEOUT = 2.5  # BUILDSD_BODY_TIMEOUT_SECONDS of the server below: longer than its headers'
+
+
+def dribble(sock: socket.socket, head: bytes, parts: list[bytes], every: float) -> float:
+    """Send the head, then each part `every` seconds apart (stopping if the server closes);
+    seconds from the head until the server's answer began."""
+    sock.sendall(head)
+    started = time.monotonic()
+    for part in parts:
+        readable, _, _ = select.select([sock], [], [], every)
+        if readable:
+            break
+        with contextlib.suppress(OSError):
+            sock.sendall(part)
+    select.select([sock], [], [], CLOSE_WITHIN + BODY_TIMEOUT)
+    return time.monotonic() - started
+
+
+def read_all(sock: socket.socket) -> bytes:
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_a_slow_body_gets_408_and_its_connection_closed(
+    start_server: Callable[..., Server],
+) -> None:
+    """A body sent a byte at a time held its connection forever, on the unauthenticated webhook
+    routes too; now it has BUILDSD_BODY_TIMEOUT_SECONDS from the end of its headers."""
+    server = start_server(
+        BUILDSD_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
+        BUILDSD_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
+        BUILDSD_GITHUB_WEBHOOK_SECRET="s" * 32,
+    )
+    body = json.dumps(
+        {
+            "provider_account_id": "1",
+            "provider_account_name": "o",
+            "provider_type": "github",
+            "repo_id": "1",
+            "repo_name": "r",
+        }
+    ).encode()
+    put = (
+        f"PUT {BUILDS}/repos/connections HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+    ).encode()
+    hook = b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n"
+    sized = b"Content-Length: %d\r\n\r\n" % len(body)
+    chunked = b"Transfer-Encoding: chunked\r\n\r\n"
+    bytewise = [body[i : i + 1] for i in range(len(body))]
+    for head, parts in [
+        (put + sized, bytewise),  # a byte every 0.2 s: would take 20 s
+        (hook + sized, bytewise),
+        (put + chunked, [b"1\r\n{\r\n"] * 100),  # chunks that never end
+        (put + sized, []),  # headers, then silence
+    ]:
+        with connect(server) as sock:
+            waited = dribble(sock, head, parts, 0.2)
+            status, answer = responses(read_all(sock))[0]  # read to the end: it closed
+        assert status == 408, (head, answer)
+        assert answer is not None and answer["success"] is False and answer["result"] is None
+        assert answer["errors"][0]["code"] == 12002
+        assert "did not arrive within 2.5 s" in answer["errors"][0]["error_chain"][0]["message"]
+        assert BODY_TIMEOUT * 0.9 <= waited < BODY_TIMEOUT + CLOSE_WITHIN, waited
+    # Slower than the headers' timeout but within the body's: served.
+    with connect(server) as sock:
+        third = len(body) // 3
+        thirds = [body[:third], body[third : 2 * third], body[2 * third :]]
+        dribble(sock, put + b"Connection: close\r\n" + sized, thirds, 0.6)  # 1.8 s in all
+        assert responses(read_all(sock))[0][0] == 200
+    with httpx.Client(base_url=server.url, headers=AUTH) as client:
+        listed = client.get(BUILDS + "/repos/connections").json()
+    assert listed["result_info"]["total_count"] == 1  # only the one whose body arrived
+    healthy(server)
+
+
 def test_hostile_bodies_and_paths_on_a_real_server(server: Server) -> None:
     before = rss_mib(server)
     url = server.url + BUILDS

@@ -9,7 +9,15 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.api.flows import BUILD_TOKEN_SECRET, base, build, ok
+from tests.api.flows import (
+    BUILD_TOKEN_SECRET,
+    base,
+    build,
+    build_token,
+    connection,
+    ok,
+    trigger_body,
+)
 from tests.conftest import KNOWN_SECRETS
 from tests.runner.conftest import Repo, log_lines, make_trigger, wait_for
 
@@ -106,6 +114,43 @@ def test_an_unknown_branch_fails_at_clone(runner_world, repo: Repo) -> None:
     assert "Failed: git clone exited with code 128" in log_lines(world, queued["build_uuid"])
 
 
+def test_owner_slash_repo_builds_that_owners_repository(runner_world, repo: Repo) -> None:
+    """repo_name "octo-org/my-worker" is my-worker of octo-org, not octo-org/octo-org/…"""
+    world = runner_world()
+    body = trigger_body(
+        connection(world, repo_name="octo-org/my-worker"),
+        build_token(world),
+        build_command="",
+        deploy_command="true",
+    )
+    t = ok(world.client.post(base(world) + "/triggers", json=body, headers=world.auth))
+    queued = build(world, t["trigger_uuid"])
+    done = wait_for(world, queued["build_uuid"])
+    lines = log_lines(world, queued["build_uuid"])
+    assert done["build_outcome"] == "success", lines
+    assert any(line.endswith("/git/octo-org/my-worker.git") for line in lines), lines
+
+
+def test_a_stored_name_leaving_the_template_fails_the_build(runner_world, repo: Repo) -> None:
+    """A row stored before names were checked at the PUT: the build fails, saying why."""
+    world = runner_world()
+    t = make_trigger(world, build_command="", deploy_command="true")
+
+    async def store() -> None:
+        async with world.services.db.transaction() as conn:
+            await conn.run("UPDATE repo_connections SET repo_name = '../../etc/x'")
+
+    world.run(store())
+    queued = build(world, t["trigger_uuid"])
+    assert wait_for(world, queued["build_uuid"])["build_outcome"] == "fail"
+    lines = log_lines(world, queued["build_uuid"])
+    assert not any(line.startswith("Cloning") for line in lines), lines
+    assert any(
+        line.startswith("Failed: repo_name '../../etc/x' cannot be one segment of a clone URL")
+        for line in lines
+    ), lines
+
+
 def test_a_deleted_build_token_fails_with_cloudflares_line(runner_world, repo: Repo) -> None:
     world = runner_world(runner_slots=0)
     t = make_trigger(world, build_command="", deploy_command="true")
@@ -129,6 +174,8 @@ def test_every_form_of_a_secret_is_masked(runner_world, repo: Repo) -> None:
         base64.urlsafe_b64encode(value.encode()).decode().rstrip("="),
         quote(value, safe=""),
         json.dumps(value)[1:-1],
+        value.encode().hex(),
+        value.encode().hex().upper(),
         BUILD_TOKEN_SECRET,
     ]
     printer = (
@@ -136,6 +183,7 @@ def test_every_form_of_a_secret_is_masked(runner_world, repo: Repo) -> None:
         "print('plain=' + v); print('b64=' + base64.b64encode(v.encode()).decode()); "
         "print('b64url=' + base64.urlsafe_b64encode(v.encode()).decode().rstrip('=')); "
         "print('url=' + u.quote(v, safe='')); print('json=' + json.dumps(v)); "
+        "print('hex=' + v.encode().hex()); print('HEX=' + v.encode().hex().upper()); "
         "print('token=' + os.environ['CLOUDFLARE_API_TOKEN'])"
     )
     t = make_trigger(world, build_command=f'python3 -c "{printer}"', deploy_command="true")
@@ -151,7 +199,7 @@ def test_every_form_of_a_secret_is_masked(runner_world, repo: Repo) -> None:
     text = "\n".join(log_lines(world, queued["build_uuid"]))
     for form in forms:
         assert form not in text
-    for name in ("plain", "b64", "b64url", "url", "token"):
+    for name in ("plain", "b64", "b64url", "url", "hex", "HEX", "token"):
         assert f"{name}=********" in text
     assert 'json="********"' in text
 

@@ -18,6 +18,7 @@ from tests.webhooks.conftest import (
     add_trigger,
     connect,
     deliver_github,
+    deliver_gitlab,
     settle,
     worker_builds,
 )
@@ -155,7 +156,7 @@ def test_other_providers_shapes(world: World) -> None:
 
 def test_nul_characters_never_reach_the_database(world: World) -> None:
     add_trigger(world, connect(world), branch_includes=["*"])
-    payload = github_push("ma\u0000in")
+    payload = github_push("main")  # a NUL in the branch: ignored (the test below)
     payload["head_commit"]["message"] = "a\u0000b"
     payload["repository"]["full_name"] = "octo-org/\u0000my-worker"
     accepted(deliver_github(world, payload))
@@ -163,6 +164,31 @@ def test_nul_characters_never_reach_the_database(world: World) -> None:
     [build] = worker_builds(world)
     assert build["build_trigger_metadata"]["branch"] == "main"
     assert build["build_trigger_metadata"]["commit_message"] == "ab"
+
+
+@pytest.mark.parametrize(
+    "branch", ["main\nBuild completed", "a\rb", "x\x1b[2Ky", "d\x7fel", "ma\x00in"]
+)
+def test_a_branch_with_a_control_character_is_ignored_not_built(world: World, branch: str) -> None:
+    """No git ref holds a control character (git check-ref-format): such a delivery is forged,
+    so it is stored as ignored, with the reason, and builds nothing (its branch would have
+    forged lines in the build log)."""
+    add_trigger(world, connect(world), branch_includes=["*"])
+    sent = [
+        deliver_github(world, github_push(branch)),
+        deliver_github(world, github_pull_request(branch=branch), event="pull_request"),
+        deliver_gitlab(world, gitlab_push(branch)),
+        deliver_gitlab(world, gitlab_merge_request(branch=branch), event="Merge Request Hook"),
+    ]
+    for response in sent:
+        ack = accepted(response, "ignored")
+        assert "control character" in ack["reason"] and branch not in ack["reason"]
+    settle(world)
+    assert worker_builds(world) == []
+    assert all(row["branch"] == "" for row in rows(world))
+    accepted(deliver_github(world, github_push("main")))  # a real branch still builds
+    settle(world)
+    assert [b["build_trigger_metadata"]["branch"] for b in worker_builds(world)] == ["main"]
 
 
 # --- property: whatever a signed sender sends, the answer is never a 5xx -------------------------

@@ -107,8 +107,9 @@ async def receive_body(receive: Receive, headers: Mapping[str, str], limit: int)
     size = 0
     while True:
         message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            break
+        if message["type"] != "http.request":  # the client went away (or was sent a 408)
+            # Never the part that came: a truncated body may still be valid JSON.
+            raise InvalidRequestBody("the connection closed before the whole body arrived")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -18,11 +18,13 @@ _ERRORS = {
     401: "Missing or invalid credentials (12005, 12006)",
     403: "Not permitted (10000, 9103)",
     404: "Not found (12000)",
+    408: "Request body not complete within BUILDSD_BODY_TIMEOUT_SECONDS (12002)",
     409: "Conflict (12049 already exists, 13004 not replayable)",
     413: "Request body too large (12002)",
     429: "Rate limited (971; deploy hooks 12051)",
     500: "Internal server error (10001)",
-    503: "Not ready: the database is unreachable or its schema is behind",
+    503: "Unavailable (10001, Retry-After): the database is locked by another process or full; "
+    "for /readyz also unreachable or its schema behind",
 }
 
 # The success answers that are not the envelope: /metrics' text, and the log stream's events.
@@ -49,7 +51,9 @@ def error_statuses(op: Operation) -> list[int]:
     if op.body is not None or op.query is not None:
         found.add(400)
     if op.body is not None:
-        found.add(413)
+        found |= {408, 413}
+    if op.path.startswith("/client/v4/"):
+        found.add(503)  # the database is locked elsewhere or full (every one reads it)
     if _PARAM.findall(op.path):
         found.add(404)
     return sorted(found)

@@ -9,6 +9,10 @@ header was answered 200). The app never sees such requests, so they are settled 
   request yet);
 - headers over `max_header_bytes` bytes or `MAX_HEADER_FIELDS` fields get 431 in the envelope
   (code 6003) and the connection is closed;
+- a body must be complete within `body_timeout` seconds of its headers, else 408 in the
+  envelope (code 12002) and the connection is closed (a body sent a byte a second held its
+  connection, unauthenticated webhook routes included, forever). The same timer as the
+  headers' runs on, so a request whose body arrives with its headers costs nothing more;
 - bytes that are not HTTP get uvicorn's 400, in the envelope (code 6003) rather than as text.
 """
 
@@ -21,7 +25,13 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from buildsd.api.envelope import error_body
-from buildsd.errors import BuildsError, Cause, InvalidRequestHeaders, RequestHeadersTooLarge
+from buildsd.errors import (
+    BodyTimeout,
+    BuildsError,
+    Cause,
+    InvalidRequestHeaders,
+    RequestHeadersTooLarge,
+)
 
 MAX_HEADER_FIELDS = 100  # Apache's LimitRequestFields; real clients send a dozen or two
 # After a refusal: the answer is sent and the sending side shut, and whatever the client still
@@ -33,12 +43,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """One connection; configured by subclassing (see `guarded_protocol`)."""
 
     header_timeout: float = 10.0
+    body_timeout: float = 30.0
     max_header_bytes: int = 64 * 1024
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._in_headers = False
+        self._in_body = False  # headers complete, body not yet: the deadline is the body's
+        self._body_due = 0.0
         self._read = 0  # bytes read while this request's headers were incomplete
         self._header_bytes = 0  # the request line and header fields parsed so far
         self._header_fields = 0
@@ -95,10 +108,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._refusal is not None:
             return
         self._in_headers = False
-        self._stop_deadline()
         self._check(self._header_bytes)
-        if self._refusal is None:  # else the request never reaches the app
-            super().on_headers_complete()
+        if self._refusal is not None:  # the request never reaches the app
+            self._stop_deadline()
+            return
+        super().on_headers_complete()
+        # The deadline runs on for the body until on_message_complete (in the same read when
+        # the body came with the headers): it fires only if the body is slow, and then
+        # re-arms for the body's own due time (see _too_slow).
+        self._in_body = True
+        self._body_due = self.loop.time() + self.body_timeout
+        if self._deadline is not None and self._deadline.when() > self._body_due:
+            self._stop_deadline()
+            self._deadline = self.loop.call_at(self._body_due, self._too_slow)
 
     def on_body(self, body: bytes) -> None:
         if self._refusal is None:
@@ -106,6 +128,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         if self._refusal is None:
+            self._in_body = False
+            self._stop_deadline()
             super().on_message_complete()
 
     def _check(self, size: int) -> None:
@@ -127,8 +151,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _too_slow(self) -> None:
         self._deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
+        if self.transport.is_closing():
+            return
+        if not self._in_body:
+            self.transport.close()  # headers too slow: there is no request to answer
+        elif self.loop.time() < self._body_due:  # the headers' deadline, not the body's
+            self._deadline = self.loop.call_at(self._body_due, self._too_slow)
+        elif self.cycle is None or self.cycle.response_started:
+            self.transport.close()  # answered already (without reading the body)
+        else:
+            # The app waits for the body: it hears the client went away (its answer is
+            # dropped, as for any client that left) and the client hears 408.
+            self._refusal = BodyTimeout(self.body_timeout)
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+            self._answer()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that are not HTTP: in the envelope, not as plain text."""
@@ -157,10 +194,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-def guarded_protocol(header_timeout: float, max_header_bytes: int) -> type[HttpToolsProtocol]:
+def guarded_protocol(
+    header_timeout: float, max_header_bytes: int, body_timeout: float = 30.0
+) -> type[HttpToolsProtocol]:
     """The protocol class to give uvicorn (`http=`), with these limits."""
     return type(
         "BuildsdHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),
-        {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes},
+        {
+            "header_timeout": header_timeout,
+            "max_header_bytes": max_header_bytes,
+            "body_timeout": body_timeout,
+        },
     )

@@ -14,9 +14,10 @@ MIN_SECRET_CHARS = 4
 
 def forms(secret: str) -> set[str]:
     """The secret as it may appear in output: plain, base64 (both alphabets, with and without
-    padding), URL-encoded, JSON-escaped."""
+    padding), URL-encoded, JSON-escaped, and the hex of its UTF-8 bytes (lower and upper case)."""
     raw = secret.encode()
     found = {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)}
+    found |= {raw.hex(), raw.hex().upper()}
     for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
         found |= {encoded, encoded.rstrip("=")}
     return {form for form in found if len(form) >= MIN_SECRET_CHARS}

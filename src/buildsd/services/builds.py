@@ -42,6 +42,7 @@ def log_state(build_uuid: str, account_id: str, status: str, **fields: object) -
 
 LOG_PAGE_LINES = 1000
 MAX_IDS = 20
+MAX_LINE = 2**63 - 1
 
 
 def encode_cursor(seq: int) -> str:
@@ -58,7 +59,8 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidQueryParameter(
             "cursor: not a cursor this server issued", pointer="/cursor"
         ) from exc
-    if line < 0:
+    # A line number is a 64-bit integer in both databases; past it SQLite's driver overflowed.
+    if not 0 <= line <= MAX_LINE:
         raise InvalidQueryParameter("cursor: not a cursor this server issued", pointer="/cursor")
     return line
 

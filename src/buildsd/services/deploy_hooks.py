@@ -12,7 +12,13 @@ from buildsd.errors import AlreadyExists, DeployHookRateLimited, InvalidRequestB
 from buildsd.services.builds import Builds
 from buildsd.services.patterns import branch_builds
 from buildsd.store import builds, deploy_hooks, triggers, workers
-from buildsd.wire import DeployHook, DeployHookRequest, DetailedDeployHook, TriggeredDeployHook
+from buildsd.wire import (
+    CONTROL,
+    DeployHook,
+    DeployHookRequest,
+    DetailedDeployHook,
+    TriggeredDeployHook,
+)
 
 # Product docs: 10 hook-started builds a minute per Worker, 100 per account (D15).
 PER_WORKER = 10
@@ -28,6 +34,8 @@ def _cleaned(body: DeployHookRequest) -> tuple[str, str]:
         raise InvalidRequestBody("deploy_hook_name is blank", pointer="/deploy_hook_name")
     if not branch:
         raise InvalidRequestBody("branch is blank", pointer="/branch")
+    if CONTROL.search(branch):  # a newline in a branch would forge lines in build logs
+        raise InvalidRequestBody("branch holds a control character", pointer="/branch")
     return name, branch
 
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import msgspec
 
-from buildsd import clock
+from buildsd import clock, git
 from buildsd.db import Database
+from buildsd.errors import InvalidRequestBody
 from buildsd.services.grants import Grants
 from buildsd.store import repo_connections
 from buildsd.wire import Page, RepoConnection, UpsertRepoConnectionRequest
+
+
+def check_names(body: msgspec.Struct, pointer: str = "") -> None:
+    """Refused here, at the PUT, rather than at the first build: each name and id fills one
+    path segment of a clone URL (D23), so none may hold `/` (but `owner/repo`), `..` or `%`."""
+    try:
+        git.check_connection(msgspec.structs.asdict(body))
+    except git.CloneURLError as exc:
+        raise InvalidRequestBody(str(exc), pointer=f"{pointer}/{exc.field}") from exc
 
 
 class RepoConnections:
@@ -19,6 +29,7 @@ class RepoConnections:
 
     async def upsert(self, account_id: str, body: UpsertRepoConnectionRequest) -> RepoConnection:
         """404 12000 (RepositoryNotGranted) outside the account's grants, storing nothing."""
+        check_names(body)
         # The upsert is one INSERT … ON CONFLICT: one row whatever the concurrency (D5). No
         # transaction around check and upsert: it cost 10 % of the request's instructions, for
         # a grant revoked in the same instant; matching and autofill check grants again anyway.

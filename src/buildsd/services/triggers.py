@@ -46,7 +46,9 @@ class Triggers:
             now = clock.now()
             await repo_connections.get(conn, account_id, body.repo_connection_uuid.lower())
             await build_tokens.get(conn, account_id, body.build_token_uuid.lower())
-            await workers.ensure(conn, account_id=account_id, tag=body.external_script_id, now=now)
+            tag = body.external_script_id
+            if not await workers.claim(conn, account_id=account_id, tag=tag, now=now):
+                raise NotFound()  # as Cloudflare answers for a Worker this account cannot see
             values: dict[str, Any] = msgspec.structs.asdict(body)
             values.update(
                 trigger_uuid=trigger_uuid,

@@ -13,7 +13,7 @@ from msgspec import Meta, Struct
 
 from buildsd import clock
 from buildsd.errors import InvalidWebhookPayload
-from buildsd.wire import PullRequest, whole
+from buildsd.wire import CONTROL, PullRequest, whole
 
 Provider = Literal["github", "gitlab"]
 # The connections a provider's deliveries may match: Gitea and Forgejo speak GitHub's webhooks
@@ -225,9 +225,17 @@ def _changed(commits: list[_Commit]) -> tuple[str, ...]:
     return tuple(paths)
 
 
+def _checked(branch: str) -> tuple[str | None, str]:
+    """No git ref holds a control character (git check-ref-format), and in a build log one
+    would forge lines: a delivery naming such a branch is ignored, not built."""
+    if CONTROL.search(branch):
+        return None, "the branch name holds a control character: not a git branch, not built"
+    return _clean(branch), ""
+
+
 def _branch_of(ref: str) -> tuple[str | None, str]:
     if ref.startswith("refs/heads/") and len(ref) > len("refs/heads/"):
-        return _clean(ref[len("refs/heads/") :]), ""
+        return _checked(ref[len("refs/heads/") :])
     if ref.startswith("refs/tags/"):
         return None, "tag push: tags do not start builds"
     return None, f"push to {_clean(ref)[:200]!r}, which is not a branch"
@@ -313,6 +321,9 @@ def parse_github(event: str, raw: bytes) -> Event:
         pr: _GitHubPullRequest = _decode(raw, _GitHubPullRequest)
         repo = _github_repo(pr.repository)
         tip = pr.pull_request.head
+        branch, why = _checked(tip.ref)
+        if branch is None:
+            return _ignored(why, repo)
         if pr.action == "closed":  # merged or not
             got = pr.pull_request
             return _closed(repo, tip.ref, tip.sha, got.html_url, (got.created_at, got.closed_at))
@@ -376,6 +387,9 @@ def parse_gitlab(event: str, raw: bytes) -> Event:
         mr: _GitLabMergeRequest = _decode(raw, _GitLabMergeRequest)
         attrs = mr.object_attributes
         repo = _gitlab_repo(mr.project)
+        branch, why = _checked(attrs.source_branch)
+        if branch is None:
+            return _ignored(why, repo)
         if attrs.action in ("close", "merge"):  # no closed_at: updated_at is when it closed
             sha = attrs.last_commit.id if attrs.last_commit else ""
             times = (attrs.created_at, attrs.updated_at)

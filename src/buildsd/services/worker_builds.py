@@ -25,6 +25,7 @@ from buildsd.errors import (
     NotFound,
 )
 from buildsd.services.grants import Grants
+from buildsd.services.repo_connections import check_names
 from buildsd.services.triggers import Triggers
 from buildsd.store import build_tokens, builds, repo_connections, triggers, workers
 from buildsd.wire import (
@@ -119,11 +120,11 @@ class WorkerBuilds:
                 "gitlab_internal needs a grant_id", pointer="/git_repository/grant_id"
             )
         _check_branch(repo.branch, "/git_repository/branch")
+        check_names(repo, "/git_repository")
         tag = body.script_tag
         async with self._db.transaction() as conn:
             now = clock.now()
-            await workers.ensure(conn, account_id=account_id, tag=tag, now=now)
-            if not await workers.lock(conn, account_id, tag):
+            if not await workers.claim(conn, account_id=account_id, tag=tag, now=now):
                 raise NotFound()  # the tag is another account's Worker
             if await triggers.list_by_worker(conn, account_id, tag):
                 raise AlreadyExists()

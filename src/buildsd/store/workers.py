@@ -6,13 +6,15 @@ from buildsd.db import Connection, Row
 from buildsd.store import required
 
 
-async def ensure(conn: Connection, *, account_id: str, tag: str, now: str) -> None:
-    """Register a tag a trigger names; an unknown Worker is known by its tag until renamed."""
+async def claim(conn: Connection, *, account_id: str, tag: str, now: str) -> bool:
+    """Register a tag a trigger names (an unknown Worker is known by its tag until renamed) and
+    lock its row; False when the tag is another account's Worker, which stays theirs (D16)."""
     await conn.run(
         "INSERT INTO workers (tag, account_id, name, created_on) "
         "VALUES (:tag, :account_id, :tag, :now) ON CONFLICT DO NOTHING",
         {"tag": tag, "account_id": account_id, "now": now},
     )
+    return await lock(conn, account_id, tag)
 
 
 async def insert(conn: Connection, *, account_id: str, tag: str, name: str, now: str) -> None:

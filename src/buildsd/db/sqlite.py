@@ -1,63 +1,26 @@
-"""Database access without an ORM: one SQLite connection run inline, or a psycopg 3 async pool.
-
-SQL is written once with `:name` parameters and runs unchanged on both; for psycopg the
-placeholders are rewritten (and cached) to `%(name)s`. Rows are read by column name.
-
-Rule for callers (the services): a transaction never awaits anything but its own statements.
-On SQLite a statement never suspends, so a transaction's body runs within one step of the event
-loop and no other transaction interleaves with it; the transactions of one step then share one
-COMMIT (group commit, SQLiteDatabase.transaction), and each caller resumes after it.
-"""
+"""SQLite: one connection per process, run inline on the event loop, with group commit; a
+lock another process holds is waited out without blocking the loop (_SQLiteConnection.failed)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from buildsd.config import Settings
-
-Row = Mapping[str, Any]
-Params = Mapping[str, Any] | None
-
-
-class Connection(Protocol):
-    """What a store module needs: run a statement and read its rows."""
-
-    dialect: str  # "sqlite" or "postgresql", for the rare statement that differs
-
-    async def one(self, sql: str, params: Params = None) -> Row | None: ...
-    async def all(self, sql: str, params: Params = None) -> list[Row]: ...
-    async def run(self, sql: str, params: Params = None) -> int: ...
-    async def many(self, sql: str, rows: list[dict[str, Any]]) -> None: ...
-
-
-class Database(Protocol):
-    dialect: str
-
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    # async context manager yielding a Connection; exclusive=True also serialises against
-    # every other exclusive transaction on the database (bootstrap, admin changes).
-    def transaction(self, exclusive: bool = False) -> Any: ...
-    def connection(self) -> Any: ...  # async context manager, autocommit per statement
-    async def ping(self) -> None: ...
-
+from buildsd.db.base import Connection, IntegrityError, Params, Probed, Row
+from buildsd.errors import DatabaseBusy, StorageFull
 
 CHECKPOINT_SECONDS = 1.0
-
-
-class IntegrityError(Exception):
-    """A unique or foreign-key constraint refused a write (both drivers map to this)."""
-
-
-# --- SQLite -------------------------------------------------------------------------------------
+# SQLite waits this long inline (the event loop stalls) for a lock another connection holds;
+# past it the wait goes on asynchronously (failed), so the loop never stalls for longer.
+INLINE_BUSY_MS = 1
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_PROBE = "CREATE TABLE buildsd_write_probe (x INTEGER)"
 
 
 RowMaker = Callable[[tuple[Any, ...]], dict[str, Any]]
@@ -81,26 +44,50 @@ def _row_maker(sql: str, cursor: sqlite3.Cursor) -> RowMaker:
     return maker
 
 
+def _primary(exc: sqlite3.Error) -> int:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF
+
+
+def translated(exc: sqlite3.Error, lock_seconds: float) -> Exception:
+    """The error to raise for a driver error: full and busy are the machine's, not a bug."""
+    code = _primary(exc)
+    if code == sqlite3.SQLITE_FULL:
+        return StorageFull()
+    if code in _BUSY:
+        return DatabaseBusy(lock_seconds)
+    return exc
+
+
 class _SQLiteConnection:
     # Rows are plain dicts, as psycopg's dict_row gives: sqlite3.Row finds a column by name with
     # a case-insensitive scan of every column, which made a 50-build page cost 600 µs more.
-    __slots__ = ("_raw",)
+    __slots__ = ("_lock_seconds", "_raw")
     dialect = "sqlite"
 
-    def __init__(self, raw: sqlite3.Connection) -> None:
+    def __init__(self, raw: sqlite3.Connection, lock_seconds: float) -> None:
         self._raw = raw
+        self._lock_seconds = lock_seconds
 
+    # Each statement runs once inline; only when SQLite refuses it does `failed` take over
+    # (a try costs nothing in Python 3.11 until it catches). The first try is spelled out
+    # rather than calling _one/_all/_run: a call per statement was 2 % of a POST build's
+    # instructions (make bench-instructions).
     async def one(self, sql: str, params: Params = None) -> Row | None:
         try:
             cursor = self._raw.execute(sql, params or {})
             row = cursor.fetchone()
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            found: Row | None = await self.failed(exc, self._one, sql, params)
+            return found
         return None if row is None else _row_maker(sql, cursor)(row)
 
     async def all(self, sql: str, params: Params = None) -> list[Row]:
-        cursor = self._raw.execute(sql, params or {})
-        rows = cursor.fetchall()
+        try:
+            cursor = self._raw.execute(sql, params or {})
+            rows = cursor.fetchall()
+        except sqlite3.Error as exc:
+            found: list[Row] = await self.failed(exc, self._all, sql, params)
+            return found
         if not rows:
             return []
         make = _row_maker(sql, cursor)
@@ -109,14 +96,60 @@ class _SQLiteConnection:
     async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         try:
             self._raw.executemany(sql, rows)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            await self.failed(exc, self._raw.executemany, sql, rows)
 
     async def run(self, sql: str, params: Params = None) -> int:
         try:
             return self._raw.execute(sql, params or {}).rowcount
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            count: int = await self.failed(exc, self._run, sql, params)
+            return count
+
+    def _one(self, sql: str, params: Params) -> Row | None:
+        cursor = self._raw.execute(sql, params or {})
+        row = cursor.fetchone()
+        return None if row is None else _row_maker(sql, cursor)(row)
+
+    def _all(self, sql: str, params: Params) -> list[Row]:
+        cursor = self._raw.execute(sql, params or {})
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        make = _row_maker(sql, cursor)
+        return [make(row) for row in rows]
+
+    def _run(self, sql: str, params: Params) -> int:
+        return self._raw.execute(sql, params or {}).rowcount
+
+    async def failed(self, exc: sqlite3.Error, again: Callable[..., Any], *args: Any) -> Any:
+        """What a refused statement becomes: `again(*args)` once a lock held elsewhere is gone.
+
+        SQLite waited only INLINE_BUSY_MS; here the wait goes on between tries without blocking
+        the event loop (every other request, /healthz included, is served meanwhile), up to
+        BUILDSD_SQLITE_LOCK_TIMEOUT_SECONDS, then DatabaseBusy (503). Only outside a
+        transaction: a refused statement had no effect, so trying it again is safe. Inside one
+        the group already holds the write lock, and any refusal ends the transaction at once.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._lock_seconds
+        delay = 0.001
+        while True:
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise IntegrityError(str(exc)) from exc
+            if _primary(exc) not in _BUSY or self._raw.in_transaction:
+                failure = translated(exc, self._lock_seconds)
+                if failure is exc:
+                    raise exc
+                raise failure from exc
+            if loop.time() + delay > deadline:
+                raise DatabaseBusy(self._lock_seconds) from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)  # 1 ms, 2, 4 … then every 50 ms
+            try:
+                return again(*args)
+            except sqlite3.Error as refused:
+                exc = refused
 
 
 class SQLiteDatabase:
@@ -124,9 +157,10 @@ class SQLiteDatabase:
 
     dialect = "sqlite"
 
-    def __init__(self, path: str, synchronous: str = "normal") -> None:
+    def __init__(self, path: str, synchronous: str = "normal", lock_seconds: float = 5.0) -> None:
         self._path = path
         self._synchronous = synchronous
+        self._lock_seconds = lock_seconds
         self._raw: sqlite3.Connection | None = None
         self._conn: _SQLiteConnection | None = None
         self._lock = asyncio.Lock()
@@ -134,6 +168,9 @@ class SQLiteDatabase:
         self._commit_due = False  # its COMMIT waits for the open transaction to end
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
+        # Why the last checkpoint failed (it writes the WAL back into the database file, so it
+        # is the first to find the disk full), or None; set by the checkpoint thread.
+        self._checkpoint_failure: str | None = None
 
     async def open(self) -> None:
         if self._path != ":memory:":
@@ -144,14 +181,14 @@ class SQLiteDatabase:
         raw = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
-        raw.execute("PRAGMA busy_timeout=5000")
+        raw.execute(f"PRAGMA busy_timeout={INLINE_BUSY_MS}")
         raw.execute("PRAGMA foreign_keys=ON")
         # A checkpoint writes the WAL back into the database and fsyncs: tens of milliseconds
         # that would stall every request if the event loop's connection did it. A thread with
         # its own connection does it instead, once a second (readers and writers go on).
         raw.execute("PRAGMA wal_autocheckpoint=0")
         self._raw = raw
-        self._conn = _SQLiteConnection(raw)
+        self._conn = _SQLiteConnection(raw, self._lock_seconds)
         if self._path != ":memory:":
             self._stop_checkpoints = threading.Event()
             self._checkpointer = threading.Thread(
@@ -164,8 +201,14 @@ class SQLiteDatabase:
         conn.execute("PRAGMA busy_timeout=5000")
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
-                with contextlib.suppress(sqlite3.Error):
+                try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    # Busy is someone else's checkpoint; a full disk or an I/O error is ours.
+                    if _primary(exc) not in _BUSY:
+                        self._checkpoint_failure = str(exc)
+                else:
+                    self._checkpoint_failure = None
         finally:
             conn.close()
 
@@ -203,16 +246,22 @@ class SQLiteDatabase:
         async with self._lock:
             raw = conn._raw
             if self._group is None:
-                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:  # another process writes: wait it out
+                    await conn.failed(exc, raw.execute, "BEGIN IMMEDIATE")
                 self._group = asyncio.get_running_loop().create_future()
                 asyncio.get_running_loop().call_soon(self._commit_group)
             group = self._group
             raw.execute("SAVEPOINT tx")
             try:
                 yield conn
-            except BaseException:
-                raw.execute("ROLLBACK TO tx")
-                raw.execute("RELEASE tx")
+            except BaseException as exc:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK TO tx")
+                    raw.execute("RELEASE tx")
+                else:  # SQLite rolled the whole group back (a full disk can): all of it failed
+                    self._fail_group(exc)
                 raise
             else:
                 raw.execute("RELEASE tx")
@@ -234,9 +283,19 @@ class SQLiteDatabase:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 self._raw.execute("ROLLBACK")
-            group.set_exception(exc)
+            failure = translated(exc, self._lock_seconds)
+            failure.__cause__ = None if failure is exc else exc
+            group.set_exception(failure)
         else:
             group.set_result(None)
+
+    def _fail_group(self, exc: BaseException) -> None:
+        """The group's transaction is gone: every transaction in it fails, none was stored."""
+        group, self._group = self._group, None
+        if group is not None and not group.done():
+            failure = exc if isinstance(exc, Exception) else StorageFull("the transaction ended")
+            group.set_exception(failure)
+            group.exception()  # retrieved: the one that failed raises it itself
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -245,119 +304,25 @@ class SQLiteDatabase:
     async def ping(self) -> None:
         await self._connection().one("SELECT 1")
 
+    async def probe_write(self) -> None:
+        """The write lock, and a page allocated and rolled back; a failing checkpoint too.
 
-# --- PostgreSQL ---------------------------------------------------------------------------------
-
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-
-
-def to_pyformat(sql: str, _cache: dict[str, str] = {}) -> str:  # noqa: B006 - deliberate memo
-    """`:name` placeholders → psycopg's `%(name)s` (literal % doubled); memoised per statement."""
-    converted = _cache.get(sql)
-    if converted is None:
-        converted = _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
-        _cache[sql] = converted
-    return converted
-
-
-class _PostgresConnection:
-    __slots__ = ("_raw",)
-    dialect = "postgresql"
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-
-    async def one(self, sql: str, params: Params = None) -> Row | None:
-        from psycopg import errors
-
-        try:
-            cursor = await self._raw.execute(to_pyformat(sql), params or {})
-        except errors.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
-        row: Row | None = await cursor.fetchone()
-        return row
-
-    async def all(self, sql: str, params: Params = None) -> list[Row]:
-        cursor = await self._raw.execute(to_pyformat(sql), params or {})
-        rows: list[Row] = await cursor.fetchall()
-        return rows
-
-    async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
-        from psycopg import errors
-
-        try:
-            async with self._raw.cursor() as cursor:
-                await cursor.executemany(to_pyformat(sql), rows)
-        except errors.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
-
-    async def run(self, sql: str, params: Params = None) -> int:
-        from psycopg import errors
-
-        try:
-            cursor = await self._raw.execute(to_pyformat(sql), params or {})
-        except errors.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
-        count: int = cursor.rowcount
-        return count
-
-
-class PostgresDatabase:
-    """A psycopg 3 async pool; statements are prepared by psycopg after a few uses."""
-
-    dialect = "postgresql"
-
-    def __init__(self, url: str, pool_size: int = 10) -> None:
-        self._url = "postgresql://" + url.split("://", 1)[1]
-        self._pool_size = pool_size
-        self._pool: Any = None
-
-    async def open(self) -> None:
-        from psycopg.rows import dict_row
-        from psycopg_pool import AsyncConnectionPool
-
-        self._pool = AsyncConnectionPool(
-            self._url,
-            min_size=1,
-            max_size=self._pool_size,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            open=False,
-        )
-        await self._pool.open(wait=True, timeout=10)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-
-    @asynccontextmanager
-    async def transaction(self, exclusive: bool = False) -> AsyncIterator[Connection]:
-        async with self._pool.connection() as raw, raw.transaction():
-            conn = _PostgresConnection(raw)
-            if exclusive:
-                await conn.run("SELECT pg_advisory_xact_lock(8700)")
-            yield conn
-
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        async with self._pool.connection() as raw:
-            yield _PostgresConnection(raw)
-
-    async def ping(self) -> None:
-        async with self.connection() as conn:
-            await conn.one("SELECT 1")
+        SQLite writes a transaction to the WAL at its COMMIT and grows the database file at
+        the checkpoint, so on a full disk small commits may still fit the WAL while the
+        checkpoints fail: those failures count (they come first), and so does a page that
+        cannot be allocated (a size limit: PRAGMA max_page_count).
+        """
+        if self._checkpoint_failure is not None:
+            raise StorageFull(f"the database file cannot grow ({self._checkpoint_failure})")
+        with contextlib.suppress(Probed):
+            async with self.transaction() as conn:
+                await conn.run(_PROBE)  # a new table's root page
+                raise Probed
 
 
 def sqlite_path(url: str) -> str:
     """sqlite:///relative.db, sqlite:////abs/path.db or sqlite:///:memory: → a file path."""
     return url.split(":///", 1)[1] if ":///" in url else ":memory:"
-
-
-def create_database(settings: Settings) -> Database:
-    url = settings.resolved_database_url
-    if url.startswith("sqlite:"):
-        return SQLiteDatabase(sqlite_path(url), settings.sqlite_synchronous)
-    return PostgresDatabase(url, settings.database_pool_size)
 
 
 def sqlite_backup(source: str, destination: str) -> None:
