@@ -106,6 +106,13 @@ def test_a_grant_listing_repositories_refuses_the_others(world: World, two: Worl
     assert stored_connections(world) == [{"account_id": world.account, "repo_id": "562843111"}]
 
 
+def test_a_listed_repository_may_be_named_owner_slash_repo(world: World, two: World) -> None:
+    """`octo-org/my-worker` is `my-worker` of octo-org (D23), so the grant listing it covers it."""
+    world.grant(repos=(("562843111", "my-worker"),))
+    ok(put(world, connection_body(repo_name="octo-org/my-worker")))
+    failure(put(world, connection_body(repo_name="octo-org/other-repo")), 404, 12000)
+
+
 def test_one_account_or_grants_all_grants_everything(make_world) -> None:
     alone = make_world()
     ok(put(alone, connection_body(provider_account_id="7", provider_account_name="anyone")))

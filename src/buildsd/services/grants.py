@@ -57,7 +57,8 @@ def allows_connection(grant: Grant, connection: Mapping[str, str]) -> bool:
         return False
     return grant.repository_selection == "all" or any(
         repo.repo_id == connection["repo_id"]
-        and _same_name(repo.repo_name, connection["repo_name"])
+        # `owner/repo` names repo of that owner (D23; another owner was refused already)
+        and _same_name(repo.repo_name, connection["repo_name"].rpartition("/")[2])
         for repo in grant.repositories
     )
 
