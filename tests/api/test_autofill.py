@@ -3,6 +3,7 @@ against real git repositories cloned by file://."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -330,7 +331,8 @@ def test_owner_slash_repo_and_encoded_names_are_cloned(
     assert ok(autofill(git_world))["default_worker_name"] == "my-worker"
     odd = make_repo(tmp_path / "odd")
     odd.commit({"wrangler.toml": 'name = "odd"\n'}, "c")
-    (tmp_path / "git" / "octo-org" / "my worker@#1.git").symlink_to(odd.bare)
+    # Inside the template's root (bound into the clone's sandbox), not a link out of it.
+    shutil.copytree(odd.bare, tmp_path / "git" / "octo-org" / "my worker@#1.git")
     connection(git_world, repo_id=REPO_ID, repo_name="my worker@#1")
     assert ok(autofill(git_world))["default_worker_name"] == "odd"
 

@@ -136,6 +136,8 @@ def test_another_accounts_worker_tag_is_404_and_stays_theirs(world: World) -> No
     tag = str(world.run(world.services.workers.create(world.account, "my-worker")))
     ok(world.client.post(base(world) + "/triggers", json=_body(world, tag), headers=world.auth))
     other = world.new_account()
+    world.grant()  # two accounts: each connects what it was granted (D21)
+    world.grant(other, owner_id="41612145", owner="o")
     theirs = world.bearer(world.new_token(account=other))
     their_conn = ok(
         world.client.put(

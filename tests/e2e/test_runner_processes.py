@@ -50,7 +50,9 @@ def result(response: httpx.Response):
     return response.json()["result"]
 
 
-def make_trigger(client: httpx.Client, build_command: str, deploy_command: str = "true") -> str:
+def make_trigger(
+    client: httpx.Client, build_command: str, deploy_command: str = "true", tag: str = TAG
+) -> str:
     conn = result(
         client.put(
             "/repos/connections",
@@ -77,7 +79,7 @@ def make_trigger(client: httpx.Client, build_command: str, deploy_command: str =
         client.post(
             "/triggers",
             json={
-                "external_script_id": TAG,
+                "external_script_id": tag,
                 "repo_connection_uuid": conn["repo_connection_uuid"],
                 "build_token_uuid": token["build_token_uuid"],
                 "trigger_name": "t",
@@ -282,7 +284,7 @@ def test_a_worker_routes_a_stored_per_account_delivery(start_server, env, tmp_pa
         timeout=30,
     )
     with theirs:
-        make_trigger(theirs, "true")
+        make_trigger(theirs, "true", tag="b" * 32)  # a tag is one account's (D16)
     server.stop()
     push = github_push("main", repo_id=1)
     push["repository"]["owner"]["id"] = 1  # make_trigger's owner, which both were granted
