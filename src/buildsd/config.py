@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # PostgreSQL the replicas share them in the database, on SQLite the one process counts.
     redis_url: str = ""
     max_body_bytes: int = 1024 * 1024
+    # A Worker upload (PUT /workers/scripts/{name}, POST .../versions): Cloudflare's size limit
+    # for a paid plan's Worker. Larger gets 413 10027.
+    max_script_bytes: int = 10 * 1024 * 1024
     # A request's line and headers: larger gets 431; not complete within the timeout (counted
     # from the connection or the request's first byte) closes the connection (api/protocol.py).
     max_header_bytes: int = 64 * 1024
@@ -146,6 +149,8 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
     if settings.max_body_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_BODY_BYTES must be at least 1024")
+    if settings.max_script_bytes < 1024:
+        raise ConfigError("BUILDSD_MAX_SCRIPT_BYTES must be at least 1024")
     if settings.max_header_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_HEADER_BYTES must be at least 1024")
     if settings.header_timeout_seconds <= 0:

@@ -46,9 +46,9 @@ def error_statuses(op: Operation) -> list[int]:
     found = {429, 500, *op.errors}  # every request can be rate limited or fail unexpectedly
     if op.access != "none":
         found |= {400, 401, 403}  # malformed, missing or insufficient credentials
-    if op.body is not None or op.query is not None:
+    if op.body is not None or op.query is not None or op.upload:
         found.add(400)
-    if op.body is not None:
+    if op.body is not None or op.upload:
         found.add(413)
     if _PARAM.findall(op.path):
         found.add(404)
@@ -125,6 +125,11 @@ def document(operations: tuple[Operation, ...]) -> dict[str, Any]:
             entry["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": result_schema[id(op.body)]}},
+            }
+        if op.upload:  # a Worker upload: a metadata part and the script's files
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": {"type": "object"}}},
             }
         paths.setdefault(op.path, {})[op.method.lower()] = entry
 
