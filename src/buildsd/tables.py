@@ -137,7 +137,8 @@ workers = Table(
     Column("modified_on", TIME, nullable=True),
     Column("etag", String(64), nullable=True),
     Column("script", Text, nullable=True),
-    Column("deployment_id", UUID, nullable=True),  # the latest deployment
+    # The latest deployment's (leading) version: what Cloudflare calls the script's deployment_id.
+    Column("deployment_id", UUID, nullable=True),
     # The script's workers.dev route and its previews (PUT /scripts/{name}/subdomain).
     Column("subdomain_enabled", Boolean, nullable=False, server_default=text("true")),
     Column("previews_enabled", Boolean, nullable=False, server_default=text("true")),

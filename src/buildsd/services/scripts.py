@@ -350,7 +350,9 @@ class Scripts:
             tag=row["tag"],
             script=msgspec.json.encode(state).decode(),
             etag=version["etag"],
-            deployment_id=deployment_id,
+            # Cloudflare's script `deployment_id` is the deployed version's id: wrangler prints
+            # an upload's `deployment_id` as its "Current Version ID".
+            deployment_id=leading,
             now=now,
         )
         return deployment_id
