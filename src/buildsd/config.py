@@ -69,6 +69,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     git_timeout_seconds: int = 300
     # Package-manager caches kept per trigger (build_caching_enabled); purged past this size.
     build_cache_max_bytes: int = 10 * 1024**3
+    # Where a build's `wrangler deploy` goes (D25): "cloudflare" leaves wrangler alone; "self"
+    # gives the build CLOUDFLARE_API_BASE_URL of this buildsd (deploy_api_url, or else
+    # http://host:port/client/v4 with a wildcard host read as 127.0.0.1).
+    deploy_target: Literal["cloudflare", "self"] = "cloudflare"
+    deploy_api_url: str = ""
     # Push webhooks (docs/webhooks.md): unset refuses every delivery from that provider (503).
     github_webhook_secret: str | None = None
     gitlab_webhook_token: str | None = None
@@ -87,6 +92,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_path / 'buildsd.sqlite3').resolve()}"
+
+    @property
+    def self_api_url(self) -> str:
+        """The v4 base URL a build reaches this buildsd at (BUILDSD_DEPLOY_TARGET=self)."""
+        if self.deploy_api_url:
+            return self.deploy_api_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host  # noqa: S104
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/client/v4"
 
     @property
     def is_sqlite(self) -> bool:

@@ -4,13 +4,16 @@ CLOUDFLARE_API_BASE_URL changed: deploy, versions upload, deployments list, whoa
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.api.flows import connection_body, trigger_body
 from tests.conftest import ACCOUNT
 from tests.e2e.test_cli import buildsd, last_line
+from tests.gitrepo import make_repo
 from tests.wrangler import Wrangler, install, make_project
 
 pytestmark = pytest.mark.slow
@@ -92,3 +95,69 @@ def test_wrangler_reports_a_token_without_workers_scripts(
     done = wrangler.run("deploy", check=False)
     assert done.returncode != 0
     assert "Authentication error [code: 10000]" in done.stdout + done.stderr
+
+
+def test_a_build_deploys_to_buildsd_and_is_found_by_its_version(
+    env: dict[str, str], start_server, tmp_path: Path
+) -> None:
+    """A client that starts from a Worker's name (list scripts → tag → connection → token →
+    trigger → build → logs), whose build runs `wrangler deploy` against this buildsd (D25)."""
+    node, wrangler_js = install()
+    repo = make_repo(tmp_path)
+    make_project(repo.work, name="name-in-the-repo")  # WRANGLER_CI_OVERRIDE_NAME wins
+    repo.commit({}, "A Worker")
+    token = last_line(
+        buildsd(
+            env,
+            *("tokens", "create", "--account", ACCOUNT),
+            *("--permission", "Workers Scripts Write", "--permission", "Workers CI Write"),
+        )
+    )
+    buildsd(env, "workers", "create", "my-worker", "--account", ACCOUNT)
+    server = start_server(
+        BUILDSD_RUNNER_SLOTS="1",
+        BUILDSD_DEPLOY_TARGET="self",
+        BUILDSD_GIT_URL_GITHUB=f"file://{tmp_path}/git/{{provider_account_name}}/{{repo_name}}.git",
+    )
+    api = httpx.Client(
+        base_url=f"{server.url}/client/v4/accounts/{ACCOUNT}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    scripts = api.get("/workers/scripts").json()["result"]
+    tag = next(script["tag"] for script in scripts if script["id"] == "my-worker")
+    connection = api.put("/builds/repos/connections", json=connection_body()).json()["result"]
+    build_token = api.post(
+        "/builds/tokens",
+        json={
+            "build_token_name": "deploy",
+            "build_token_secret": token,
+            "cloudflare_token_id": "4f2c8e9a1b3d5f7e9a1b3c5d7e9f1a2b",
+        },
+    ).json()["result"]
+    deploy = f"WRANGLER_SEND_METRICS=false WRANGLER_HIDE_BANNER=true {node} {wrangler_js} deploy"
+    made = api.post(
+        "/builds/triggers",
+        json={
+            **trigger_body(connection, build_token, build_command="", deploy_command=deploy),
+            "external_script_id": tag,
+        },
+    ).json()["result"]
+    build = api.post(f"/builds/triggers/{made['trigger_uuid']}/builds", json={"branch": "main"})
+    build_uuid = build.json()["result"]["build_uuid"]
+    deadline = time.monotonic() + 120
+    while (got := api.get(f"/builds/builds/{build_uuid}").json()["result"])["status"] != "stopped":
+        assert time.monotonic() < deadline, "the build did not stop in 120 s"
+        time.sleep(0.2)
+    lines = [
+        text for _, text in api.get(f"/builds/builds/{build_uuid}/logs").json()["result"]["lines"]
+    ]
+    assert got["build_outcome"] == "success", "\n".join(lines)
+    printed = next(re.search(UUID, line)[0] for line in lines if "Current Version ID" in line)
+
+    # The version wrangler made here, under the connected Worker's name and tag.
+    deployed = api.get("/workers/scripts/my-worker/deployments").json()["result"]["deployments"]
+    assert deployed[0]["versions"][0]["version_id"] == printed
+    assert [s["id"] for s in api.get("/workers/scripts").json()["result"]] == ["my-worker"]
+    found = api.get("/builds/builds", params={"version_ids": printed}).json()["result"]
+    assert found["builds"][printed]["build_uuid"] == build_uuid
