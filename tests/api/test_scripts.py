@@ -155,7 +155,7 @@ def test_settings_subdomains_versions_deployments_and_delete(scripts_world: Worl
     made = ok(world.client.post(f"{script}/deployments", json=shares, headers=world.auth))
     assert made["versions"] == [{"version_id": version["id"], "percentage": 100.0}]
     listed = ok(world.client.get(f"{script}/deployments", headers=world.auth))["deployments"]
-    assert [item["id"] for item in listed][0] == made["id"] and len(listed) == 2
+    assert listed[0]["id"] == made["id"] and len(listed) == 2
     assert ok(world.client.get(f"{script}/deployments/{made['id']}", headers=world.auth)) == made
     service = ok(world.client.get(f"{workers(world)}/services/my-worker", headers=world.auth))
     assert service["default_environment"]["script"]["deployment_id"] == version["id"]
