@@ -63,7 +63,7 @@ class ScriptSettings(Struct):
     tail_consumers: list[dict[str, Any]] | None
 
 
-class ScriptSettingsPatch(Struct, forbid_unknown_fields=False):
+class ScriptSettingsPatch(Struct, forbid_unknown_fields=True):
     logpush: bool | UnsetType = UNSET
     observability: dict[str, Any] | UnsetType | None = UNSET
     tags: list[str] | UnsetType | None = UNSET
@@ -109,7 +109,7 @@ class Service(Struct):
     environments: list[Environment]
 
 
-class Subdomain(Struct):
+class Subdomain(Struct, forbid_unknown_fields=True):
     subdomain: SubdomainName
 
 

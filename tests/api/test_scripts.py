@@ -3,38 +3,14 @@ its auth failures, a bad body, an unknown id and another account's id."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from tests.api.flows import failure, ok
+from tests.api.flows import BOUNDARY, META, failure, form, ok
 from tests.conftest import World
 
 SCRIPTS_WRITE = "Workers Scripts Write"
-MODULE = b'export default { async fetch() { return new Response("hi"); } };\n'
-BOUNDARY = "----buildsd-test-boundary"
-
-
-def form(metadata: dict[str, Any], files: dict[str, bytes] | None = None) -> tuple[bytes, str]:
-    """A multipart Worker upload as wrangler sends it: metadata, then the modules."""
-    files = {"index.js": MODULE} if files is None else files
-    chunks = [
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="metadata"\r\n'
-        f"Content-Type: application/json\r\n\r\n{json.dumps(metadata)}\r\n".encode()
-    ]
-    for name, content in files.items():
-        chunks.append(
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}"'
-            f"\r\nContent-Type: application/javascript+module\r\n\r\n".encode()
-            + content
-            + b"\r\n"
-        )
-    chunks.append(f"--{BOUNDARY}--\r\n".encode())
-    return b"".join(chunks), f"multipart/form-data; boundary={BOUNDARY}"
-
-
-META = {"main_module": "index.js", "compatibility_date": "2025-01-01", "bindings": []}
 
 
 def workers(world: World, account: str | None = None) -> str:

@@ -323,7 +323,8 @@ class Identity:
                     owner_type="user",
                     user_id=admin_id,
                     account_id=account_id,
-                    permissions=[CI_WRITE["name"]],
+                    # Builds and the Workers platform calls: wrangler deploys with it too (D24).
+                    permissions=[CI_WRITE["name"], SCRIPTS_WRITE["name"]],
                     expires_on=None,
                     now=now,
                 )
