@@ -150,6 +150,15 @@ workers = Table(
 
 # --- the Workers platform calls around Builds (migration 0014, D24) -----------------------------
 
+# How many Workers each account has, so the scripts list page costs the same at 10 or 10,000
+# (D10). Kept by database triggers on workers (migration 0014), as account_connection_counts is.
+account_worker_counts = Table(
+    "account_worker_counts",
+    metadata,
+    Column("account_id", HEX32, primary_key=True),
+    Column("worker_count", BigInteger, nullable=False),
+)
+
 worker_versions = Table(
     "worker_versions",
     metadata,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.flows import BOUNDARY, META, failure, form, ok
+from tests.api.flows import BOUNDARY, META, failure, form, ok, trigger
 from tests.conftest import World
 
 SCRIPTS_WRITE = "Workers Scripts Write"
@@ -83,6 +83,31 @@ def test_list_pages(scripts_world: World) -> None:
     }
     bad = world.client.get(f"{workers(world)}/scripts?per_page=0", headers=world.auth)
     failure(bad, 400, 12013)
+
+
+def test_the_lists_total_counts_every_way_a_worker_comes_and_goes(scripts_world: World) -> None:
+    """The total is the account's kept counter (migration 0014's triggers): an upload, a
+    trigger naming a new tag, the CLI, a delete; another account's Workers apart. The fixture
+    checks at the end that every account's counter equals its Workers."""
+    world = scripts_world
+
+    def total(account: World) -> int:
+        listed = account.client.get(f"{workers(account)}/scripts", headers=account.auth).json()
+        return int(listed["result_info"]["total_count"])
+
+    ok(upload(world, "first"))
+    trigger(world)  # its external_script_id registers a Worker by tag
+    world.run(world.services.workers.create(world.account, "by-cli"))
+    assert total(world) == 3
+    other = world.new_account("second team")
+    theirs = World(
+        world.client, world.services, other, world.new_token(SCRIPTS_WRITE, account=other)
+    )
+    ok(upload(theirs, "first"))
+    assert total(theirs) == 1
+    ok(world.client.delete(f"{workers(world)}/scripts/first", headers=world.auth))
+    ok(upload(world, "by-cli"))  # a known Worker's next version: no new Worker
+    assert total(world) == 2 and total(theirs) == 1
 
 
 def test_settings_subdomains_versions_deployments_and_delete(scripts_world: World) -> None:

@@ -195,6 +195,8 @@ def test_builds_made_before_the_upgrade_are_marked_too(
             + "DROP TRIGGER repo_connections_count_insert;"
             + "DROP TRIGGER repo_connections_count_update;"
             + "DROP TABLE account_connection_counts; DROP TABLE rate_limit_buckets;"
+            + "DROP TRIGGER workers_count_insert; DROP TRIGGER workers_count_delete;"
+            + "DROP TABLE account_worker_counts;"
             + "DROP TABLE worker_version_parts; DROP TABLE worker_deployments;"
             + "DROP TABLE worker_versions; DROP TABLE workers_subdomains;"
             + "DROP INDEX ix_workers_account_id_created_on_tag;"

@@ -28,8 +28,10 @@ async def page(conn: Connection, account_id: str, page: Page) -> list[Row]:
 
 
 async def count(conn: Connection, account_id: str) -> int:
+    """The account's Workers: its counter row (migration 0014), not a COUNT(*) over them."""
     row = await conn.one(
-        "SELECT COUNT(*) AS n FROM workers WHERE account_id = :account_id",
+        "SELECT COALESCE(MAX(worker_count), 0) AS n FROM account_worker_counts "
+        "WHERE account_id = :account_id",
         {"account_id": account_id},
     )
     return int(row["n"]) if row else 0

@@ -1,7 +1,10 @@
 """The Workers platform calls around Builds (D24): scripts, versions, deployments, subdomains.
 
 The `workers` table stays THE Worker: it gains the script's columns (null until a script is
-uploaded), and versions and deployments hang off its tag.
+uploaded), and versions and deployments hang off its tag. account_worker_counts holds each
+account's number of Workers, kept by triggers on workers (as 0010 keeps connection counts), so
+the scripts list reads its total from one row: COUNT(*) over the account's index entries made
+a page at 10,000 Workers cost 5.5 × the instructions of one at 10 (make bench-instructions).
 
 Revision ID: 0014
 Revises: 0011
@@ -16,6 +19,32 @@ branch_labels = None
 depends_on = None
 
 TIME = sa.String(24)
+
+_BUMP = (
+    "INSERT INTO account_worker_counts (account_id, worker_count) VALUES ({account}, {delta}) "
+    "ON CONFLICT (account_id) DO UPDATE "
+    "SET worker_count = account_worker_counts.worker_count + excluded.worker_count"
+)
+# A Worker never changes account (its tag is the registering account's), so an insert and a
+# delete are all the counter has to see; tests/conftest.py checks it after every test.
+_SQLITE = [
+    "CREATE TRIGGER workers_count_insert AFTER INSERT ON workers BEGIN "
+    + _BUMP.format(account="NEW.account_id", delta="1")
+    + "; END",
+    "CREATE TRIGGER workers_count_delete AFTER DELETE ON workers BEGIN "
+    + _BUMP.format(account="OLD.account_id", delta="-1")
+    + "; END",
+]
+_POSTGRESQL = [
+    "CREATE FUNCTION workers_count() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF TG_OP = 'INSERT' THEN "
+    + _BUMP.format(account="NEW.account_id", delta="1")
+    + "; ELSE "
+    + _BUMP.format(account="OLD.account_id", delta="-1")
+    + "; END IF; RETURN NULL; END $$",
+    "CREATE TRIGGER workers_count AFTER INSERT OR DELETE ON workers "
+    "FOR EACH ROW EXECUTE FUNCTION workers_count()",
+]
 
 
 def upgrade() -> None:
@@ -99,3 +128,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", name="pk_workers_subdomains"),
         sa.UniqueConstraint("subdomain", name="uq_workers_subdomains_subdomain"),
     )
+    op.create_table(
+        "account_worker_counts",
+        sa.Column("account_id", sa.String(32), nullable=False),
+        sa.Column("worker_count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("account_id", name="pk_account_worker_counts"),
+    )
+    op.execute(
+        "INSERT INTO account_worker_counts (account_id, worker_count) "
+        "SELECT account_id, COUNT(*) FROM workers GROUP BY account_id"
+    )
+    for statement in _SQLITE if op.get_bind().dialect.name == "sqlite" else _POSTGRESQL:
+        op.execute(statement)
