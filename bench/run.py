@@ -118,7 +118,7 @@ Measured {date} on {machine}.
 {notes}## How to run
 
 ```sh
-make bench                                   # every scenario, 10 s each (about 7 minutes)
+make bench                                   # every scenario, 10 s each (about 8 minutes)
 make bench BENCH_ARGS="--duration 5"         # shorter runs
 make bench BENCH_ARGS="--scenarios bare,upsert --skip-postgres"
 make bench BENCH_ARGS="--scenarios bare,build-create,build-list,queue-latency,log-ingest"
