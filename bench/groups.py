@@ -9,14 +9,14 @@ import time
 import traceback
 from typing import Any
 
-from bench import builds, sandbox, servers, webhooks, wrk
+from bench import builds, sandbox, scripts, servers, webhooks, wrk
 from bench.client import BUILDS, Client
 from bench.machine import busy_cpu_seconds, load_cpu_seconds
 from bench.report import Outcome, describe_errors
 
 REPOS = 10_000
 # The order the groups run in (the table keeps the order of report.SCENARIOS).
-ORDER = ("bare", "sqlite", "postgres", "builds", "runner", "webhooks", "sandbox")
+ORDER = ("bare", "sqlite", "postgres", "builds", "scripts", "runner", "webhooks", "sandbox")
 # What a set-up or a measurement may raise that fails one scenario, not the whole run.
 FAILURES = (servers.ServerError, wrk.WrkError, OSError, http.client.HTTPException)
 
@@ -57,27 +57,37 @@ class Meter:
 
 
 def measure(
-    server: servers.Server, outcome: Outcome, args: argparse.Namespace, context: dict[str, str]
+    server: servers.Server,
+    outcome: Outcome,
+    args: argparse.Namespace,
+    context: dict[str, str],
+    token: str = servers.TOKEN,
 ) -> None:
     """Warm up and load one wrk scenario, after checking it answers what it should."""
     scenario = outcome.scenario
-    path = BUILDS + scenario.path.format(**context)
+    path = scenario.path.format(**context)
+    if not path.startswith("/client/"):
+        path = BUILDS + path
     servers.probe(server, "/readyz", auth=False)
     if scenario.builds:
         builds.check_list(server, builds.TAG_LIST[scenario.builds], scenario.builds)
     elif scenario.method == "GET":
-        servers.probe(server, path, auth=scenario.auth, expect_count=scenario.expect_count)
+        servers.probe(
+            server, path, auth=scenario.auth, expect_count=scenario.expect_count, token=token
+        )
+    body = f"@{scripts.bundle_file()}" if scenario.bundle else scenario.body
 
     def load(seconds: float) -> wrk.WrkResult:
         return wrk.run(
             server.base_url + path,
             method=scenario.method,
-            token=servers.TOKEN if scenario.auth else None,
+            token=token if scenario.auth else None,
             repos=REPOS,
             duration=seconds,
             connections=args.connections,
             threads=args.threads,
-            body=scenario.body,
+            body=body,
+            content_type=scripts.CONTENT_TYPE if scenario.bundle else "application/json",
         )
 
     if args.warmup > 0:
@@ -134,6 +144,8 @@ def run_group(
     """Start the group's server once (twice for builds) and run its scenarios on it, in order."""
     if group == "builds":
         _run_builds(outcomes, args)
+    elif group == "scripts":
+        _run_scripts(outcomes, args)
     elif group == "runner":
         _run_runner(outcomes)
     elif group == "webhooks":
@@ -213,6 +225,55 @@ def _run_builds(outcomes: list[Outcome], args: argparse.Namespace) -> None:
             print(f"  builds: restarted, pid {server.process.pid} on {server.base_url}", flush=True)
             # The lists first: POST build then adds builds (to another Worker) as it is loaded.
             _measure_each(server, lists + others, args, context)
+
+
+def _run_scripts(outcomes: list[Outcome], args: argparse.Namespace) -> None:
+    """The scripts list page at 10 and at 10,000 Workers (two accounts of one database), then
+    the 1 MiB upload, on a server without a runner.
+
+    Each account gets its Workers by small uploads over HTTP; with the server stopped, the
+    second account's one Worker is copied into 10,000 straight into its SQLite file; then the
+    server starts again on the same data and is loaded.
+    """
+    lists = [o for o in outcomes if o.scenario.key.startswith("script-list")]
+    with servers.scratch("scripts") as workdir:
+        data = workdir / "data"
+        start = functools.partial(
+            servers.running, "scripts", "buildsd", runner_slots=_slots(outcomes), workdir=workdir
+        )
+        context, tokens = {"account_10k": ""}, {}
+        if lists:
+            with start() as server:
+                print(f"  scripts: pid {server.process.pid} on {server.base_url}", flush=True)
+                account, token = scripts.second_account(data)
+                context["account_10k"], tokens["script-list-10k"] = account, token
+                with Client(server) as client:
+                    names = [f"listed-{n:02d}" for n in range(scripts.LIST_SMALL)]
+                    scripts.upload_small(client, servers.ACCOUNT_ID, names)
+                with Client(server, token=token) as client:
+                    scripts.upload_small(client, account, ["seeded-00000"])
+            seconds = scripts.seed_workers(data / "buildsd.sqlite3", account, scripts.LIST_LARGE)
+            print(f"  scripts: seeded {scripts.LIST_LARGE:,} Workers in {seconds:.1f} s")
+            for outcome in lists:
+                outcome.setup["seeded_workers_s"] = round(seconds, 2)
+        with start() as server:
+            print(f"  scripts: pid {server.process.pid} on {server.base_url}", flush=True)
+            # The lists first: the upload adds a Worker to the first account.
+            for outcome in lists + [o for o in outcomes if o not in lists]:
+                key = outcome.scenario.key
+                token = tokens.get(key, servers.TOKEN)
+                try:
+                    with Client(server, token=token) as client:
+                        if key == "script-upload":
+                            scripts.check_upload(client)
+                        else:
+                            large = key == "script-list-10k"
+                            account = context["account_10k"] if large else servers.ACCOUNT_ID
+                            count = scripts.LIST_LARGE if large else scripts.LIST_SMALL
+                            scripts.check_list(client, account, count)
+                    measure(server, outcome, args, context, token)
+                except FAILURES as exc:
+                    _failed(outcome, exc, server)
 
 
 def _run_runner(outcomes: list[Outcome]) -> None:

@@ -47,6 +47,9 @@ SCENARIOS: dict[str, tuple[str, str, bytes]] = {
     ),
     "build-create": ("POST", "/triggers/{trigger_uuid}/builds", b'{"branch":"main"}'),
     "build-list": ("GET", "/workers/{tag}/builds?per_page=50", b""),
+    # The scripts list page (10 Workers to a page) of an account with 10 and with 10,000.
+    "script-list-10": ("GET", "{scripts_list}", b""),
+    "script-list-10k": ("GET", "{scripts_list}", b""),
 }
 
 
@@ -125,7 +128,7 @@ async def _send(app: Any, method: str, path: str, body: bytes, token: str, count
 def child(scenario: str, requests: int) -> None:
     from starlette.testclient import TestClient
 
-    from bench import builds, servers
+    from bench import builds, scripts, servers
     from bench.client import BUILDS
     from buildsd import logs, migrations
     from buildsd.app import create_app
@@ -146,15 +149,41 @@ def child(scenario: str, requests: int) -> None:
         app = create_app(settings)
         with TestClient(app) as client:
             client.portal.call(app.state.services.identity.bootstrap)  # type: ignore[union-attr]
-            setup = builds.Setup(_InProcessClient(client, BUILDS, servers.TOKEN))  # type: ignore[arg-type]
-            trigger_uuid = setup.trigger(builds.TAG_CREATE)
+            trigger_uuid = ""
+            if scenario.startswith("script-list"):  # the account's only Workers
+                _workers(client, settings.resolved_database_url, scenario == "script-list-10k")
+            else:
+                setup = builds.Setup(_InProcessClient(client, BUILDS, servers.TOKEN))  # type: ignore[arg-type]
+                trigger_uuid = setup.trigger(builds.TAG_CREATE)
             if scenario == "build-list":
                 for _ in range(LIST_BUILDS):
                     setup.build(trigger_uuid)
             method, path, body = SCENARIOS[scenario]
-            path = BUILDS + path.format(trigger_uuid=trigger_uuid, tag=builds.TAG_CREATE)
+            path = path.format(
+                trigger_uuid=trigger_uuid,
+                tag=builds.TAG_CREATE,
+                scripts_list=scripts.list_path(servers.ACCOUNT_ID),
+            )
+            if not path.startswith("/client/"):
+                path = BUILDS + path
             for count in (50, requests):  # 50 to warm the caches first
                 client.portal.call(_send, app, method, path, body, servers.TOKEN, count)  # type: ignore[union-attr]
+
+
+def _workers(client: Any, database_url: str, large: bool) -> None:
+    """10 Workers uploaded over HTTP; or 1, copied into 10,000 straight into SQLite."""
+    from bench import scripts, servers
+
+    path = scripts.scripts_path(servers.ACCOUNT_ID)
+    body = scripts.form(scripts.METADATA, {"index.js": scripts.module(2048)})
+    headers = {"Authorization": f"Bearer {servers.TOKEN}", "Content-Type": scripts.CONTENT_TYPE}
+    for n in range(1 if large else scripts.LIST_SMALL):
+        answer = client.put(f"{path}/listed-{n:02d}", content=body, headers=headers)
+        if answer.status_code != 200:
+            raise RuntimeError(f"upload: {answer.status_code} {answer.text}")
+    if large:
+        database = Path(database_url.removeprefix("sqlite:///"))
+        scripts.seed_workers(database, servers.ACCOUNT_ID, scripts.LIST_LARGE)
 
 
 # --- the parent: run each scenario twice under valgrind -----------------------------------------
@@ -224,7 +253,9 @@ def render(results: dict[str, int], against: tuple[str, dict[str, int]] | None) 
         f"{sys.version.split()[0]}.\n\n" + head + "\n".join(rows) + "\n\n"
         "**upsert** is the repository-connection upsert of an existing repository, "
         "**build-create** `POST …/triggers/{uuid}/builds`, **build-list** a page of 50 builds "
-        "with their trigger; SQLite, rate limiting off, as in `make bench`.\n\n"
+        "with their trigger, **script-list-10** / **script-list-10k** `GET …/workers/scripts"
+        "?per_page=10` of an account with 10 / 10,000 Workers; SQLite, rate limiting off, as in "
+        "`make bench`.\n\n"
         "How they are counted (bench/instructions.py): "
         + " ".join((__doc__ or "").split("\n\n", 1)[1].split())
         + "\n"
@@ -246,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             src = export_src(args.against, Path(folder))
             against = (args.against, _count(args.scenarios, src, f" at {args.against}"))
     args.report.write_text(render(results, against))
-    print(f"wrote {args.report.relative_to(ROOT)}")
+    report = args.report.resolve()
+    print(f"wrote {report.relative_to(ROOT) if report.is_relative_to(ROOT) else report}")
     return 0
 
 

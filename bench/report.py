@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from bench import builds, webhooks, wrk
+from bench import builds, scripts, webhooks, wrk
+from bench.servers import ACCOUNT_ID
 
 LIST_QUERY = "?per_page=50&page=3"
 CONNECTIONS = "/repos/connections"
@@ -32,8 +33,8 @@ class Scenario:
     title: str
     server: str  # which server group runs it: bare, sqlite, postgres, builds, runner, webhooks
     method: str = "GET"
-    # Under /client/v4/accounts/{id}/builds (but the webhooks' intake); "{trigger_uuid}" is
-    # filled in by the group's set-up.
+    # Under /client/v4/accounts/{id}/builds (but the webhooks' intake and paths that start
+    # with /client/); "{trigger_uuid}" and the like are filled in by the group's set-up.
     path: str = ""
     auth: bool = True
     expect_count: int | None = None
@@ -42,6 +43,8 @@ class Scenario:
     runner_slots: int = 2  # BUILDSD_RUNNER_SLOTS of the server it runs on (0 = builds stay queued)
     builds: int = 0  # a build list scenario: how many builds its Worker has
     wrk: bool = True  # loaded with wrk; False: a measurement of its own (bench/builds.py)
+    bundle: bool = False  # sends the 1 MiB Worker upload (bench/scripts.py) as its body
+    baseline: str = "bare"  # the row its × bare ASGI divides by (same run)
 
     @property
     def selector(self) -> str:
@@ -52,6 +55,7 @@ _LIST_1K, _LIST_100K = (builds.list_path(builds.TAG_LIST[n]) for n in (1_000, 10
 _WEBHOOKS = (
     f"webhook ack, {webhooks.BURSTS} bursts of {webhooks.BURST} concurrent deliveries (SQLite)"
 )
+_UPLOAD = f"{scripts.scripts_path(ACCOUNT_ID)}/{scripts.UPLOAD_NAME}"
 SCENARIOS = [
     Scenario("bare", "bare ASGI (same PUT, fixed body)", "bare", "PUT", CONNECTIONS, auth=False),
     Scenario("upsert", "authenticated upsert, SQLite", "sqlite", "PUT", CONNECTIONS),
@@ -69,9 +73,20 @@ SCENARIOS = [
     Scenario("webhooks", _WEBHOOKS, "webhooks", "POST", "/webhooks/github", runner_slots=0,
              wrk=False),
     Scenario("sandbox", "trivial build, POST → seen stopped", "sandbox", wrk=False),
+    Scenario("bare-upload", "bare ASGI reading the same 1 MiB upload", "bare", "PUT", _UPLOAD,
+             auth=False, select="script-upload", bundle=True, baseline="bare-upload"),
+    Scenario("script-upload", "script upload, 1 MiB bundle, SQLite", "scripts", "PUT", _UPLOAD,
+             select="script-upload", runner_slots=0, bundle=True, baseline="bare-upload"),
+    Scenario("script-list-10", "scripts list page, account with 10 Workers", "scripts", "GET",
+             scripts.list_path(ACCOUNT_ID), expect_count=scripts.LIST_PAGE, select="script-list",
+             runner_slots=0),
+    Scenario("script-list-10k", "scripts list page, account with 10,000 Workers", "scripts",
+             "GET", scripts.list_path("{account_10k}"), expect_count=scripts.LIST_PAGE,
+             select="script-list", runner_slots=0),
 ]  # fmt: skip
 BY_KEY = {s.key: s for s in SCENARIOS}
-# What --scenarios takes: build-list selects both of its rows.
+# What --scenarios takes: build-list selects both of its rows, script-upload the upload and
+# its bare ASGI baseline, script-list both list rows.
 SELECTORS = list(dict.fromkeys(s.selector for s in SCENARIOS))
 
 
@@ -313,7 +328,10 @@ def render_bar(rows: list[tuple[str, str, str]], outcomes: list[Outcome]) -> str
         f"{o.scenario.title} {o.server_cpu['us_per_request']:.0f} µs"
         + (f" ({ratio:.2f} ×)" if (ratio := cpu_ratio(o, bare)) and o is not bare else "")
         for o in outcomes
-        if o.result and o.server_cpu.get("us_per_request") and o.scenario.server in FIRST_BAR
+        if o.result
+        and o.server_cpu.get("us_per_request")
+        and o.scenario.server in FIRST_BAR
+        and o.scenario.baseline == "bare"
     ]
     if costs:
         lines += ["", "Server CPU per request (× bare ASGI by CPU): " + "; ".join(costs) + "."]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import builds, builds_bar, groups, sandbox, webhooks, webhooks_bar
+from bench import builds, builds_bar, groups, sandbox, scripts, scripts_bar, webhooks, webhooks_bar
 from bench.machine import machine
 from bench.report import (
     BY_KEY,
@@ -78,11 +78,13 @@ def run_all(args: argparse.Namespace, context: dict[str, Any]) -> list[Outcome]:
             for outcome in members:
                 if not outcome.measured and not outcome.failure:
                     outcome.failure = detail
-    bare = next((o for o in outcomes if o.scenario.key == "bare" and o.result), None)
-    if bare and bare.result and bare.result.requests_per_s > 0:
-        for outcome in outcomes:
-            if outcome.result:
-                outcome.ratio = outcome.result.requests_per_s / bare.result.requests_per_s
+    # × bare ASGI: each row's req/s ÷ its baseline's (the bare app's answer to the same kind of
+    # request) from this run.
+    measured = {o.scenario.key: o.result for o in outcomes if o.result}
+    for outcome in outcomes:
+        base = measured.get(outcome.scenario.baseline)
+        if outcome.result and base and base.requests_per_s > 0:
+            outcome.ratio = outcome.result.requests_per_s / base.requests_per_s
     return outcomes
 
 
@@ -109,14 +111,19 @@ Measured {date} on {machine}.
 
 {webhooks_bar}
 
+### Workers scripts
+
+{scripts_bar}
+
 {notes}## How to run
 
 ```sh
-make bench                                   # every scenario, 10 s each (about 7 minutes)
+make bench                                   # every scenario, 10 s each (about 8 minutes)
 make bench BENCH_ARGS="--duration 5"         # shorter runs
 make bench BENCH_ARGS="--scenarios bare,upsert --skip-postgres"
 make bench BENCH_ARGS="--scenarios bare,build-create,build-list,queue-latency,log-ingest"
 make bench BENCH_ARGS="--scenarios webhooks"   # its bare ASGI baseline comes with it
+make bench BENCH_ARGS="--scenarios script-upload,script-list"   # the upload's baseline too
 make bench-instructions                      # instructions per request (valgrind), see below
 make bench-instructions BENCH_ARGS="--against HEAD~3"   # and the same at another revision
 ```
@@ -240,6 +247,25 @@ Method: {method}
   interleaved so the machine's other work falls on all three alike. A build's time runs from
   sending its POST to the first poll (every ~2 ms) that reads `stopped`. **The sandbox adds** is
   the median sandboxed minus the median unsandboxed; the bar is ≤ 30 ms.
+- **script upload** is `PUT /client/v4/accounts/{{id}}/workers/scripts/{{name}}` as wrangler
+  sends it (multipart/form-data as undici's FormData writes it: a `metadata` field, then the
+  module `index.js` of {bundle_bytes:,} bytes as `application/javascript+module`;
+  {upload_bytes:,} bytes in all), the same name every time, with a Workers Scripts Write token:
+  each request authenticates, parses the form, hashes the module (its etag), stores a new
+  version with its module and a deployment of it, and answers the Worker. **bare ASGI reading
+  the same 1 MiB upload** is `bench/bare.py` sent the same request in the same run; its
+  × bare ASGI is 1.00 and the upload's divides by it. Both rows' server CPU per request is the
+  bar's measure.
+- **scripts list page** is `GET …/workers/scripts?per_page={list_page}` (page 1, creation
+  order) in an account with {list_small} Workers and in one with {list_large:,}, both in one
+  database, on the server of the upload and measured before it (the second account and its
+  Workers Scripts Write token come from `buildsd accounts create` and `buildsd tokens create`).
+  Set-up: {list_small} small uploads to the first account and one to the second over HTTP;
+  then, with the server stopped, the second account's Worker is copied into {list_large:,}
+  (the same columns, created later, so the first page holds the uploaded Worker and nine
+  copies) straight into the SQLite file; then the server starts again on that data. Each row
+  first checks the page holds {list_page} Workers with their tags and
+  `result_info.total_count` is {list_small} / {list_large:,}.
 """
 
 
@@ -293,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = evaluate_bar(outcomes)
     second = builds_bar.evaluate(outcomes)
     third = webhooks_bar.evaluate(outcomes)
+    fourth = scripts_bar.evaluate(outcomes)
     page = TEMPLATE.format(
         date=started.strftime("%Y-%m-%d %H:%M UTC"),
         machine=render_machine(info, context),
@@ -300,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar=render_bar(bar, outcomes),
         builds_bar=builds_bar.render(second, outcomes),
         webhooks_bar=webhooks_bar.render(third, outcomes),
+        scripts_bar=scripts_bar.render(fourth, outcomes),
         notes=render_notes(outcomes),
         method=render_method(args),
         scenario_keys=",".join(SELECTORS),
@@ -312,6 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload_bytes=len(webhooks.push_payload(0)),
         sandbox_builds=sandbox.BUILDS,
         sandbox_warmup=sandbox.WARMUP,
+        bundle_bytes=scripts.BUNDLE_BYTES,
+        upload_bytes=scripts.upload_bytes(),
+        list_page=scripts.LIST_PAGE,
+        list_small=scripts.LIST_SMALL,
+        list_large=scripts.LIST_LARGE,
     )
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(page)
@@ -324,18 +357,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bar": [{"criterion": c, "measured": m, "verdict": v} for c, m, v in bar],
         "builds_bar": [{"criterion": c, "measured": m, "verdict": v} for c, m, v in second],
         "webhooks_bar": [{"criterion": c, "measured": m, "verdict": v} for c, m, v in third],
+        "scripts_bar": [{"criterion": c, "measured": m, "verdict": v} for c, m, v in fourth],
         "scenarios": [o.as_dict() for o in outcomes],
     }
     args.json.write_text(json.dumps(raw, indent=2) + "\n")
     print()
     print(table)
     print()
-    for criterion, value, verdict in bar + second + third:
+    for criterion, value, verdict in bar + second + third + fourth:
         print(f"{criterion:<72} {value:>14}  {verdict}")
     rendered = [
         render_bar(bar, outcomes),
         builds_bar.render(second, outcomes),
         webhooks_bar.render(third, outcomes),
+        scripts_bar.render(fourth, outcomes),
     ]
     for line in "\n".join(rendered).split("\n"):
         if line.startswith(("Server CPU", "- ")):

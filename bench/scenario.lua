@@ -1,8 +1,10 @@
--- wrk script for `make bench`.  Arguments (after `--`): METHOD PATH TOKEN REPOS [BODY]
---   METHOD  PUT sends the repo-connection upsert body, cycling over REPOS repositories;
---           any other method sends PATH as is, with BODY (JSON) when one is given.
+-- wrk script for `make bench`.  Arguments (after `--`): METHOD PATH TOKEN REPOS [BODY [TYPE]]
+--   METHOD  PUT without BODY sends the repo-connection upsert body, cycling over REPOS
+--           repositories; otherwise PATH is sent as is, with BODY when one is given.
 --   TOKEN   bearer token, or "-" for none.
---   BODY    a fixed JSON body (e.g. POST {"branch":"main"}), or "-" / absent for none.
+--   BODY    a fixed body (e.g. POST {"branch":"main"}), "@FILE" for the bytes of FILE (a body
+--           too large for an argument: a 1 MiB Worker upload), or "-" / absent for none.
+--   TYPE    the body's Content-Type (default application/json).
 -- Every response is checked: anything but 200 is counted, and done() prints one
 -- machine-readable "BENCH-RESULT" line that bench/wrk.py parses.
 
@@ -18,12 +20,18 @@ end
 function init(args)
    local method, path, token, repos = args[1], args[2], args[3], tonumber(args[4])
    local body = args[5] or "-"
+   local content_type = args[6] or "application/json"
+   if string.sub(body, 1, 1) == "@" then
+      local file = assert(io.open(string.sub(body, 2), "rb"))
+      body = file:read("*a")
+      file:close()
+   end
    local headers = {}
    if token ~= "-" then
       headers["Authorization"] = "Bearer " .. token
    end
    reqs = {}
-   if method == "PUT" then
+   if method == "PUT" and body == "-" then
       headers["Content-Type"] = "application/json"
       for n = 0, repos - 1 do
          local body = string.format(
@@ -33,7 +41,7 @@ function init(args)
          reqs[n + 1] = wrk.format("PUT", path, headers, body)
       end
    elseif body ~= "-" then
-      headers["Content-Type"] = "application/json"
+      headers["Content-Type"] = content_type
       reqs[1] = wrk.format(method, path, headers, body)
    else
       reqs[1] = wrk.format(method, path, headers)

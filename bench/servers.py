@@ -89,7 +89,7 @@ def _spawn(name: str, command: list[str], env: dict[str, str], workdir: Path, po
     return Server(name, process, port, log_path, workdir)
 
 
-def _clean_env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     """Our environment without any BUILDSD_* setting that would change what is measured."""
     return {k: v for k, v in os.environ.items() if not k.startswith("BUILDSD_")}
 
@@ -129,7 +129,7 @@ def running(
         server: Server | None = None
         try:
             port = free_port()
-            process_env = _clean_env()
+            process_env = clean_env()
             if kind == "bare":
                 command = [
                     str(BIN / "python"), "-m", "uvicorn", "bench.bare:app",
@@ -259,9 +259,16 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-def probe(server: Server, path: str, *, auth: bool, expect_count: int | None = None) -> None:
+def probe(
+    server: Server,
+    path: str,
+    *,
+    auth: bool,
+    expect_count: int | None = None,
+    token: str = TOKEN,
+) -> None:
     """One GET before loading, so a broken scenario fails loudly rather than measuring 4xx."""
-    headers = {"Authorization": f"Bearer {TOKEN}"} if auth else {}
+    headers = {"Authorization": f"Bearer {token}"} if auth else {}
     reply = httpx.get(server.base_url + path, headers=headers, timeout=10.0)
     if reply.status_code != 200:
         raise ServerError(f"GET {path}: {reply.status_code} {reply.text[:300]}")

@@ -62,8 +62,10 @@ def run(
     connections: int,
     threads: int,
     body: str | None = None,
+    content_type: str = "application/json",
 ) -> WrkResult:
-    """One wrk run against url (path included) and its parsed report."""
+    """One wrk run against url (path included) and its parsed report; a body "@FILE" is the
+    bytes of FILE."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -86,6 +88,7 @@ def run(
         token or "-",
         str(repos),
         body or "-",
+        content_type,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     output = done.stdout + done.stderr

@@ -270,6 +270,9 @@ _KEPT = {
     "account_connection_counts c WHERE c.account_id = a.id), 0) AS kept, (SELECT COUNT(*) "
     "FROM repo_connections r WHERE r.account_id = a.id AND r.deleted_on IS NULL) AS fresh "
     "FROM accounts a",
+    "account_worker_counts": "SELECT a.id AS k, COALESCE((SELECT worker_count FROM "
+    "account_worker_counts c WHERE c.account_id = a.id), 0) AS kept, (SELECT COUNT(*) "
+    "FROM workers w WHERE w.account_id = a.id) AS fresh FROM accounts a",
 }
 
 

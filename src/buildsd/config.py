@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # PostgreSQL the replicas share them in the database, on SQLite the one process counts.
     redis_url: str = ""
     max_body_bytes: int = 1024 * 1024
+    # A Worker upload (PUT /workers/scripts/{name}, POST .../versions): Cloudflare's size limit
+    # for a paid plan's Worker. Larger gets 413 10027.
+    max_script_bytes: int = 10 * 1024 * 1024
     # A request's line and headers: larger gets 431; not complete within the timeout (counted
     # from the connection or the request's first byte) closes the connection (api/protocol.py).
     max_header_bytes: int = 64 * 1024
@@ -90,6 +93,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     build_file_bytes: int = 20 * 1024**3  # RLIMIT_FSIZE: Cloudflare's 20 GB disk, per file
     # Extra directories (":"-separated) bound read-only into the sandbox, e.g. a Node install.
     build_read_only_paths: str = ""
+    # Where a build's `wrangler deploy` goes (D25): "cloudflare" leaves wrangler alone; "self"
+    # gives the build CLOUDFLARE_API_BASE_URL of this buildsd (deploy_api_url, or else
+    # http://host:port/client/v4 with a wildcard host read as 127.0.0.1).
+    deploy_target: Literal["cloudflare", "self"] = "cloudflare"
+    deploy_api_url: str = ""
     # Push webhooks (docs/webhooks.md): unset refuses every delivery from that provider (503).
     github_webhook_secret: str | None = None
     gitlab_webhook_token: str | None = None
@@ -119,6 +127,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_path / 'buildsd.sqlite3').resolve()}"
+
+    @property
+    def self_api_url(self) -> str:
+        """The v4 base URL a build reaches this buildsd at (BUILDSD_DEPLOY_TARGET=self)."""
+        if self.deploy_api_url:
+            return self.deploy_api_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host  # noqa: S104
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/client/v4"
 
     @property
     def is_sqlite(self) -> bool:
@@ -194,6 +211,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("BUILDSD_BUILD_READ_ONLY_PATHS: each path must be absolute")
     if settings.max_body_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_BODY_BYTES must be at least 1024")
+    if settings.max_script_bytes < 1024:
+        raise ConfigError("BUILDSD_MAX_SCRIPT_BYTES must be at least 1024")
     if settings.max_header_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_HEADER_BYTES must be at least 1024")
     for name in ("header_timeout_seconds", "body_timeout_seconds"):

@@ -29,6 +29,11 @@ envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], 
     ├── ServiceUnavailable             (503, 10001)  not ready (/readyz); carries the reason
     │   ├── DatabaseBusy               (503, 10001)  SQLite write lock held elsewhere too long
     │   └── StorageFull                (503, 10001)  the database's disk (or size limit) is full
+    ├── WorkerNotFound                 (404, 10007)  Workers platform: no such Worker (or
+    │                                                version, deployment) in this account
+    ├── InvalidWorkerUpload            (400, 10021)  Workers platform: malformed multipart,
+    │                                                metadata or name
+    ├── WorkerTooLarge                 (413, 10027)  upload over BUILDSD_MAX_SCRIPT_BYTES
     ├── InvalidWebhookSignature        (401, 13001)  /webhooks/*: signature or token missing/wrong
     ├── WebhooksNotConfigured          (503, 13002)  /webhooks/*: no secret set (provider, account)
     ├── InvalidWebhookPayload          (400, 13003)  /webhooks/*: not JSON, or not the event's shape
@@ -274,6 +279,37 @@ class StorageFull(ServiceUnavailable):
             f"Service unavailable: {detail}; nothing was written",
             headers={"Retry-After": str(self.RETRY_AFTER)},
         )
+
+
+class WorkerNotFound(BuildsError):
+    """The Workers platform's not-found: wrangler reads 10007 as "this Worker does not exist"
+    (and a deploy then creates it), so unknown versions and deployments answer it too."""
+
+    status = 404
+    code = 10007
+    message = "This Worker does not exist on your account."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+
+
+class InvalidWorkerUpload(BuildsError):
+    """A script upload or Workers body buildsd cannot read (10021: Cloudflare's validation code)."""
+
+    status = 400
+    code = 10021
+
+    def __init__(self, detail: str, *, pointer: str | None = None) -> None:
+        super().__init__(detail, chain=(Cause(self.code, detail),), pointer=pointer)
+
+
+class WorkerTooLarge(BuildsError):
+    status = 413
+    code = 10027
+    message = "Your Worker exceeded the size limit"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(chain=(Cause(self.code, f"the upload is larger than {limit} bytes"),))
 
 
 class InvalidWebhookSignature(BuildsError):

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -131,8 +132,81 @@ workers = Table(
     Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
     Column("name", String(256), nullable=False),
     Column("created_on", TIME, nullable=False),
+    # The Workers platform's view of the Worker (migration 0013, D24): null until a script is
+    # uploaded. `script` is the script's settings as JSON (compatibility_date, handlers, ...).
+    Column("modified_on", TIME, nullable=True),
+    Column("etag", String(64), nullable=True),
+    Column("script", Text, nullable=True),
+    # The latest deployment's (leading) version: what Cloudflare calls the script's deployment_id.
+    Column("deployment_id", UUID, nullable=True),
+    # The script's workers.dev route and its previews (PUT /scripts/{name}/subdomain).
+    Column("subdomain_enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("previews_enabled", Boolean, nullable=False, server_default=text("true")),
     # Deploy-hook routes name a Worker by its name (D16); every other route by its tag.
     UniqueConstraint("account_id", "name"),
+    # GET /workers/scripts: a page in creation order reads this index alone (D10).
+    Index(None, "account_id", "created_on", "tag"),
+)
+
+# --- the Workers platform calls around Builds (migration 0013, D24) -----------------------------
+
+# How many Workers each account has, so the scripts list page costs the same at 10 or 10,000
+# (D10). Kept by database triggers on workers (migration 0013), as account_connection_counts is.
+account_worker_counts = Table(
+    "account_worker_counts",
+    metadata,
+    Column("account_id", HEX32, primary_key=True),
+    Column("worker_count", BigInteger, nullable=False),
+)
+
+worker_versions = Table(
+    "worker_versions",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("tag", HEX32, ForeignKey("workers.tag"), nullable=False),
+    Column("number", Integer, nullable=False),  # 1, 2, ... per Worker
+    Column("created_on", TIME, nullable=False),
+    Column("source", String(32), nullable=False),  # wrangler | api
+    Column("author_email", String(320), nullable=False),
+    Column("etag", String(64), nullable=False),
+    Column("metadata", Text, nullable=False),  # the upload's metadata part, as JSON
+    Column("annotations", Text, nullable=False),  # JSON object: workers/message, workers/tag
+    UniqueConstraint("tag", "number"),
+)
+
+# A version's files (its modules, source maps): the upload's parts other than metadata.
+worker_version_parts = Table(
+    "worker_version_parts",
+    metadata,
+    Column("version_id", UUID, ForeignKey("worker_versions.id"), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("content_type", String(128), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("version_id", "name"),
+)
+
+worker_deployments = Table(
+    "worker_deployments",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("tag", HEX32, ForeignKey("workers.tag"), nullable=False),
+    Column("created_on", TIME, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("strategy", String(32), nullable=False),  # percentage
+    Column("author_email", String(320), nullable=False),
+    Column("versions", Text, nullable=False),  # JSON list of {version_id, percentage}
+    Column("annotations", Text, nullable=False),  # JSON object
+    Index(None, "tag", "created_on"),
+)
+
+# An account's workers.dev subdomain, once PUT (until then a default is shown: services/).
+workers_subdomains = Table(
+    "workers_subdomains",
+    metadata,
+    Column("account_id", HEX32, ForeignKey("accounts.id"), primary_key=True),
+    Column("subdomain", String(63), nullable=False, unique=True),
 )
 
 build_tokens = Table(

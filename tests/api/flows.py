@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.conftest import World
@@ -80,3 +81,30 @@ def build(world: World, trigger_uuid: str, **body: Any) -> dict[str, Any]:
     body = body or {"branch": "main"}
     url = f"{base(world)}/triggers/{trigger_uuid}/builds"
     return dict(ok(world.client.post(url, json=body, headers=world.auth)))
+
+
+# --- the Workers platform calls (D24) ----------------------------------------------------------
+
+MODULE = b'export default { async fetch() { return new Response("hi"); } };\n'
+BOUNDARY = "----buildsd-test-boundary"
+
+
+def form(metadata: dict[str, Any], files: dict[str, bytes] | None = None) -> tuple[bytes, str]:
+    """A multipart Worker upload as wrangler sends it: metadata, then the modules."""
+    files = {"index.js": MODULE} if files is None else files
+    chunks = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="metadata"\r\n'
+        f"Content-Type: application/json\r\n\r\n{json.dumps(metadata)}\r\n".encode()
+    ]
+    for name, content in files.items():
+        chunks.append(
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}"'
+            f"\r\nContent-Type: application/javascript+module\r\n\r\n".encode()
+            + content
+            + b"\r\n"
+        )
+    chunks.append(f"--{BOUNDARY}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={BOUNDARY}"
+
+
+META = {"main_module": "index.js", "compatibility_date": "2025-01-01", "bindings": []}

@@ -296,7 +296,8 @@ def test_a_rate_limited_deploy_hook_is_a_failed_write(world: World) -> None:
 def test_every_write_of_the_route_table_is_audited() -> None:
     """A new write route cannot escape the audit log; no read is recorded."""
     for op in OPERATIONS:
-        writes = op.access == "builds:write" or op.operation_id == "triggerDeployHook"
+        writes = op.access in ("builds:write", "scripts:write")
+        writes = writes or op.operation_id == "triggerDeployHook"
         assert (op.audit is not None) == writes, op.operation_id
 
 

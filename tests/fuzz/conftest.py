@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.flows import base, ok, trigger_body
+from tests.api.flows import META, base, form, ok, trigger_body
 from tests.conftest import World
 from tests.e2e.conftest import env, start_server  # noqa: F401  (real servers: test_hostile_server)
 from tests.gitrepo import make_repo
@@ -56,6 +56,12 @@ def seed(world: World) -> dict[str, str]:
             headers=world.auth,
         )
     )
+    body, kind = form(META)  # the Worker's script: a version and a deployment
+    script_url = f"/client/v4/accounts/{world.account}/workers/scripts/{WORKER_NAME}"
+    headers = {**world.auth, "Content-Type": kind}
+    ok(world.client.put(script_url, content=body, headers=headers))
+    version = ok(world.client.get(script_url + "/versions", headers=world.auth))["items"][0]
+    deployment = ok(world.client.get(script_url + "/deployments", headers=world.auth))
     delivery = ok(deliver_github(world, github_push()))
     world.run(world.services.webhooks.match_pending())
     grant_id = world.grant()
@@ -71,6 +77,9 @@ def seed(world: World) -> dict[str, str]:
         "external_script_id": tag,
         "script_tag": tag,
         "script_name": WORKER_NAME,
+        "service_name": WORKER_NAME,
+        "version_id": version["id"],
+        "deployment_id": deployment["deployments"][0]["id"],
         "build_uuid": build["build_uuid"],
         "deploy_hook_uuid": hook["deploy_hook_uuid"],
         "delivery_uuid": delivery["delivery_uuid"],

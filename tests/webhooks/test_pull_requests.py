@@ -195,7 +195,7 @@ def test_builds_made_before_the_upgrade_are_marked_too(
     accepted(deliver_github(world, closed(41), "pull_request"), "ignored")
     accepted(deliver_github(world, pull_request("opened"), "pull_request"))
     settle(world)
-    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 to 0012 made gone
+    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 to 0013 made gone
         raw.executescript(
             BEFORE_0012
             + "DROP TABLE pull_request_builds; DROP INDEX ix_webhook_deliveries_processed_on; "
@@ -205,6 +205,22 @@ def test_builds_made_before_the_upgrade_are_marked_too(
             + "DROP TRIGGER repo_connections_count_insert;"
             + "DROP TRIGGER repo_connections_count_update;"
             + "DROP TABLE account_connection_counts; DROP TABLE rate_limit_buckets;"
+            + "DROP TRIGGER workers_count_insert; DROP TRIGGER workers_count_delete;"
+            + "DROP TABLE account_worker_counts;"
+            + "DROP TABLE worker_version_parts; DROP TABLE worker_deployments;"
+            + "DROP TABLE worker_versions; DROP TABLE workers_subdomains;"
+            + "DROP INDEX ix_workers_account_id_created_on_tag;"
+            + "".join(
+                f"ALTER TABLE workers DROP COLUMN {column};"
+                for column in (
+                    "modified_on",
+                    "etag",
+                    "script",
+                    "deployment_id",
+                    "subdomain_enabled",
+                    "previews_enabled",
+                )
+            )
             + "UPDATE alembic_version SET version_num = '0006';"
         )
     migrations.upgrade(url)

@@ -32,13 +32,31 @@ from buildsd.errors import (
     MissingCredentials,
     MissingToken,
 )
-from buildsd.services.identity import READ_GROUP_IDS, WRITE_GROUP_IDS, Caller, Identity
+from buildsd.services.identity import (
+    READ_GROUP_IDS,
+    SCRIPTS_READ_GROUP_IDS,
+    SCRIPTS_WRITE_GROUP_IDS,
+    WRITE_GROUP_IDS,
+    Caller,
+    Identity,
+)
 
 # builds:read / builds:write — routes under /accounts/{id}/builds (D2);
+# scripts:read / scripts:write — the Workers platform calls (D24): Workers Scripts Read/Write,
+#   user or account tokens and Global API Keys alike, v4's general failures (9106, 1000, 10000);
 # user-token / account-token — the two tokens/verify endpoints (bearer only);
 # account — /accounts and /accounts/{id} (token or Global API Key);
 # none — unauthenticated (health, deploy-hook trigger).
-Access = Literal["builds:read", "builds:write", "user-token", "account-token", "account", "none"]
+Access = Literal[
+    "builds:read",
+    "builds:write",
+    "scripts:read",
+    "scripts:write",
+    "user-token",
+    "account-token",
+    "account",
+    "none",
+]
 
 _EMAIL = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,200}$")
 # Global API Key: 37-45 lowercase hex (pre-2026) or the scannable cfk_ form.
@@ -102,6 +120,15 @@ async def authenticate(
     if caller.effective_status() != "active":
         raise invalid()
     if access == "account":
+        return caller
+    if access in ("scripts:read", "scripts:write"):
+        groups = SCRIPTS_WRITE_GROUP_IDS if access == "scripts:write" else SCRIPTS_READ_GROUP_IDS
+        if (
+            account_id is None
+            or not caller.allows(account_id, groups)
+            or not await identity.account_exists(account_id)
+        ):
+            raise AuthenticationError()
         return caller
     # Builds accepts only user-owned tokens (spec §2a): an account token is "Invalid token".
     if caller.owner_type != "user":

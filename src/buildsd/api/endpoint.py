@@ -22,6 +22,7 @@ from buildsd.errors import (
     InvalidQueryParameter,
     InvalidRequestBody,
     NotFound,
+    WorkerTooLarge,
 )
 from buildsd.services import Services
 from buildsd.services.identity import Caller
@@ -77,6 +78,9 @@ class Operation:
     extension: bool = False
     tag: str = "Workers Builds"
     audit: Audited | None = None  # a write: recorded in the audit log (api/audit.py)
+    # A Worker upload: the body is handed over as bytes (a multipart form the handler reads),
+    # up to BUILDSD_MAX_SCRIPT_BYTES rather than BUILDSD_MAX_BODY_BYTES.
+    upload: bool = False
     # For the OpenAPI document: the success answer, and the failures only this operation has
     # (those its access, body, query and path imply are added by api/openapi.py).
     status: int = 200
@@ -199,6 +203,7 @@ class Endpoint:
         self.operation = operation
         self.services = services
         self.limit = services.settings.max_body_bytes
+        self.upload_limit = services.settings.max_script_bytes
         self.__name__ = operation.operation_id  # what the metrics count requests by
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -217,7 +222,12 @@ class Endpoint:
             if any("\x00" in value for name, value in params.items() if name != "account_id"):
                 raise NotFound()
             call = Call(services=self.services, caller=caller, params=params, headers=headers)
-            if operation.body is not None:
+            if operation.upload:
+                try:
+                    call.body = await receive_body(receive, headers, self.upload_limit)
+                except BodyTooLarge as exc:
+                    raise WorkerTooLarge(self.upload_limit) from exc
+            elif operation.body is not None:
                 raw = await receive_body(receive, headers, self.limit)
                 if operation.body_decoder is not None:
                     call.body = operation.body_decoder(raw)

@@ -48,9 +48,9 @@ def error_statuses(op: Operation) -> list[int]:
     found = {429, 500, *op.errors}  # every request can be rate limited or fail unexpectedly
     if op.access != "none":
         found |= {400, 401, 403}  # malformed, missing or insufficient credentials
-    if op.body is not None or op.query is not None:
+    if op.body is not None or op.query is not None or op.upload:
         found.add(400)
-    if op.body is not None:
+    if op.body is not None or op.upload:
         found |= {408, 413}
     if op.path.startswith("/client/v4/"):
         found.add(503)  # the database is locked elsewhere or full (every one reads it)
@@ -129,6 +129,11 @@ def document(operations: tuple[Operation, ...]) -> dict[str, Any]:
             entry["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": result_schema[id(op.body)]}},
+            }
+        if op.upload:  # a Worker upload: a metadata part and the script's files
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": {"type": "object"}}},
             }
         paths.setdefault(op.path, {})[op.method.lower()] = entry
 

@@ -13,9 +13,12 @@ from buildsd.api import (
     identity,
     metrics,
     repo_connections,
+    scripts,
     triggers,
+    user,
     webhooks,
     worker_builds,
+    worker_versions,
 )
 from buildsd.api.audit import Audited, variable_keys
 from buildsd.api.endpoint import Operation, PageQuery
@@ -51,6 +54,24 @@ from buildsd.wire import (
     WebhookDelivery,
     WorkerBuild,
 )
+from buildsd.wire_workers import (
+    CreateDeploymentRequest,
+    Deployment,
+    DeploymentList,
+    Membership,
+    Script,
+    ScriptSettings,
+    ScriptSettingsPatch,
+    ScriptSubdomain,
+    ScriptSubdomainRequest,
+    Service,
+    Subdomain,
+    UploadedScript,
+    User,
+    Version,
+    VersionList,
+    WorkerSettings,
+)
 
 V4 = "/client/v4"
 ACCOUNT = V4 + "/accounts/{account_id}"
@@ -67,6 +88,9 @@ WORKER_BUILD = WORKERS + "/{script_tag}"
 HOOKS = WORKERS + "/{script_name}/deploy_hooks"  # the Worker's name, not its tag (D16)
 HOOK = HOOKS + "/{deploy_hook_uuid}"
 BUILD = BUILDS + "/builds/{build_uuid}"
+# The Workers platform calls around Builds (D24): Cloudflare's own paths, kept in strict mode.
+SCRIPTS = ACCOUNT + "/workers/scripts"
+SCRIPT = SCRIPTS + "/{script_name}"
 
 # fmt: off
 OPERATIONS: tuple[Operation, ...] = (
@@ -210,6 +234,73 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", ACCOUNT + "/audit_logs", "getAccountAuditLogs", audit_logs.list_,
               "builds:read", "The account's writes, newest first", query=audit_logs.AuditLogsQuery,
               result=list[AuditLog], paged=True, tag="Audit Logs"),
+    # --- the Workers platform calls around Builds (D24, docs/compatibility.md) -----------------
+    Operation("GET", SCRIPTS, "listWorkerScripts", scripts.list_, "scripts:read",
+              "List the account's Workers (id = name, tag)", query=scripts.ScriptsQuery,
+              result=list[Script], paged=True, tag="Workers"),
+    Operation("PUT", SCRIPT, "uploadWorkerScript", scripts.upload, "scripts:write",
+              "Upload a Worker (multipart: metadata and modules) and deploy it",
+              result=UploadedScript, upload=True, tag="Workers",
+              audit=Audited("worker_script", "script_name", "upload")),
+    Operation("DELETE", SCRIPT, "deleteWorkerScript", scripts.delete, "scripts:write",
+              "Delete a Worker, its versions and deployments", query=scripts.DeleteQuery,
+              result=None, tag="Workers",
+              audit=Audited("worker_script", "script_name", "delete")),
+    Operation("GET", SCRIPT + "/settings", "getWorkerSettings", scripts.settings,
+              "scripts:read", "A Worker's settings", result=WorkerSettings, tag="Workers"),
+    Operation("GET", SCRIPT + "/script-settings", "getWorkerScriptSettings",
+              scripts.script_settings, "scripts:read", "A Worker's unversioned settings",
+              result=ScriptSettings, tag="Workers"),
+    Operation("PATCH", SCRIPT + "/script-settings", "patchWorkerScriptSettings",
+              scripts.patch_script_settings, "scripts:write",
+              "Change a Worker's unversioned settings", body=ScriptSettingsPatch,
+              result=ScriptSettings, tag="Workers",
+              audit=Audited("worker_script", "script_name", "update")),
+    Operation("GET", SCRIPT + "/subdomain", "getWorkerScriptSubdomain",
+              scripts.script_subdomain, "scripts:read", "Is the Worker on workers.dev",
+              result=ScriptSubdomain, tag="Workers"),
+    Operation("POST", SCRIPT + "/subdomain", "setWorkerScriptSubdomain",
+              scripts.set_script_subdomain, "scripts:write", "Put the Worker on workers.dev or not",
+              body=ScriptSubdomainRequest, result=ScriptSubdomain, tag="Workers",
+              audit=Audited("worker_script", "script_name", "update")),
+    Operation("POST", SCRIPT + "/versions", "uploadWorkerVersion", worker_versions.upload,
+              "scripts:write", "Upload a version of a Worker without deploying it",
+              result=Version, upload=True, tag="Workers",
+              audit=Audited("worker_version", "script_name", "upload")),
+    Operation("GET", SCRIPT + "/versions", "listWorkerVersions", worker_versions.list_versions,
+              "scripts:read", "A Worker's versions, newest first",
+              query=worker_versions.VersionsQuery, result=VersionList, paged=True, tag="Workers"),
+    Operation("GET", SCRIPT + "/versions/{version_id}", "getWorkerVersion",
+              worker_versions.get_version, "scripts:read", "One version of a Worker",
+              result=Version, tag="Workers"),
+    Operation("POST", SCRIPT + "/deployments", "createWorkerDeployment",
+              worker_versions.create_deployment, "scripts:write",
+              "Deploy versions of a Worker (percentages adding up to 100)",
+              body=CreateDeploymentRequest, query=worker_versions.DeploymentQuery,
+              result=Deployment, tag="Workers",
+              audit=Audited("worker_deployment", "script_name", "create")),
+    Operation("GET", SCRIPT + "/deployments", "listWorkerDeployments",
+              worker_versions.list_deployments, "scripts:read",
+              "A Worker's latest deployments, newest first", result=DeploymentList,
+              tag="Workers"),
+    Operation("GET", SCRIPT + "/deployments/{deployment_id}", "getWorkerDeployment",
+              worker_versions.get_deployment, "scripts:read", "One deployment of a Worker",
+              result=Deployment, tag="Workers"),
+    Operation("GET", ACCOUNT + "/workers/services/{service_name}", "getWorkerService",
+              scripts.service, "scripts:read", "A Worker as a service (wrangler reads its tag)",
+              result=Service, tag="Workers"),
+    Operation("GET", ACCOUNT + "/workers/subdomain", "getWorkersSubdomain", scripts.subdomain,
+              "scripts:read", "The account's workers.dev subdomain", result=Subdomain,
+              tag="Workers"),
+    Operation("PUT", ACCOUNT + "/workers/subdomain", "putWorkersSubdomain",
+              scripts.set_subdomain, "scripts:write", "Set the account's workers.dev subdomain",
+              body=Subdomain, result=Subdomain, errors=(409,), tag="Workers",
+              audit=Audited("workers_subdomain", "account_id", "update")),
+    Operation("GET", V4 + "/user", "getUser", user.get_user, "account",
+              "The user behind the credential", result=User, tag="User"),
+    Operation("GET", V4 + "/memberships", "listMemberships", user.memberships, "account",
+              "The accounts the credential reaches", query=identity.PageQuery,
+              result=list[Membership], paged=True, tag="User"),
     # --- identity (conventions §4) ------------------------------------------------------------
     Operation("GET", V4 + "/user/tokens/verify", "verifyUserToken", identity.verify_token,
               "user-token", "Verify a user API token", result=TokenVerification, tag="Tokens"),

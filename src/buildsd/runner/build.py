@@ -342,7 +342,13 @@ class BuildRun:
             WORKERS_CI_BRANCH=job.build["branch"],
             CLOUDFLARE_API_TOKEN=job.token or "",
             CLOUDFLARE_ACCOUNT_ID=job.account_id,
+            # What Cloudflare's runner sets (spec newer §1.3): wrangler deploys under the
+            # connected Worker's name and stops unless that name's tag is this one.
+            WRANGLER_CI_OVERRIDE_NAME=job.worker_name,
+            WRANGLER_CI_MATCH_TAG=str(job.trigger["external_script_id"]),
         )
+        if self.settings.deploy_target == "self":  # D25: wrangler deploys to this buildsd
+            env["CLOUDFLARE_API_BASE_URL"] = self.settings.self_api_url
         if job.trigger["build_caching_enabled"]:
             self.binds.append(Bind(self.cache_dir, CACHE))
             self.cache_dir.mkdir(parents=True, exist_ok=True)

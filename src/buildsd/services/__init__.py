@@ -10,6 +10,7 @@ from buildsd.services.autofill import ConfigAutofill
 from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.builds import Builds
 from buildsd.services.deploy_hooks import DeployHooks
+from buildsd.services.deployments import Deployments
 from buildsd.services.grants import Grants
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
@@ -17,6 +18,7 @@ from buildsd.services.metrics import Metrics
 from buildsd.services.repo_connections import RepoConnections
 from buildsd.services.runs import Runs
 from buildsd.services.sandboxing import Confinement
+from buildsd.services.scripts import Scripts
 from buildsd.services.secret_keys import SecretKeys
 from buildsd.services.triggers import Triggers
 from buildsd.services.webhook_secrets import WebhookSecrets
@@ -51,6 +53,8 @@ class Services:
         self.webhooks = Webhooks(db, settings, self.builds, self.grants, self.webhook_secrets)
         self.worker_builds = WorkerBuilds(db, self.triggers, self.grants)
         self.workers = Workers(db)
+        self.scripts = Scripts(db)
+        self.deployments = Deployments(db, self.scripts)
         self.audit = AuditLog(db)
 
     async def open(self) -> None:

@@ -14,14 +14,22 @@ from buildsd.db import Connection, Database, IntegrityError, Row
 from buildsd.errors import AlreadyExists, InvalidRequestBody, NotFound, UnknownAuthKey
 from buildsd.store import accounts, api_tokens, users
 from buildsd.wire import Account, Page, TokenVerification
+from buildsd.wire_workers import Membership, MembershipAccount, User
 
 # Permission groups as Cloudflare reports them (conventions file §4.5).
 CI_READ = {"id": "ad99c5ae555e45c4bef5bdf2678388ba", "name": "Workers CI Read"}
 CI_WRITE = {"id": "2e095cf436e2455fa62c9a9c2e18c478", "name": "Workers CI Write"}
-PERMISSION_GROUPS = {group["name"]: group for group in (CI_READ, CI_WRITE)}
+# The Workers platform calls around Builds (scripts, versions, deployments, subdomain: D24).
+SCRIPTS_READ = {"id": "1a71c399035b4950a1bd1466bbe4f420", "name": "Workers Scripts Read"}
+SCRIPTS_WRITE = {"id": "e086da7e2179491d91ee5f35b3ca210a", "name": "Workers Scripts Write"}
+PERMISSION_GROUPS = {
+    group["name"]: group for group in (CI_READ, CI_WRITE, SCRIPTS_READ, SCRIPTS_WRITE)
+}
 # Write implies read: a read is allowed by either group, a write only by Write.
 READ_GROUP_IDS = frozenset({CI_READ["id"], CI_WRITE["id"]})
 WRITE_GROUP_IDS = frozenset({CI_WRITE["id"]})
+SCRIPTS_READ_GROUP_IDS = frozenset({SCRIPTS_READ["id"], SCRIPTS_WRITE["id"]})
+SCRIPTS_WRITE_GROUP_IDS = frozenset({SCRIPTS_WRITE["id"]})
 
 ADMIN_EMAIL = "admin@buildsd.local"
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -227,6 +235,42 @@ class Identity:
             row = await accounts.find(conn, account_id)
         return accounts.to_wire(row) if row is not None else None
 
+    async def user(self, caller: Caller) -> User | None:
+        """GET /user: the person behind a credential (an account token has none)."""
+        if caller.user_id is None:
+            return None
+        async with self._db.connection() as conn:
+            row = await users.find(conn, caller.user_id)
+        if row is None:
+            return None
+        return User(
+            id=row["id"],
+            email=row["email"],
+            first_name=None,
+            last_name=None,
+            username=row["id"],
+            telephone=None,
+            country=None,
+            zipcode=None,
+            created_on=row["created_on"],
+            modified_on=row["created_on"],
+            two_factor_authentication_enabled=False,
+            suspended=False,
+        )
+
+    async def memberships(self, caller: Caller, page: Page) -> tuple[list[Membership], int]:
+        """GET /memberships: the accounts a credential reaches, each as a membership."""
+        accounts_page, total = await self.visible_accounts(caller, page)
+        return [
+            Membership(
+                id=account.id,  # one membership per account and user: the account names it
+                account=MembershipAccount(id=account.id, name=account.name),
+                status="accepted",
+                roles=["Administrator"],
+            )
+            for account in accounts_page
+        ], total
+
     # --- administration (the CLI) ---------------------------------------------------------
 
     async def bootstrap(self) -> Bootstrap | None:
@@ -279,7 +323,8 @@ class Identity:
                     owner_type="user",
                     user_id=admin_id,
                     account_id=account_id,
-                    permissions=[CI_WRITE["name"]],
+                    # Builds and the Workers platform calls: wrangler deploys with it too (D24).
+                    permissions=[CI_WRITE["name"], SCRIPTS_WRITE["name"]],
                     expires_on=None,
                     now=now,
                 )

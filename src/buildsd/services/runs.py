@@ -17,7 +17,7 @@ from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.builds import log_state
 from buildsd.services.metrics import Metrics
 from buildsd.services.triggers import Triggers
-from buildsd.store import accounts, builds, runs, triggers
+from buildsd.store import accounts, builds, runs, triggers, workers
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Job:
     variables: dict[str, tuple[str, bool]]  # name → (value, is_secret)
     owner: str
     secrets: list[str] = field(default_factory=list)
+    worker_name: str = ""  # the connected Worker's (WRANGLER_CI_OVERRIDE_NAME)
 
     @property
     def build_uuid(self) -> str:
@@ -89,12 +90,16 @@ class Runs:
             await runs.add_event(conn, build["build_uuid"], "initializing", clock.now())
             trigger = await triggers.get_any(conn, build["trigger_uuid"])
             variables = await self._triggers.plain_variables(conn, build["trigger_uuid"])
+            worker = await workers.find_by_tag(
+                conn, build["account_id"], trigger["external_script_id"]
+            )
         log_state(build["build_uuid"], build["account_id"], "initializing", runner=owner)
         token = await self._tokens.secret(build["account_id"], build["build_token_uuid"])
         secrets = [value for value, is_secret in variables.values() if is_secret]
         if token:
             secrets.append(token)
-        return Job(build, trigger, token, variables, owner, secrets)
+        name = worker["name"] if worker is not None else trigger["external_script_id"]
+        return Job(build, trigger, token, variables, owner, secrets, worker_name=name)
 
     async def renew(self, job: Job) -> str | None:
         """Extend the lease; the build's status now (stopped = cancelled by the API), or None

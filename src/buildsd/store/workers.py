@@ -33,6 +33,14 @@ async def find_by_name(conn: Connection, account_id: str, name: str) -> Row | No
     )
 
 
+async def find_by_tag(conn: Connection, account_id: str, tag: str) -> Row | None:
+    return await conn.one(
+        "SELECT tag, account_id, name, created_on FROM workers "
+        "WHERE account_id = :account_id AND tag = :tag",
+        {"account_id": account_id, "tag": tag},
+    )
+
+
 async def get_by_name(conn: Connection, account_id: str, name: str) -> Row:
     return required(await find_by_name(conn, account_id, name))
 
