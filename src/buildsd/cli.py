@@ -85,9 +85,9 @@ def _announce(made: Bootstrap, *, err: bool = False) -> None:
     if made.api_key:
         lines.append(f"  admin API key  {made.api_key}")
     if made.token:
-        lines.append(f"  API token      {made.token}   (Workers CI Write on that account)")
+        lines.append(f"  API token      {made.token}   (Workers CI and Scripts Write there)")
     elif made.token_from_settings:
-        lines.append("  API token      the value of BUILDSD_BOOTSTRAP_TOKEN (Workers CI Write)")
+        lines.append("  API token      the value of BUILDSD_BOOTSTRAP_TOKEN (Workers CI and Scripts Write)")
     click.echo("\n".join(lines), err=err)
 
 
