@@ -87,7 +87,7 @@ def _announce(made: Bootstrap, *, err: bool = False) -> None:
     if made.token:
         lines.append(f"  API token      {made.token}   (Workers CI and Scripts Write there)")
     elif made.token_from_settings:
-        lines.append("  API token      the value of BUILDSD_BOOTSTRAP_TOKEN (Workers CI and Scripts Write)")
+        lines.append("  API token      the value of BUILDSD_BOOTSTRAP_TOKEN (CI and Scripts Write)")
     click.echo("\n".join(lines), err=err)
 
 

@@ -123,17 +123,11 @@ async def authenticate(
         return caller
     if access in ("scripts:read", "scripts:write"):
         groups = SCRIPTS_WRITE_GROUP_IDS if access == "scripts:write" else SCRIPTS_READ_GROUP_IDS
-        if (
-            account_id is None
-            or not caller.allows(account_id, groups)
-            or not await identity.account_exists(account_id)
-        ):
-            raise AuthenticationError()
-        return caller
-    # Builds accepts only user-owned tokens (spec §2a): an account token is "Invalid token".
-    if caller.owner_type != "user":
-        raise InvalidToken()
-    groups = WRITE_GROUP_IDS if access == "builds:write" else READ_GROUP_IDS
+    else:
+        # Builds accepts only user-owned tokens (spec §2a): an account token is "Invalid token".
+        if caller.owner_type != "user":
+            raise InvalidToken()
+        groups = WRITE_GROUP_IDS if access == "builds:write" else READ_GROUP_IDS
     if (
         account_id is None
         or not caller.allows(account_id, groups)
