@@ -120,6 +120,8 @@ LAYOUTS = {
 async def cluster(backend: str, keep: bool = False) -> AsyncIterator[Cluster]:
     """Everything a run needs, torn down afterwards whatever happens."""
     workdir = Path(tempfile.mkdtemp(prefix=f"buildsd-soak-{backend}-"))
+    # mkdtemp makes it 0700; bwrap, run as the build uid, must pass through to a workspace.
+    workdir.chmod(0o711)
     stack = contextlib.ExitStack()
     made: Cluster | None = None
     try:
