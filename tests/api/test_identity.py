@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from buildsd.errors import NotFound
 from tests.conftest import World
 
 VERIFY = "/client/v4/user/tokens/verify"
@@ -83,3 +87,18 @@ def test_accounts_with_a_global_api_key(world: World) -> None:
     response = world.client.get("/client/v4/accounts", headers=headers)
     assert [a["id"] for a in response.json()["result"]] == [world.account]
     assert world.client.get("/client/v4/accounts").json()["errors"][0]["code"] == 9106
+
+
+def test_the_admin_commands_name_an_unknown_account(world: World) -> None:
+    identity = world.services.identity
+    missing = "f" * 32
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: identity.create_user("dev@example.com", missing),
+        lambda: identity.create_token(account_id=missing, permissions=["Workers CI Read"]),
+        lambda: identity.list_tokens(missing),
+    ]
+    for call in calls:
+        with pytest.raises(NotFound) as raised:
+            world.run(call())
+        # What `buildsd tokens create --account <typo>` prints after "Error: ".
+        assert str(raised.value) == f"no account {missing}: `buildsd accounts list` shows them"

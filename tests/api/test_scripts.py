@@ -61,6 +61,10 @@ def test_a_worker_made_by_the_cli_is_listed_and_uploads_keep_its_tag(
     tag = world.run(world.services.workers.create(world.account, "site"))
     listed = ok(world.client.get(f"{workers(world)}/scripts", headers=world.auth))
     assert [(item["id"], item["tag"]) for item in listed] == [("site", tag)]
+    # Not "api": wrangler would then warn of script-API edits and ask before its first deploy.
+    service = ok(world.client.get(f"{workers(world)}/services/site", headers=world.auth))
+    assert listed[0]["last_deployed_from"] == "wrangler"
+    assert service["default_environment"]["script"]["last_deployed_from"] == "wrangler"
     assert ok(upload(world, "site"))["tag"] == tag
 
 

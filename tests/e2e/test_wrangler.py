@@ -155,6 +155,7 @@ def test_a_build_deploys_to_buildsd_and_is_found_by_its_version(
         text for _, text in api.get(f"/builds/builds/{build_uuid}/logs").json()["result"]["lines"]
     ]
     assert got["build_outcome"] == "success", "\n".join(lines)
+    assert not any("script API" in line for line in lines)  # a fresh Worker: no warning
     printed = next(re.search(UUID, line)[0] for line in lines if "Current Version ID" in line)
 
     # The version wrangler made here, under the connected Worker's name and tag.

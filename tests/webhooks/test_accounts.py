@@ -107,6 +107,39 @@ def test_an_account_without_a_secret_is_told_how_to_make_one(world: World) -> No
         assert "buildsd webhooks secret --account ACCOUNT_ID --provider github" in error["message"]
 
 
+def test_an_unsigned_delivery_is_told_where_its_secret_comes_from(world: World) -> None:
+    secret_of(world, world.account)
+    secret_of(world, world.account, "gitlab")
+    body = body_of(github_push())
+    unsigned = github_headers(body)
+    del unsigned["X-Hub-Signature-256"]
+    tokenless = gitlab_headers()
+    del tokenless["X-Gitlab-Token"]
+    cases = [
+        (
+            f"/webhooks/github/{world.account}",
+            unsigned,
+            "no X-Hub-Signature-256 header: the webhook's secret must be the one "
+            "`buildsd webhooks secret --account ACCOUNT_ID --provider github` printed",
+        ),
+        (
+            "/webhooks/github",
+            unsigned,
+            "no X-Hub-Signature-256 header: the webhook's secret must be the value of "
+            "BUILDSD_GITHUB_WEBHOOK_SECRET",
+        ),
+        (
+            f"/webhooks/gitlab/{world.account}",
+            tokenless,
+            "no X-Gitlab-Token header: the webhook's secret token must be the one "
+            "`buildsd webhooks secret --account ACCOUNT_ID --provider gitlab` printed",
+        ),
+    ]
+    for url, headers, message in cases:
+        error = failure(world.client.post(url, content=body, headers=headers), 401, 13001)
+        assert error["error_chain"][0]["message"] == message
+
+
 def test_gitlab_per_account_token(world: World, two: World) -> None:
     world.grant(provider_type="gitlab")
     add_trigger(world, connect(world, "gitlab"), "c3" * 16)

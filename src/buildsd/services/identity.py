@@ -148,6 +148,12 @@ def policy_for(account_id: str, permissions: list[str]) -> dict[str, Any]:
     }
 
 
+async def _require_account(conn: Connection, account_id: str) -> None:
+    # The admin commands' typo'd --account: "Not found" alone did not say what was missing.
+    if not await accounts.exists(conn, account_id):
+        raise NotFound(f"no account {account_id}: `buildsd accounts list` shows them")
+
+
 class Identity:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
@@ -363,7 +369,7 @@ class Identity:
             raise InvalidRequestBody(f"not an email address: {email!r}")
         api_key = crypto.new_global_api_key()
         async with self._db.transaction(exclusive=True) as conn:
-            await accounts.get(conn, account_id)
+            await _require_account(conn, account_id)
             now = clock.now()
             user_id = clock.new_hex32()
             try:
@@ -400,7 +406,7 @@ class Identity:
                 raise InvalidRequestBody(f"--expires-on is not an ISO 8601 time: {exc}") from exc
         value = crypto.new_api_token()
         async with self._db.transaction(exclusive=True) as conn:
-            await accounts.get(conn, account_id)
+            await _require_account(conn, account_id)
             user_id = None
             if owner_type == "user":
                 user = (
@@ -458,7 +464,7 @@ class Identity:
 
     async def list_tokens(self, account_id: str) -> list[Row]:
         async with self._db.connection() as conn:
-            await accounts.get(conn, account_id)
+            await _require_account(conn, account_id)
             return await api_tokens.list_for_account(conn, account_id)
 
     async def revoke_token(self, token_id: str) -> None:

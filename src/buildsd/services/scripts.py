@@ -136,7 +136,9 @@ def script_state(row: Row) -> dict[str, Any]:
         "tags": [],
         "tail_consumers": None,
         "observability": None,
-        "last_deployed_from": "api",
+        # Nothing was uploaded yet, by the API or anyone: "api" made wrangler's first deploy warn
+        # of script-API edits it would overwrite and ask whether to continue.
+        "last_deployed_from": "wrangler",
     }
     if row["script"]:
         state.update(msgspec.json.decode(row["script"]))

@@ -31,8 +31,16 @@ def _same(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.strip().encode("utf-8", "replace"))
 
 
+def _global_holder(provider: str) -> str:
+    return f"the value of {_SETTINGS[provider]}"
+
+
+def _account_holder(provider: str) -> str:
+    return f"the one `buildsd webhooks secret --account ACCOUNT_ID --provider {provider}` printed"
+
+
 def verify_github(
-    secret: str, headers: Mapping[str, str], raw: bytes, holder: str = _SETTINGS["github"]
+    secret: str, headers: Mapping[str, str], raw: bytes, holder: str = _global_holder("github")
 ) -> None:
     """X-Hub-Signature-256 (`sha256=<hex>`), or Gitea's/Forgejo's bare hex, of the raw body."""
     digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
@@ -44,19 +52,19 @@ def verify_github(
     given = headers.get("x-gitea-signature") or headers.get("x-forgejo-signature")
     if given is None:
         raise InvalidWebhookSignature(
-            f"no X-Hub-Signature-256 header: give the webhook the secret {holder} holds"
+            f"no X-Hub-Signature-256 header: the webhook's secret must be {holder}"
         )
     if not _same(digest, given.lower()):
         raise InvalidWebhookSignature("X-Gitea-Signature does not match the body")
 
 
 def verify_gitlab(
-    token: str, headers: Mapping[str, str], holder: str = _SETTINGS["gitlab"]
+    token: str, headers: Mapping[str, str], holder: str = _global_holder("gitlab")
 ) -> None:
     given = headers.get("x-gitlab-token")
     if given is None:
         raise InvalidWebhookSignature(
-            f"no X-Gitlab-Token header: give the webhook the secret token {holder} holds"
+            f"no X-Gitlab-Token header: the webhook's secret token must be {holder}"
         )
     if not _same(token, given):
         raise InvalidWebhookSignature("X-Gitlab-Token does not match")
@@ -93,15 +101,15 @@ class WebhookSecrets:
                 if provider == "github"
                 else self._settings.gitlab_webhook_token
             )
-            holder = _SETTINGS[provider]
+            holder = _global_holder(provider)
             if not secret:
-                raise WebhooksNotConfigured(f"set {holder} to the webhook's secret")
+                raise WebhooksNotConfigured(f"set {_SETTINGS[provider]} to the webhook's secret")
         else:
             stored = None
             if _ACCOUNT_ID.match(account_id):  # anything else is no account: not looked up
                 async with self._db.connection() as conn:
                     stored = await webhook_secrets.find(conn, account_id, provider)
-            holder = "`buildsd webhooks secret` printed"
+            holder = _account_holder(provider)
             if stored is None:  # an unknown account too: the same answer, nothing to tell
                 raise WebhooksNotConfigured(
                     "this account has no secret for this provider: make one with "
