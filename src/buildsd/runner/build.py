@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -147,7 +148,9 @@ class BuildRun:
             done.set()
             await flusher
             await logs.flush()
-            shutil.rmtree(self.workspace, ignore_errors=True)
+            # Off the event loop: a workspace of a million files takes seconds to remove, and
+            # every account's requests would wait meanwhile.
+            await asyncio.to_thread(shutil.rmtree, self.workspace, ignore_errors=True)
         if outcome is not None and not logs.lost:
             await self.runs.finish(job, outcome)
 
@@ -297,7 +300,7 @@ class BuildRun:
             await self.runs.record(
                 job, version_id=version.lower() if version else None, preview_url=preview
             )
-        self._trim_cache()
+        await asyncio.to_thread(self._trim_cache)
         logs.line("Success: Build completed")
         return "success"
 
@@ -372,9 +375,20 @@ class BuildRun:
     def _trim_cache(self) -> None:
         if not self.cache_dir.exists():
             return
-        size = sum(f.stat().st_size for f in self.cache_dir.rglob("*") if f.is_file())
-        if size > self.settings.build_cache_max_bytes:
+        if _held_bytes(self.cache_dir) > self.settings.build_cache_max_bytes:
             shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+
+def _held_bytes(top: Path) -> int:
+    """The bytes of the regular files under `top`: a link a build left counts as nothing, never
+    as what it points at (a link to a huge file of the host would empty the cache)."""
+    total = 0
+    for parent, _, files in os.walk(top):  # never into a symlinked directory
+        for name in files:
+            st = os.lstat(os.path.join(parent, name))
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
 
 
 def _described(path: Path) -> tuple[str, str, str]:

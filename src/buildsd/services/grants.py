@@ -43,8 +43,10 @@ class _NewGrant(Struct):
 
 
 def _same_name(a: str, b: str) -> bool:
-    # GitHub logins and GitLab paths are case-insensitive: "Octo-Org" is octo-org.
-    return a.casefold() == b.casefold()
+    # GitHub logins and GitLab paths are ASCII and case-insensitive: "Octo-Org" is octo-org.
+    # Beyond ASCII only the very name: casefold() makes "straße" "strasse", which a clone URL
+    # (a file:// template's directory, say) keeps apart.
+    return a == b or (a.isascii() and b.isascii() and a.lower() == b.lower())
 
 
 def allows_connection(grant: Grant, connection: Mapping[str, str]) -> bool:

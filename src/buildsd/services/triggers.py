@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,8 @@ class Triggers:
     async def purge_build_cache(self, account_id: str, trigger_uuid: str) -> None:
         async with self._db.connection() as conn:
             await triggers.get(conn, account_id, trigger_uuid)
-        shutil.rmtree(self.cache_dir(trigger_uuid), ignore_errors=True)
+        # Off the event loop: a cache of many files takes a while to remove.
+        await asyncio.to_thread(shutil.rmtree, self.cache_dir(trigger_uuid), ignore_errors=True)
 
     # --- build variables ------------------------------------------------------------------
 
