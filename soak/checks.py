@@ -59,7 +59,7 @@ def no_build_started_twice(cluster: Cluster, builds: dict, notes: list[str]) -> 
     each per build, exactly one of each per success."""
     starts: dict[str, Counter[str]] = {"build": Counter(), "deploy": Counter()}
     started_at: dict[tuple[str, str], float] = {}
-    for marker in cluster.markers.iterdir():
+    for marker in cluster.markers():
         step = "deploy" if marker.name.endswith(".deploy") else "build"
         build_uuid = marker.name.split(".")[0]
         starts[step][build_uuid] += 1

@@ -38,9 +38,13 @@ class Cluster:
     backend: str  # postgresql | sqlite
     database_url: str
     workdir: Path
-    markers: Path  # each build's command leaves <build_uuid>.<pid> here
     commit: str  # the sha of main in the bare repository
     procs: list[Proc] = field(default_factory=list)
+
+    def markers(self) -> list[Path]:
+        """What each start of a command left: in its trigger's build cache, the one place a
+        sandboxed build writes that outlives it (workload.MARKERS)."""
+        return sorted(self.workdir.glob("data/cache/*/soak-markers/*"))
 
     def servers(self) -> list[Proc]:
         return [p for p in self.procs if p.kind == "serve"]
@@ -131,9 +135,7 @@ async def cluster(backend: str, keep: bool = False) -> AsyncIterator[Cluster]:
             database_url = f"sqlite:///{workdir}/data/buildsd.sqlite3"
         secret_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
         env = base_env(workdir, database_url, secret_key)
-        markers = workdir / "markers"
-        markers.mkdir()
-        made = Cluster(backend, database_url, workdir, markers, make_repo(workdir))
+        made = Cluster(backend, database_url, workdir, make_repo(workdir))
         for name, kind, slots in LAYOUTS[backend]:
             port = free_port() if kind == "serve" else None
             proc_env = {**env, "BUILDSD_RUNNER_SLOTS": str(slots)}

@@ -42,8 +42,9 @@ them with SIGKILL (as a crash, an OOM kill or a lost machine would) and starts t
 - **One connection per repository**: no two rows share `(account_id, provider_type,
   repo_id)`, and every acknowledged PUT of a repository answered the same
   `repo_connection_uuid`.
-- **No build started twice**: each build's command creates
-  `<markers>/$WORKERS_CI_BUILD_UUID.$$`: at most one marker per build, exactly one per
+- **No build started twice**: each start of a build's command (and of its deploy command)
+  makes a marker `$WORKERS_CI_BUILD_UUID.<random>` in its trigger's build cache (the one place
+  a sandboxed build writes that outlives it): at most one marker per build, exactly one per
   successful build. A build whose runner was killed mid-command has started once and must end
   `terminated`, never start again.
 - **Every build stopped or still queued**: after settling, none is `initializing` or

@@ -10,7 +10,6 @@ import random
 import secrets
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from soak.client import Api
@@ -24,19 +23,29 @@ TRIGGER_FIELDS = ("trigger_name", "build_command", "deploy_command", "build_cach
 MAX_TRIGGERS_PER_TASK = 3
 
 
-def build_command(markers: Path, salt: int) -> str:
+# Where each start of a command leaves a marker: the trigger's build cache (caching is always on
+# here), the one place a sandboxed build may write that outlives the build. mktemp, not $$: every
+# sandbox has a PID namespace of its own, so two starts could share a pid.
+MARKERS = '"$npm_config_cache/../soak-markers"'
+
+
+def build_command(salt: int) -> str:
     """Leaves one marker per start, prints the secrets (masking must hide them), sleeps <1 s."""
     return (
-        f'echo start; touch "{markers}/$WORKERS_CI_BUILD_UUID.$$"; '
+        f"echo start; mkdir -p {MARKERS}; "
+        f"mktemp {MARKERS}/$WORKERS_CI_BUILD_UUID.XXXXXXXX >/dev/null; "
         'echo "secret=$SOAK_SECRET token=$CLOUDFLARE_API_TOKEN"; '
         'printf %s "$SOAK_SECRET" | base64; '
         f"sleep 0.$(( ($$ + {salt}) % 9 + 1 )); echo end"
     )
 
 
-def deploy_command(markers: Path) -> str:
-    """Leaves <build_uuid>.<pid>.deploy: a deploy must not run twice, nor after a cancel."""
-    return f'echo deployed; touch "{markers}/$WORKERS_CI_BUILD_UUID.$$.deploy"'
+def deploy_command() -> str:
+    """Leaves <build_uuid>.<random>.deploy: a deploy must not run twice, nor after a cancel."""
+    return (
+        f"echo deployed; mkdir -p {MARKERS}; "
+        f"mktemp --suffix=.deploy {MARKERS}/$WORKERS_CI_BUILD_UUID.XXXXXXXX >/dev/null"
+    )
 
 
 @dataclass
@@ -124,8 +133,8 @@ class Workload:
             "trigger_name": name or f"soak-{owner}-{self.rng.randrange(10**6)}",
             "branch_includes": ["main"],
             "path_includes": paths or ["*"],
-            "build_command": build_command(self.cluster.markers, self.rng.randrange(9)),
-            "deploy_command": deploy_command(self.cluster.markers),
+            "build_command": build_command(self.rng.randrange(9)),
+            "deploy_command": deploy_command(),
         }
         made = await self.api.result("create trigger", "POST", "/triggers", json=body)
         if made is None:
@@ -139,8 +148,8 @@ class Workload:
         record = self.ledger.triggers[trigger_uuid]
         changes = {
             "trigger_name": f"soak-{record.owner}-{self.rng.randrange(10**6)}",
-            "build_command": build_command(self.cluster.markers, self.rng.randrange(9)),
-            "build_caching_enabled": self.rng.random() < 0.5,
+            "build_command": build_command(self.rng.randrange(9)),
+            "build_caching_enabled": True,  # where the markers go (MARKERS)
         }
         path = f"/triggers/{trigger_uuid}"
         if await self.api.result("patch trigger", "PATCH", path, json=changes) is None:
