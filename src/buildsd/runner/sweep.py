@@ -30,7 +30,7 @@ async def sweep(data: Path, runs: Runs, active: set[str], scratch_seconds: float
     left = []
     if candidates:
         held = await runs.running_among(candidates)
-        left = [name for name in candidates if name not in held and name not in active]
+        left = [name for name in candidates if name not in held]
     await asyncio.to_thread(_clear, [builds / name for name in left], data / "tmp", scratch_seconds)
     for name in left:
         log.warning("removed the workspace of build %s, left by a runner that was killed", name)
