@@ -237,10 +237,38 @@ def test_without_a_working_bwrap(
         (line,) = [line for line in lines if "build sandbox cannot run" in line]
         assert "install bubblewrap" in line and "BUILDSD_SANDBOX=off" in line
         assert "/bin/false exited with code 1" in line
+        assert ("more than one account" in line) == (accounts > 1)
     else:  # one account has the server to itself: builds run, unconfined
         assert done["build_outcome"] == "success" and "UNCONFINED" in lines
     ready = world.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["result"]["sandbox"] == "unavailable"
+
+
+@pytest.mark.parametrize("accounts", [1, 2])
+def test_config_autofill_without_a_working_bwrap(
+    make_world, repo: Repo, tmp_path: Path, caplog, accounts: int
+) -> None:
+    """Autofill's clone is refused as a build is: unconfined only while one account has the
+    server to itself; the caller sees 404 12000, the operator a log line saying why."""
+    from tests.api.flows import connection, failure
+    from tests.api.test_autofill import OWNER_ID, REPO_ID
+
+    repo.commit({"wrangler.toml": 'name = "unconfined"\n'}, "config")
+    git_url = f"file://{tmp_path}/git/{{provider_account_name}}/{{repo_name}}.git"
+    world = make_world(git_url_github=git_url, bwrap_path="/bin/false")
+    if accounts > 1:
+        world.new_account("tenant")
+        world.grant()
+    connection(world, repo_id=REPO_ID)
+    path = f"/repos/github/{OWNER_ID}/{REPO_ID}/config_autofill"
+    got = world.client.get(base(world) + path, params={"branch": "main"}, headers=world.auth)
+    if accounts > 1:
+        failure(got, 404, 12000)
+        (line,) = [r.getMessage() for r in caplog.records if "config autofill" in r.getMessage()]
+        assert "the build sandbox cannot run (/bin/false exited with code 1)" in line
+        assert "more than one account" in line and "BUILDSD_SANDBOX=off" in line
+    else:
+        assert ok(got)["default_worker_name"] == "unconfined"
 
 
 def test_off_is_announced_and_in_readyz(runner_world, repo: Repo, caplog, planted) -> None:

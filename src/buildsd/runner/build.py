@@ -308,7 +308,7 @@ class BuildRun:
         """Unconfined builds only where one account has the server to itself (D20); and the
         build uid must reach the workspace to bind it."""
         if self.sandbox.status().mode == "unavailable":
-            refusal = self.sandbox.refusal(await self.runs.account_count())
+            refusal = self.sandbox.refusal(await self.runs.several_accounts())
             if refusal:
                 raise Stopped("fail", refusal)
         if problem := self.sandbox.unreachable(self.workspace.parent):

@@ -108,7 +108,7 @@ class Sandbox:
     def mode(self) -> str:
         return self.status().mode
 
-    def refusal(self, accounts: int) -> str | None:
+    def refusal(self, several_accounts: bool) -> str | None:
         """Why a build must not start, or None: unconfined builds only with one account (or
         BUILDSD_SANDBOX=off chosen)."""
         status = self.status()
@@ -119,10 +119,10 @@ class Sandbox:
                 f"Failed: BUILDSD_SANDBOX=bwrap but the build sandbox cannot run "
                 f"({status.reason}); {INSTALL_HINT}."
             )
-        if accounts > 1:
+        if several_accounts:
             return (
                 f"Failed: the build sandbox cannot run ({status.reason}) and this server has "
-                f"{accounts} accounts, so builds run only sandboxed; {INSTALL_HINT}."
+                f"more than one account, so builds run only sandboxed; {INSTALL_HINT}."
             )
         return None
 

@@ -55,10 +55,10 @@ class ConfigAutofill:
                 conn, account_id, provider_type, provider_account_id, repo_id
             )
             # Counted only when it matters: bubblewrap does not work here.
-            count = await accounts.count(conn) if self._unconfined() else 0
+            several = await accounts.several(conn) if self._unconfined() else False
         if row is None:
             raise NotFound()
-        if refusal := self._sandbox.refusal(count):
+        if refusal := self._sandbox.refusal(several):
             log.error("config autofill: %s", refusal.removeprefix("Failed: "))
             raise NotFound()
         try:

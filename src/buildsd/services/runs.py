@@ -169,9 +169,9 @@ class Runs:
 
     # --- the sandbox and what a killed runner left ----------------------------------------------
 
-    async def account_count(self) -> int:
+    async def several_accounts(self) -> bool:
         async with self._db.connection() as conn:
-            return await accounts.count(conn)
+            return await accounts.several(conn)
 
     async def running_among(self, build_uuids: list[str]) -> set[str]:
         async with self._db.connection() as conn:

@@ -11,8 +11,8 @@ class Confinement(Protocol):
         """ "bwrap", "off" (chosen) or "unavailable" (auto, and bubblewrap does not work)."""
         ...
 
-    def refusal(self, accounts: int) -> str | None:
-        """Why nothing may run unconfined with this many accounts, or None."""
+    def refusal(self, several_accounts: bool) -> str | None:
+        """Why nothing may run unconfined (with more than one account, or at all), or None."""
         ...
 
     def unreachable(self, path: Path) -> str | None:

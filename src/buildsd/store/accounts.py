@@ -80,8 +80,3 @@ async def several(conn: Connection) -> bool:
     """More than one account (reads two index entries at most, whatever the count)."""
     row = await conn.one("SELECT COUNT(*) AS n FROM (SELECT id FROM accounts LIMIT 2) AS a")
     return row is not None and int(row["n"]) > 1
-
-
-async def count(conn: Connection) -> int:
-    row = await conn.one("SELECT COUNT(*) AS n FROM accounts")
-    return int(row["n"]) if row else 0
