@@ -4,6 +4,7 @@ template root, shared memory, sockets and signals, and the cleanup after it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import stat
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from buildsd.runner import build as build_module
+from buildsd.runner import sandbox as sandbox_module
 from tests.api.flows import base, build, ok
 from tests.runner.conftest import Repo, log_lines, make_trigger, wait_for, wait_line
 
@@ -129,6 +131,66 @@ def test_cleanups_run_off_the_event_loop(runner_world, repo: Repo, monkeypatch) 
     purge = base(world) + f"/triggers/{t['trigger_uuid']}/purge_build_cache"
     ok(world.client.post(purge, headers=world.auth))
     assert on_loop == []
+
+
+def test_a_folder_swapped_for_a_link_as_root_walks_a_cache_leads_nowhere(
+    make_settings, victim: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Another build of the trigger may be running while root walks its cache (off the event
+    loop): a folder it swaps for a link to a directory of the server's, in the instant after
+    the walk listed it and before it enters it, leads the walk nowhere."""
+    sandbox = sandbox_module.Sandbox(make_settings())
+    if sandbox.uid is None or not sandbox.confined:
+        pytest.skip("the cache is chowned only for a sandboxed build uid (as root)")
+    cache = tmp_path / "cache"
+    (cache / "swapped" / "below").mkdir(parents=True)
+    real_open, real_scandir = os.open, os.scandir
+    swapped: list[Any] = []
+
+    def swap(path: Any) -> None:  # the build's move, just before the walk goes into `path`
+        if not swapped and not isinstance(path, int) and os.path.basename(path) == "swapped":
+            swapped.append(path)
+            (cache / "swapped" / "below").rmdir()
+            (cache / "swapped").rmdir()
+            (cache / "swapped").symlink_to(victim)
+
+    def open_(path: Any, *args: Any, **kwargs: Any) -> int:
+        swap(path)
+        return real_open(path, *args, **kwargs)
+
+    def scandir(path: Any = ".") -> Any:
+        swap(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(sandbox_module.os, "open", open_)
+    monkeypatch.setattr(sandbox_module.os, "scandir", scandir)
+    sandbox.own_tree(cache)
+    monkeypatch.undo()
+    assert swapped and cache.stat().st_uid == sandbox.uid
+    assert (victim / "inner").stat().st_uid == victim.stat().st_uid == os.geteuid()
+    assert (victim / "inner" / "file").stat().st_uid == os.geteuid()
+
+
+def test_a_file_another_build_removes_while_the_cache_is_sized_is_not_an_error(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Another build of the trigger may be installing into the cache while a finished build
+    sizes it: a file gone between the listing and its stat counts as nothing, and does not turn
+    the finished build into an internal error."""
+    cache = tmp_path / "cache"
+    (cache / "npm").mkdir(parents=True)
+    (cache / "npm" / "kept").write_bytes(b"x" * 10)
+    (cache / "npm" / "gone").write_bytes(b"x" * 1000)
+    real = os.scandir
+
+    def scandir(path: Any) -> Any:
+        listing = list(real(path))
+        with contextlib.suppress(FileNotFoundError):  # the other build's move, after the listing
+            os.unlink("gone", dir_fd=path)
+        return contextlib.nullcontext(iter(listing))
+
+    monkeypatch.setattr(sandbox_module.os, "scandir", scandir)
+    assert build_module._held_bytes(cache) == 10
 
 
 def test_the_template_root_and_other_repositories_are_not_there(

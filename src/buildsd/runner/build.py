@@ -18,7 +18,7 @@ from buildsd.config import Settings
 from buildsd.db import IntegrityError
 from buildsd.runner import executor
 from buildsd.runner.masking import Masker
-from buildsd.runner.sandbox import CACHE, HOME, TMP, Bind, Sandbox
+from buildsd.runner.sandbox import CACHE, HOME, TMP, Bind, Sandbox, entries_under
 from buildsd.services.runs import Job, Runs
 
 log = logging.getLogger("buildsd.runner")
@@ -383,9 +383,9 @@ def _held_bytes(top: Path) -> int:
     """The bytes of the regular files under `top`: a link a build left counts as nothing, never
     as what it points at (a link to a huge file of the host would empty the cache)."""
     total = 0
-    for parent, _, files in os.walk(top):  # never into a symlinked directory
-        for name in files:
-            st = os.lstat(os.path.join(parent, name))
+    for _, entry in entries_under(top):
+        with contextlib.suppress(FileNotFoundError):  # another build of the trigger removed it
+            st = entry.stat(follow_symlinks=False)
             if stat.S_ISREG(st.st_mode):
                 total += st.st_size
     return total

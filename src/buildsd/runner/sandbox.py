@@ -7,7 +7,7 @@ import os
 import resource
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -215,9 +215,8 @@ class Sandbox:
         written before builds were sandboxed belongs to the server's user)."""
         if self.uid is None or not self.confined or top.lstat().st_uid == self.uid:
             return
-        for parent, dirs, files in os.walk(top):  # never into a symlinked directory
-            for name in [*dirs, *files]:
-                os.chown(Path(parent, name), self.uid, self.uid, follow_symlinks=False)
+        for dir_fd, entry in entries_under(top):
+            os.chown(entry.name, self.uid, self.uid, dir_fd=dir_fd, follow_symlinks=False)
         os.chown(top, self.uid, self.uid, follow_symlinks=False)
 
     def _file_roots(self) -> list[Path]:
@@ -288,6 +287,39 @@ class Sandbox:
             args += ["--tmpfs", mask, "--remount-ro", mask]
         args += ["--remount-ro", "/dev", "--remount-ro", "/"]
         return [*args, "--chdir", self.inside(cwd, binds) if binds else "/", "--"]
+
+
+# A directory opened by its parent's fd, never through a link, never a non-directory.
+_SUBDIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def entries_under(top: Path) -> Iterator[tuple[int, os.DirEntry[str]]]:
+    """Every entry below `top`, with the fd of the directory it is in (for `dir_fd=`).
+
+    Root walks trees a build writes to, maybe while another build of the trigger runs: each
+    directory is opened from its parent's fd and refused if it is a link by then, so a folder
+    swapped for a link to / after it was listed leads nowhere (os.walk would follow it)."""
+    fd = os.open(top, _SUBDIR)
+    try:
+        yield from _entries(fd)
+    finally:
+        os.close(fd)
+
+
+def _entries(fd: int) -> Iterator[tuple[int, os.DirEntry[str]]]:
+    with os.scandir(fd) as listing:
+        for entry in listing:
+            yield fd, entry
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                sub = os.open(entry.name, _SUBDIR, dir_fd=fd)
+            except OSError:  # gone, or no longer a directory
+                continue
+            try:
+                yield from _entries(sub)
+            finally:
+                os.close(sub)
 
 
 @functools.cache
