@@ -133,6 +133,38 @@ def test_cleanups_run_off_the_event_loop(runner_world, repo: Repo, monkeypatch) 
     assert on_loop == []
 
 
+def test_a_cache_from_before_the_sandbox_is_given_to_the_build_uid_off_the_event_loop(
+    runner_world, repo: Repo, monkeypatch
+) -> None:
+    """A cache written before builds were sandboxed is root's: chowned file by file for the
+    build uid, which for a big cache takes seconds: never on the event loop."""
+    if os.geteuid() != 0:
+        pytest.skip("builds drop to the build uid only when buildsd runs as root")
+    on_loop: list[str] = []
+    real = os.chown
+
+    def chown(path: Any, *args: Any, **kwargs: Any) -> None:
+        if asyncio._get_running_loop() is not None:
+            on_loop.append(os.fspath(path))
+        real(path, *args, **kwargs)
+
+    world = runner_world()
+    t = make_trigger(
+        world,
+        build_caching_enabled=True,
+        build_command='cat "$npm_config_cache/deep/file"',
+        deploy_command="true",
+    )
+    cache = world.services.triggers.cache_dir(t["trigger_uuid"])
+    (cache / "npm" / "deep").mkdir(parents=True)
+    (cache / "npm" / "deep" / "file").write_text("from before\n")
+    monkeypatch.setattr(sandbox_module.os, "chown", chown)
+    done, lines = run(world, t)
+    assert done["build_outcome"] == "success" and "from before" in lines, lines
+    assert (cache / "npm" / "deep" / "file").stat().st_uid == world.services.settings.build_uid
+    assert not [path for path in on_loop if path.startswith(str(cache)) or "/" not in path]
+
+
 def test_a_folder_swapped_for_a_link_as_root_walks_a_cache_leads_nowhere(
     make_settings, victim: Path, tmp_path: Path, monkeypatch
 ) -> None:

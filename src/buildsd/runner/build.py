@@ -271,6 +271,10 @@ class BuildRun:
             **({} if build["author"] else {"author": author}),
         )
         root = self._root(repo, trigger["root_directory"])
+        if trigger["build_caching_enabled"]:
+            # Off the event loop: a cache from before builds were sandboxed is chowned file by
+            # file, and may hold a million.
+            await asyncio.to_thread(self._prepare_cache)
         env = self._command_env(base_env, sha)
         if not await self.runs.start_running(job):  # cancelled while cloning
             await self._refresh()
@@ -354,14 +358,18 @@ class BuildRun:
             env["CLOUDFLARE_API_BASE_URL"] = self.settings.self_api_url
         if job.trigger["build_caching_enabled"]:
             self.binds.append(Bind(self.cache_dir, CACHE))
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            self.sandbox.own_tree(self.cache_dir)
             for name, sub in CACHE_ENV.items():
-                with contextlib.suppress(FileExistsError):  # a file or link a build left
-                    (self.cache_dir / sub).mkdir()
-                self.sandbox.own(self.cache_dir / sub)
                 env[name] = self.sandbox.inside(self.cache_dir / sub, self.binds)
         return env
+
+    def _prepare_cache(self) -> None:
+        """The trigger's cache, the build uid's, with a folder for each package manager."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.sandbox.own_tree(self.cache_dir)
+        for sub in CACHE_ENV.values():
+            with contextlib.suppress(FileExistsError):  # a file or link a build left
+                (self.cache_dir / sub).mkdir()
+            self.sandbox.own(self.cache_dir / sub)
 
     @staticmethod
     def _installer(root: Path, env: dict[str, str]) -> list[str] | None:
