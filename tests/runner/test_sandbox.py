@@ -271,6 +271,37 @@ def test_config_autofill_without_a_working_bwrap(
         assert ok(got)["default_worker_name"] == "unconfined"
 
 
+@pytest.mark.parametrize(
+    ("owner", "group", "mode", "reached"),
+    [(0, 0, 0o700, False), (0, 65534, 0o710, True), (65534, 0, 0o100, True)],
+)
+def test_a_data_dir_the_build_uid_cannot_reach(
+    runner_world, repo: Repo, tmp_path: Path, caplog, owner: int, group: int, mode: int, reached
+) -> None:
+    """As root, bwrap binds the workspace as the build uid: a directory above the data dir
+    that uid may not pass (by its owner, group or other bits) fails every build saying which
+    and what to do, and start-up says so first (docs/builds.md)."""
+    if os.geteuid() != 0:
+        pytest.skip("builds drop to the build uid only when buildsd runs as root")
+    private = tmp_path / "private"
+    private.mkdir()
+    os.chown(private, owner, group)
+    private.chmod(mode)
+    world = runner_world(data_dir=str(private / "data"))
+    done, lines = run_build(world, deploy_command="echo DEPLOYED")
+    if reached:
+        assert done["build_outcome"] == "success" and "DEPLOYED" in lines, lines
+        assert "every build will fail" not in caplog.text
+        return
+    assert done["build_outcome"] == "fail" and "DEPLOYED" not in lines
+    expected = (
+        f"builds run as uid 65534 (BUILDSD_BUILD_UID), and {private} (mode 700) does not let "
+        f"it reach {private}/data/builds: make it searchable (chmod o+x {private})"
+    )
+    assert [line for line in lines if line.startswith(f"Failed: {expected}")], lines
+    assert f"build sandbox: every build will fail: {expected}" in caplog.text
+
+
 def test_off_is_announced_and_in_readyz(runner_world, repo: Repo, caplog, planted) -> None:
     world = runner_world(sandbox="off")
     ready = world.client.get("/readyz")
