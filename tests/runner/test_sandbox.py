@@ -244,6 +244,16 @@ def test_without_a_working_bwrap(
     assert ready.status_code == 200 and ready.json()["result"]["sandbox"] == "unavailable"
 
 
+def test_a_bwrap_that_is_not_installed_is_named(runner_world, repo: Repo, caplog) -> None:
+    world = runner_world(sandbox="bwrap", bwrap_path="no-such-bwrap")
+    done, lines = run_build(world, deploy_command="echo UNCONFINED")
+    assert done["build_outcome"] == "fail" and "UNCONFINED" not in lines
+    (line,) = [line for line in lines if "build sandbox cannot run" in line]
+    assert "BUILDSD_SANDBOX=bwrap" in line and "'no-such-bwrap' is not installed" in line
+    assert "build sandbox unavailable ('no-such-bwrap' is not installed)" in caplog.text
+    assert world.client.get("/readyz").json()["result"]["sandbox"] == "unavailable"
+
+
 @pytest.mark.parametrize("accounts", [1, 2])
 def test_config_autofill_without_a_working_bwrap(
     make_world, repo: Repo, tmp_path: Path, caplog, accounts: int
