@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import click
 
-from buildsd import crypto, logs, migrations
+from buildsd import crypto, git, logs, migrations
 from buildsd.api.protocol import guarded_protocol
 from buildsd.app import build_services, create_app
 from buildsd.config import Settings, load_settings
@@ -173,8 +173,8 @@ def _check_port_free(host: str, port: int) -> None:
 def _summary(settings: Settings) -> str:
     """One line at start-up: where the data is and what is configured."""
     database = settings.resolved_database_url
-    if not settings.is_sqlite:  # no password in a log line
-        database = "postgresql://" + database.rsplit("@", 1)[-1].split("://", 1)[-1]
+    if not settings.is_sqlite:  # no password in a log line: libpq also reads ?password=
+        database = git.redact(database).split("?", 1)[0]
     webhooks = ", ".join(
         f"{name} ({'secret set' if secret else 'no global secret'})"
         for name, secret in (
@@ -183,13 +183,8 @@ def _summary(settings: Settings) -> str:
         )
     )
     templates = ", ".join(
-        f"{provider} {template}"
-        for provider, template in (
-            ("github", settings.git_url_github),
-            ("gitlab", settings.git_url_gitlab),
-            ("gitlab_internal", settings.git_url_gitlab_internal),
-            ("origin", settings.git_url_origin),
-        )
+        f"{provider} {git.redact(template)}"  # a template may carry the forge's credentials
+        for provider, template in git.templates(settings).items()
         if template
     )
     return (

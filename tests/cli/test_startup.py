@@ -127,3 +127,21 @@ def test_secrets_generate_prints_a_key_buildsd_accepts(tmp_path: Path) -> None:
     assert key != second.output.strip()
     assert crypto.load_key(key, tmp_path) == crypto.load_key(key, tmp_path / "elsewhere")
     assert not list(tmp_path.iterdir())  # nothing stored
+
+
+def test_the_start_up_line_shows_no_credential_of_a_clone_url_or_database(tmp_path: Path) -> None:
+    from buildsd.cli import _summary
+    from buildsd.config import load_settings
+
+    settings = load_settings(
+        env={},
+        data_dir=str(tmp_path / "data"),
+        # libpq reads a password from the query too; an unencoded @ in one must not cut it short
+        database_url="postgresql://buildsd:p@ss-word@db.internal/builds?password=hunter3",
+        git_url_gitlab="https://oauth2:glpat-token@gitlab.example/{provider_account_name}/x.git",
+    )
+    line = _summary(settings)
+    assert "database postgresql://db.internal/builds;" in line
+    assert "gitlab https://gitlab.example/{provider_account_name}/x.git" in line
+    for secret in ("p@ss", "ss-word", "hunter3", "glpat-token", "oauth2"):
+        assert secret not in line
