@@ -155,19 +155,16 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
 
 def _check_port_free(host: str, port: int) -> None:
     """Before the migrations, a port another process holds is named (not uvicorn's Errno 98)."""
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise click.ClickException(
-                    f"{host}:{port} is already in use (another buildsd?): stop it, or choose "
-                    "another port with --port or BUILDSD_PORT"
-                ) from exc
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:  # create_server sets SO_REUSEADDR, as uvicorn does: a TIME_WAIT port counts as free
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"{host}:{port} is already in use (another buildsd?): stop it, or choose "
+                "another port with --port or BUILDSD_PORT"
+            ) from exc
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def _summary(settings: Settings) -> str:
