@@ -77,10 +77,27 @@ async def _insert_alone(db: SQLiteDatabase, n: int) -> None:
         await conn.run("INSERT INTO t (n) VALUES (:n)", {"n": n})
 
 
-WRITES: list[Callable[[SQLiteDatabase, int], Awaitable[None]]] = [_insert, _insert_alone]
+async def _insert_returning(db: SQLiteDatabase, n: int) -> None:
+    """The same with a row back: Connection.one and .all wait and try again alike."""
+    async with db.connection() as conn:
+        assert await conn.one("INSERT INTO t (n) VALUES (:n) RETURNING n", {"n": n}) == {"n": n}
 
 
-@pytest.mark.parametrize("write", WRITES, ids=["transaction", "statement"])
+async def _insert_returning_all(db: SQLiteDatabase, n: int) -> None:
+    async with db.connection() as conn:
+        assert await conn.all("INSERT INTO t (n) VALUES (:n) RETURNING n", {"n": n}) == [{"n": n}]
+
+
+WRITES: list[Callable[[SQLiteDatabase, int], Awaitable[None]]] = [
+    _insert,
+    _insert_alone,
+    _insert_returning,
+    _insert_returning_all,
+]
+IDS = ["transaction", "statement", "statement-one", "statement-all"]
+
+
+@pytest.mark.parametrize("write", WRITES, ids=IDS)
 def test_a_write_waits_out_a_lock_without_blocking_the_loop(tmp_path: Path, write: Any) -> None:
     path = tmp_path / "db.sqlite3"
 
@@ -101,7 +118,7 @@ def test_a_write_waits_out_a_lock_without_blocking_the_loop(tmp_path: Path, writ
     assert _stored(path) == [1]
 
 
-@pytest.mark.parametrize("write", WRITES, ids=["transaction", "statement"])
+@pytest.mark.parametrize("write", WRITES, ids=IDS)
 def test_past_the_deadline_a_write_is_503_database_busy(tmp_path: Path, write: Any) -> None:
     path = tmp_path / "db.sqlite3"
 
