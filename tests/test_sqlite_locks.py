@@ -146,6 +146,34 @@ def test_past_the_deadline_a_write_is_503_database_busy(tmp_path: Path, write: A
     assert _stored(path) == [2]
 
 
+def test_a_batch_outside_a_transaction_is_refused_at_once_never_tried_twice(
+    tmp_path: Path,
+) -> None:
+    """Outside a transaction executemany stores each row as it goes, so a batch refused halfway
+    cannot be tried again (its first rows would be stored twice): it fails at once, busy.
+    Every caller batches inside a transaction, where a refusal ends the transaction anyway."""
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> tuple[BaseException | None, float]:
+        db = await _open(path, lock_seconds=5)
+        with _held(path):
+            started = time.monotonic()
+            try:
+                async with db.connection() as conn:
+                    await conn.many("INSERT INTO t (n) VALUES (:n)", [{"n": 1}, {"n": 2}])
+                error = None
+            except Exception as exc:
+                error = exc
+            waited = time.monotonic() - started
+        await db.close()
+        return error, waited
+
+    error, waited = asyncio.run(main())
+    assert isinstance(error, DatabaseBusy), error
+    assert waited < 1, waited  # not the 5 s a single statement would wait
+    assert _stored(path) == []
+
+
 def test_a_read_is_served_while_another_process_writes(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
 
