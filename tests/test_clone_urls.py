@@ -94,3 +94,18 @@ def test_only_the_values_a_template_uses_are_checked() -> None:
         git.clone_url(
             load_settings(env={}, git_url_github="file:///{nope}"), {"provider_type": "github"}
         )
+
+
+def test_a_bad_template_is_named_without_its_credentials() -> None:
+    """The message is the failed build's log line: the account reads it."""
+    settings = load_settings(env={}, git_url_github="https://oauth2:glpat-token@forge/{nope}")
+    with pytest.raises(git.CloneURLError) as refused:
+        git.clone_url(settings, {"provider_type": "github"})
+    assert "bad clone URL template 'https://forge/{nope}'" in str(refused.value)
+    assert "glpat-token" not in str(refused.value)
+
+
+def test_redact_removes_the_whole_user_part_and_nothing_else() -> None:
+    assert git.redact("https://u:p@ss@host/o/r.git") == "https://host/o/r.git"
+    assert git.redact("https://host/o/r.git?ref=a@b") == "https://host/o/r.git?ref=a@b"
+    assert git.redact("file:///srv/git/o@x/r.git") == "file:///srv/git/o@x/r.git"

@@ -77,10 +77,27 @@ async def _insert_alone(db: SQLiteDatabase, n: int) -> None:
         await conn.run("INSERT INTO t (n) VALUES (:n)", {"n": n})
 
 
-WRITES: list[Callable[[SQLiteDatabase, int], Awaitable[None]]] = [_insert, _insert_alone]
+async def _insert_returning(db: SQLiteDatabase, n: int) -> None:
+    """The same with a row back: Connection.one and .all wait and try again alike."""
+    async with db.connection() as conn:
+        assert await conn.one("INSERT INTO t (n) VALUES (:n) RETURNING n", {"n": n}) == {"n": n}
 
 
-@pytest.mark.parametrize("write", WRITES, ids=["transaction", "statement"])
+async def _insert_returning_all(db: SQLiteDatabase, n: int) -> None:
+    async with db.connection() as conn:
+        assert await conn.all("INSERT INTO t (n) VALUES (:n) RETURNING n", {"n": n}) == [{"n": n}]
+
+
+WRITES: list[Callable[[SQLiteDatabase, int], Awaitable[None]]] = [
+    _insert,
+    _insert_alone,
+    _insert_returning,
+    _insert_returning_all,
+]
+IDS = ["transaction", "statement", "statement-one", "statement-all"]
+
+
+@pytest.mark.parametrize("write", WRITES, ids=IDS)
 def test_a_write_waits_out_a_lock_without_blocking_the_loop(tmp_path: Path, write: Any) -> None:
     path = tmp_path / "db.sqlite3"
 
@@ -101,7 +118,7 @@ def test_a_write_waits_out_a_lock_without_blocking_the_loop(tmp_path: Path, writ
     assert _stored(path) == [1]
 
 
-@pytest.mark.parametrize("write", WRITES, ids=["transaction", "statement"])
+@pytest.mark.parametrize("write", WRITES, ids=IDS)
 def test_past_the_deadline_a_write_is_503_database_busy(tmp_path: Path, write: Any) -> None:
     path = tmp_path / "db.sqlite3"
 
@@ -127,6 +144,34 @@ def test_past_the_deadline_a_write_is_503_database_busy(tmp_path: Path, write: A
     assert 0.35 <= waited < 2, waited
     assert stall < 0.1, stall
     assert _stored(path) == [2]
+
+
+def test_a_batch_outside_a_transaction_is_refused_at_once_never_tried_twice(
+    tmp_path: Path,
+) -> None:
+    """Outside a transaction executemany stores each row as it goes, so a batch refused halfway
+    cannot be tried again (its first rows would be stored twice): it fails at once, busy.
+    Every caller batches inside a transaction, where a refusal ends the transaction anyway."""
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> tuple[BaseException | None, float]:
+        db = await _open(path, lock_seconds=5)
+        with _held(path):
+            started = time.monotonic()
+            try:
+                async with db.connection() as conn:
+                    await conn.many("INSERT INTO t (n) VALUES (:n)", [{"n": 1}, {"n": 2}])
+                error = None
+            except Exception as exc:
+                error = exc
+            waited = time.monotonic() - started
+        await db.close()
+        return error, waited
+
+    error, waited = asyncio.run(main())
+    assert isinstance(error, DatabaseBusy), error
+    assert waited < 1, waited  # not the 5 s a single statement would wait
+    assert _stored(path) == []
 
 
 def test_a_read_is_served_while_another_process_writes(tmp_path: Path) -> None:

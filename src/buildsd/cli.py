@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import click
 
-from buildsd import crypto, logs, migrations
+from buildsd import crypto, git, logs, migrations
 from buildsd.api.protocol import guarded_protocol
 from buildsd.app import build_services, create_app
 from buildsd.config import Settings, load_settings
@@ -155,26 +155,23 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
 
 def _check_port_free(host: str, port: int) -> None:
     """Before the migrations, a port another process holds is named (not uvicorn's Errno 98)."""
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise click.ClickException(
-                    f"{host}:{port} is already in use (another buildsd?): stop it, or choose "
-                    "another port with --port or BUILDSD_PORT"
-                ) from exc
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:  # create_server sets SO_REUSEADDR, as uvicorn does: a TIME_WAIT port counts as free
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"{host}:{port} is already in use (another buildsd?): stop it, or choose "
+                "another port with --port or BUILDSD_PORT"
+            ) from exc
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def _summary(settings: Settings) -> str:
     """One line at start-up: where the data is and what is configured."""
     database = settings.resolved_database_url
-    if not settings.is_sqlite:  # no password in a log line
-        database = "postgresql://" + database.rsplit("@", 1)[-1].split("://", 1)[-1]
+    if not settings.is_sqlite:  # no password in a log line: libpq also reads ?password=
+        database = git.redact(database).split("?", 1)[0]
     webhooks = ", ".join(
         f"{name} ({'secret set' if secret else 'no global secret'})"
         for name, secret in (
@@ -183,13 +180,8 @@ def _summary(settings: Settings) -> str:
         )
     )
     templates = ", ".join(
-        f"{provider} {template}"
-        for provider, template in (
-            ("github", settings.git_url_github),
-            ("gitlab", settings.git_url_gitlab),
-            ("gitlab_internal", settings.git_url_gitlab_internal),
-            ("origin", settings.git_url_origin),
-        )
+        f"{provider} {git.redact(template)}"  # a template may carry the forge's credentials
+        for provider, template in git.templates(settings).items()
         if template
     )
     return (

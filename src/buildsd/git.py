@@ -79,14 +79,19 @@ class _Segments:
         return quote(value_of(self._connection, field), safe="")
 
 
-def clone_url(settings: Settings, connection: Mapping[str, str]) -> str:
-    """The URL from the provider's BUILDSD_GIT_URL_* template: each value one path segment."""
-    template = {
+def templates(settings: Settings) -> dict[str, str]:
+    """Each provider type's BUILDSD_GIT_URL_* template ("" when unset)."""
+    return {
         "github": settings.git_url_github,
         "gitlab": settings.git_url_gitlab,
         "gitlab_internal": settings.git_url_gitlab_internal,
         "origin": settings.git_url_origin,
-    }.get(connection["provider_type"], "")
+    }
+
+
+def clone_url(settings: Settings, connection: Mapping[str, str]) -> str:
+    """The URL from the provider's BUILDSD_GIT_URL_* template: each value one path segment."""
+    template = templates(settings).get(connection["provider_type"], "")
     if not template:
         raise CloneURLError(
             f"no clone URL for provider {connection['provider_type']!r}: "
@@ -95,12 +100,14 @@ def clone_url(settings: Settings, connection: Mapping[str, str]) -> str:
     try:
         return template.format_map(_Segments(connection))
     except (KeyError, IndexError, ValueError) as exc:
-        raise CloneURLError(f"bad clone URL template {template!r}: {exc}") from exc
+        # Redacted: the message is the failed build's log line, which the account reads.
+        raise CloneURLError(f"bad clone URL template {redact(template)!r}: {exc}") from exc
 
 
 def redact(url: str) -> str:
-    """A URL fit for a log line: any user:password@ part removed."""
-    return re.sub(r"//[^/@]*@", "//", url)
+    """A URL fit for a log line: any user:password@ part removed (up to the authority's last
+    `@`: a password may hold one unencoded)."""
+    return re.sub(r"//[^/?#]*@", "//", url)
 
 
 def clone_commands(url: str, dest: str, branch: str, commit: str) -> list[list[str]]:

@@ -113,3 +113,29 @@ def test_readiness_fails_when_schema_is_behind(world: World) -> None:
         assert "db upgrade" in envelope_error(response)["message"]
     finally:  # on PostgreSQL the database outlives the test
         world.run(set_version(migrations.head()))
+
+
+def test_an_unexpected_failure_is_500_10001_logged_and_a_failed_write(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/compatibility.md: an unexpected failure answers 500 `10001 Internal server error`
+    in the envelope; what failed goes to the log, not to the client, and the write is audited."""
+    from tests.api.flows import base, connection_body
+    from tests.api.test_audit_logs import entries, summary
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("an unforeseen state at /srv/buildsd/internal")
+
+    monkeypatch.setattr(world.services.repo_connections, "upsert", broken)
+    response = world.client.put(
+        base(world) + "/repos/connections", json=connection_body(), headers=world.auth
+    )
+    assert response.status_code == 500
+    assert envelope_error(response) == {"code": 10001, "message": "Internal server error"}
+    assert "unforeseen" not in response.text
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("unexpected error")]
+    assert logged.getMessage() == "unexpected error in upsertRepoConnection"
+    assert logged.exc_info is not None and "unforeseen" in str(logged.exc_info[1])
+    (entry,) = entries(world)
+    assert summary(entry) == ("upsertRepoConnection", "upsert", False, "repo_connection", 500)
+    assert entry["metadata"]["error_code"] == 10001

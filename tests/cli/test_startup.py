@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from buildsd.cli import main
@@ -27,6 +28,61 @@ def test_a_bad_bootstrap_account_id_stops_it_before_any_migration(tmp_path: Path
     data, result = _invoke(tmp_path, "db", "upgrade", BUILDSD_BOOTSTRAP_ACCOUNT_ID="ABC")
     assert result.exit_code != 0
     assert "BUILDSD_BOOTSTRAP_ACCOUNT_ID must be 32 lowercase hex" in result.output
+    assert not (data / "buildsd.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BUILDSD_RATE_LIMIT", "-1", "BUILDSD_RATE_LIMIT must be 0 (off) or a positive number"),
+        ("BUILDSD_MAX_BODY_BYTES", "1023", "BUILDSD_MAX_BODY_BYTES must be at least 1024"),
+        ("BUILDSD_MAX_SCRIPT_BYTES", "1023", "BUILDSD_MAX_SCRIPT_BYTES must be at least 1024"),
+        ("BUILDSD_MAX_HEADER_BYTES", "1023", "BUILDSD_MAX_HEADER_BYTES must be at least 1024"),
+        (
+            "BUILDSD_HEADER_TIMEOUT_SECONDS",
+            "0",
+            "BUILDSD_HEADER_TIMEOUT_SECONDS must be more than 0",
+        ),
+        ("BUILDSD_BODY_TIMEOUT_SECONDS", "0", "BUILDSD_BODY_TIMEOUT_SECONDS must be more than 0"),
+        (
+            "BUILDSD_SQLITE_LOCK_TIMEOUT_SECONDS",
+            "-1",
+            "BUILDSD_SQLITE_LOCK_TIMEOUT_SECONDS must be 0 or more",
+        ),
+        ("BUILDSD_STRICT", "maybe", "BUILDSD_STRICT: expected true or false, got 'maybe'"),
+        ("BUILDSD_DATABASE_URL", "mysql://db/builds", "BUILDSD_DATABASE_URL must start with"),
+        ("BUILDSD_SECRET_KEY", "dG9vIHNob3J0", "BUILDSD_SECRET_KEY: the secret key must be 32"),
+    ],
+)
+def test_a_refused_setting_stops_it_naming_the_variable(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    """docs/configuration.md: a value buildsd cannot use stops it before anything starts."""
+    data, result = _invoke(tmp_path, "db", "upgrade", **{variable: value})
+    assert result.exit_code == 1, result.output
+    assert f"Error: {message}" in result.output
+    assert not (data / "buildsd.sqlite3").exists()
+
+
+@pytest.mark.parametrize(("value", "strict"), [("yes", True), ("ON", True), ("off", False)])
+def test_a_true_or_false_setting_takes_the_usual_words(value: str, strict: bool) -> None:
+    from buildsd.config import load_settings
+
+    assert load_settings(env={"BUILDSD_STRICT": value}).strict is strict
+
+
+def test_a_worker_without_runner_slots_is_refused(tmp_path: Path) -> None:
+    data, result = _invoke(tmp_path, "worker", "--runner-slots", "0")
+    assert result.exit_code == 1
+    assert "a worker needs BUILDSD_RUNNER_SLOTS of 1 or more" in result.output
+    assert not (data / "buildsd.sqlite3").exists()
+
+
+def test_an_address_not_on_this_machine_is_named(tmp_path: Path) -> None:
+    # 192.0.2.0/24 is TEST-NET-1: never one of this machine's addresses.
+    data, result = _invoke(tmp_path, "serve", "--host", "192.0.2.1", "--port", "8700")
+    assert result.exit_code == 1
+    assert "cannot listen on 192.0.2.1:8700: Cannot assign requested address" in result.output
     assert not (data / "buildsd.sqlite3").exists()
 
 
@@ -71,3 +127,21 @@ def test_secrets_generate_prints_a_key_buildsd_accepts(tmp_path: Path) -> None:
     assert key != second.output.strip()
     assert crypto.load_key(key, tmp_path) == crypto.load_key(key, tmp_path / "elsewhere")
     assert not list(tmp_path.iterdir())  # nothing stored
+
+
+def test_the_start_up_line_shows_no_credential_of_a_clone_url_or_database(tmp_path: Path) -> None:
+    from buildsd.cli import _summary
+    from buildsd.config import load_settings
+
+    settings = load_settings(
+        env={},
+        data_dir=str(tmp_path / "data"),
+        # libpq reads a password from the query too; an unencoded @ in one must not cut it short
+        database_url="postgresql://buildsd:p@ss-word@db.internal/builds?password=hunter3",
+        git_url_gitlab="https://oauth2:glpat-token@gitlab.example/{provider_account_name}/x.git",
+    )
+    line = _summary(settings)
+    assert "database postgresql://db.internal/builds;" in line
+    assert "gitlab https://gitlab.example/{provider_account_name}/x.git" in line
+    for secret in ("p@ss", "ss-word", "hunter3", "glpat-token", "oauth2"):
+        assert secret not in line

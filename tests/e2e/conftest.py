@@ -92,7 +92,14 @@ def start_server(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., 
         raise AssertionError(f"server not ready in 60 s:\n{log.read_text()}")
 
     yield start
+    # SIGTERM first: a process ended by SIGKILL writes no coverage data (coverage's `sigterm`
+    # option saves it on SIGTERM), so whatever only these servers ran would count as never run.
     for server in started:
         if server.process.poll() is None:
+            server.process.terminate()
+    for server in started:
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()

@@ -97,7 +97,9 @@ class _SQLiteConnection:
         try:
             self._raw.executemany(sql, rows)
         except sqlite3.Error as exc:
-            await self.failed(exc, self._raw.executemany, sql, rows)
+            # Never tried again: outside a transaction the rows before the refused one are
+            # stored already (every caller runs it inside one, where a refusal ends it).
+            await self.failed(exc, None)
 
     async def run(self, sql: str, params: Params = None) -> int:
         try:
@@ -122,7 +124,7 @@ class _SQLiteConnection:
     def _run(self, sql: str, params: Params) -> int:
         return self._raw.execute(sql, params or {}).rowcount
 
-    async def failed(self, exc: sqlite3.Error, again: Callable[..., Any], *args: Any) -> Any:
+    async def failed(self, exc: sqlite3.Error, again: Callable[..., Any] | None, *args: Any) -> Any:
         """What a refused statement becomes: `again(*args)` once a lock held elsewhere is gone.
 
         SQLite waited only INLINE_BUSY_MS; here the wait goes on between tries without blocking
@@ -137,7 +139,7 @@ class _SQLiteConnection:
         while True:
             if isinstance(exc, sqlite3.IntegrityError):
                 raise IntegrityError(str(exc)) from exc
-            if _primary(exc) not in _BUSY or self._raw.in_transaction:
+            if _primary(exc) not in _BUSY or self._raw.in_transaction or again is None:
                 failure = translated(exc, self._lock_seconds)
                 if failure is exc:
                     raise exc
