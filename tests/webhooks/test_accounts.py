@@ -31,6 +31,7 @@ from tests.webhooks.payloads import (
     github_headers,
     github_pull_request,
     github_push,
+    gitlab_commit,
     gitlab_headers,
     gitlab_push,
 )
@@ -197,6 +198,96 @@ def test_a_connection_claiming_a_granted_owner_gets_no_other_owners_push(world: 
     settle(world)
     assert worker_builds(world) == [] and deliveries(world) == []
     assert len(worker_builds(b, THEIRS)) == 1
+
+
+def test_a_gitlab_connection_claiming_a_granted_namespace_gets_no_other_namespaces_push(
+    world: World,
+) -> None:
+    """GitLab sends no namespace id, so the payload's namespace path is the owner: A, granted
+    gitlab namespace alice (id 7), connects B's project id under alice; pushes of that project
+    name octo-org, B's namespace, and reach B only (through the global token or A's own)."""
+    other = world.new_account("b")
+    world.grant(owner_id="7", owner="alice", provider_type="gitlab")
+    world.grant(other, provider_type="gitlab")
+    b = World(world.client, world.services, other, world.new_token(account=other))
+    claim = connection(
+        world,
+        repo_id=str(REPO_ID),
+        provider_type="gitlab",
+        provider_account_id="7",
+        provider_account_name="alice",
+    )
+    add_trigger(world, (claim, build_token(world)))
+    add_trigger(b, connect(b, "gitlab"), THEIRS)
+    mine = secret_of(world, world.account, "gitlab")
+    url = f"/webhooks/gitlab/{world.account}"
+    first = body_of(gitlab_push("main", [gitlab_commit("One")]))
+    accepted(world.client.post("/webhooks/gitlab", content=first, headers=gitlab_headers()))
+    second = body_of(gitlab_push("main", [gitlab_commit("Two")]))
+    accepted(world.client.post(url, content=second, headers=gitlab_headers(token=mine)))
+    settle(world)
+    assert worker_builds(world) == [] and deliveries(world) == []
+    assert len(worker_builds(b, THEIRS)) == 1  # the global token's; A's own URL is A's alone
+    # The same project under alice's namespace (any case) is inside A's grant: it builds.
+    push = gitlab_push("main", [gitlab_commit("Three")])
+    push["project"]["path_with_namespace"] = "Alice/my-worker"
+    accepted(world.client.post(url, content=body_of(push), headers=gitlab_headers(token=mine)))
+    settle(world)
+    assert len(worker_builds(world)) == 1
+
+
+@pytest.fixture
+def held(hooks: Callable[..., World], monkeypatch: pytest.MonkeyPatch) -> World:
+    """A world whose deliveries wait, stored, until settle() matches them."""
+
+    async def idle(self: Webhooks, stopping: asyncio.Event) -> None:
+        await stopping.wait()
+
+    monkeypatch.setattr(Webhooks, "run", idle)
+    return hooks()
+
+
+def test_a_grant_revoked_before_matching_starts_nothing(held: World) -> None:
+    world = held
+    other = world.new_account("b")
+    octo_org = world.grant()
+    world.grant(other)
+    b = World(world.client, world.services, other, world.new_token(account=other))
+    add_trigger(world, connect(world))
+    add_trigger(b, connect(b), THEIRS)
+    mine = secret_of(world, world.account)
+    accepted(deliver_to(world, world.account, mine, github_push("main", [github_commit("One")])))
+    accepted(deliver_github(world, github_push("main", [github_commit("Two")])))
+    assert world.run(world.services.grants.revoke(octo_org)) == 1  # A's connection with it
+    settle(world)
+    assert worker_builds(world) == [] and deliveries(world) == []
+    assert len(worker_builds(b, THEIRS)) == 1  # B's grant is untouched: the global push builds
+    pending = "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE processed_on IS NULL"
+    assert stored(world, pending) == [{"n": 0}]
+
+
+def test_grants_are_read_when_a_delivery_is_matched_not_when_it_was_received(
+    held: World,
+) -> None:
+    """A connection that outlives a revoked grant (another grant covers the connection as it
+    claims itself) still gets no push the revoked grant alone covered."""
+    world = held
+    world.new_account("b")
+    octo_org = world.grant()
+    world.grant(owner_id="7", owner="alice")
+    claim = connection(
+        world, repo_id=str(REPO_ID), provider_account_id="7", provider_account_name="alice"
+    )
+    add_trigger(world, (claim, build_token(world)))
+    mine = secret_of(world, world.account)
+    accepted(deliver_to(world, world.account, mine, github_push("main", [github_commit("One")])))
+    settle(world)
+    assert len(worker_builds(world)) == 1  # octo-org's grant covers the repository pushed
+    accepted(deliver_to(world, world.account, mine, github_push("main", [github_commit("Two")])))
+    assert world.run(world.services.grants.revoke(octo_org)) == 0  # alice's grant keeps it
+    settle(world)
+    assert len(worker_builds(world)) == 1
+    assert len(deliveries(world)) == 1
 
 
 def test_replays_under_a_new_delivery_id_build_once(world: World) -> None:
