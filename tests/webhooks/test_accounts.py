@@ -103,9 +103,19 @@ def test_another_accounts_secret_is_refused(world: World, two: World) -> None:
 
 
 def test_an_account_without_a_secret_is_told_how_to_make_one(world: World) -> None:
+    answers = []
     for account in (world.account, "0" * 32, "not-an-account", "%00", "x" * 5000):
         error = failure(deliver_to(world, account, "whatever", github_push()), 503, 13002)
         assert "buildsd webhooks secret --account ACCOUNT_ID --provider github" in error["message"]
+        answers.append(error)
+    # An account that exists and one that does not get the same answer: nothing to probe.
+    assert all(answer == answers[0] for answer in answers)
+    # A secret for one provider opens no other provider's URL.
+    secret_of(world, world.account)
+    url = f"/webhooks/gitlab/{world.account}"
+    body = body_of(gitlab_push())
+    failure(world.client.post(url, content=body, headers=gitlab_headers()), 503, 13002)
+    assert stored(world, "SELECT delivery_uuid FROM webhook_deliveries") == []
 
 
 def test_an_unsigned_delivery_is_told_where_its_secret_comes_from(world: World) -> None:
