@@ -140,6 +140,16 @@ def test_revoking_a_grant_deletes_the_connections_it_alone_covered(
     assert [g["repository_selection"] for g in grants] == ["selected"]
 
 
+def test_revoking_a_grant_in_a_single_account_database_deletes_nothing(world: World) -> None:
+    """With one account everything is granted, so no connection depends on the grant."""
+    grant_id = world.grant()
+    made = ok(put(world, connection_body()))
+    assert world.run(world.services.grants.revoke(grant_id)) == 0
+    url = base(world) + f"/repos/connections/{made['repo_connection_uuid']}"
+    assert ok(world.client.get(url, headers=world.auth))["deleted_on"] is None
+    assert ok(world.client.get(base(world) + "/grants", headers=world.auth)) == []
+
+
 # --- the extension: GET …/builds/grants[/{grant_id}] ------------------------------------------
 
 
