@@ -13,7 +13,7 @@ import pytest
 
 from buildsd.services.webhooks import Webhooks
 from buildsd.store import webhook_deliveries
-from tests.api.flows import build_token, connection, failure
+from tests.api.flows import base, build_token, connection, failure, ok
 from tests.conftest import KNOWN_SECRETS, World
 from tests.webhooks.conftest import (
     accepted,
@@ -298,6 +298,25 @@ def test_grants_are_read_when_a_delivery_is_matched_not_when_it_was_received(
     settle(world)
     assert len(worker_builds(world)) == 1
     assert len(deliveries(world)) == 1
+
+
+def test_a_replay_after_the_grant_is_revoked_builds_nothing(world: World) -> None:
+    """Replay matches against the account's current triggers, inside its current grants."""
+    other = world.new_account("b")
+    mine = world.grant()
+    world.grant(other)
+    b = World(world.client, world.services, other, world.new_token(account=other))
+    add_trigger(world, connect(world))
+    add_trigger(b, connect(b), THEIRS)
+    ack = accepted(deliver_github(world, github_push()))
+    settle(world)
+    assert len(worker_builds(world)) == 1 and len(worker_builds(b, THEIRS)) == 1
+    assert world.run(world.services.grants.revoke(mine)) == 1
+    url = base(world) + f"/webhook_deliveries/{ack['delivery_uuid']}/replay"
+    replayed = ok(world.client.post(url, headers=world.auth))
+    assert replayed["delivery_uuid"] == ack["delivery_uuid"] and replayed["decisions"] == []
+    assert deliveries(world)[0]["decisions"] == []
+    assert len(worker_builds(world)) == 1 and len(worker_builds(b, THEIRS)) == 1
 
 
 def test_replays_under_a_new_delivery_id_build_once(world: World) -> None:
