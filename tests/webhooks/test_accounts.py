@@ -21,6 +21,8 @@ from tests.webhooks.conftest import (
     connect,
     deliver_github,
     deliveries,
+    idle,
+    read,
     settle,
     worker_builds,
 )
@@ -54,14 +56,6 @@ def deliver_to(
     return world.client.post(f"/webhooks/github/{account}", content=body, headers=headers)
 
 
-def stored(world: World, sql: str) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        async with world.services.db.connection() as conn:
-            return [dict(row) for row in await conn.all(sql)]
-
-    return list(world.run(read()))
-
-
 @pytest.fixture
 def two(world: World) -> World:
     """Accounts A (world) and B, both granted the payloads' owner and connected to its
@@ -83,7 +77,7 @@ def test_an_accounts_own_secret_builds_in_that_account_only(world: World, two: W
     assert worker_builds(two, THEIRS) == []  # B connected the same repository: not its push
     assert [d["delivery_uuid"] for d in deliveries(world)] == [ack["delivery_uuid"]]
     assert deliveries(two) == []  # nor its commit message or author
-    [row] = stored(world, "SELECT secret_account_id FROM webhook_deliveries")
+    [row] = read(world, "SELECT secret_account_id FROM webhook_deliveries")
     assert row == {"secret_account_id": world.account}
 
 
@@ -98,7 +92,7 @@ def test_another_accounts_secret_is_refused(world: World, two: World) -> None:
         f"/webhooks/github/{two.account}", content=body, headers=github_headers(body)
     )
     failure(global_signed, 401, 13001)
-    assert stored(world, "SELECT delivery_uuid FROM webhook_deliveries") == []
+    assert read(world, "SELECT delivery_uuid FROM webhook_deliveries") == []
     assert worker_builds(world) == [] and worker_builds(two, THEIRS) == []
 
 
@@ -115,7 +109,7 @@ def test_an_account_without_a_secret_is_told_how_to_make_one(world: World) -> No
     url = f"/webhooks/gitlab/{world.account}"
     body = body_of(gitlab_push())
     failure(world.client.post(url, content=body, headers=gitlab_headers()), 503, 13002)
-    assert stored(world, "SELECT delivery_uuid FROM webhook_deliveries") == []
+    assert read(world, "SELECT delivery_uuid FROM webhook_deliveries") == []
 
 
 def test_an_unsigned_delivery_is_told_where_its_secret_comes_from(world: World) -> None:
@@ -249,10 +243,6 @@ def test_a_gitlab_connection_claiming_a_granted_namespace_gets_no_other_namespac
 @pytest.fixture
 def held(hooks: Callable[..., World], monkeypatch: pytest.MonkeyPatch) -> World:
     """A world whose deliveries wait, stored, until settle() matches them."""
-
-    async def idle(self: Webhooks, stopping: asyncio.Event) -> None:
-        await stopping.wait()
-
     monkeypatch.setattr(Webhooks, "run", idle)
     return hooks()
 
@@ -273,7 +263,7 @@ def test_a_grant_revoked_before_matching_starts_nothing(held: World) -> None:
     assert worker_builds(world) == [] and deliveries(world) == []
     assert len(worker_builds(b, THEIRS)) == 1  # B's grant is untouched: the global push builds
     pending = "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE processed_on IS NULL"
-    assert stored(world, pending) == [{"n": 0}]
+    assert read(world, pending) == [{"n": 0}]
 
 
 def test_grants_are_read_when_a_delivery_is_matched_not_when_it_was_received(
@@ -386,9 +376,6 @@ def test_replays_are_per_secret(world: World, two: World) -> None:
 
 
 def test_concurrent_replays_build_once(hooks: Callable[..., World], monkeypatch) -> None:
-    async def idle(self: Webhooks, stopping: asyncio.Event) -> None:
-        await stopping.wait()
-
     original = webhook_deliveries.replayed
 
     async def slow_replayed(conn: Any, values: dict[str, Any], since: str) -> str | None:
@@ -417,10 +404,7 @@ def test_concurrent_replays_build_once(hooks: Callable[..., World], monkeypatch)
 def test_the_next_process_routes_a_stored_per_account_delivery(
     hooks: Callable[..., World], monkeypatch
 ) -> None:
-    async def idle(self: Webhooks, stopping: asyncio.Event) -> None:
-        await stopping.wait()  # it dies after answering, before matching
-
-    monkeypatch.setattr(Webhooks, "run", idle)
+    monkeypatch.setattr(Webhooks, "run", idle)  # it dies after answering, before matching
     first = hooks()
     other = first.new_account("b")
     first.grant()
