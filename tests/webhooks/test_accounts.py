@@ -48,6 +48,13 @@ def secret_of(world: World, account: str, provider: str = "github") -> str:
     return secret
 
 
+def tenant(world: World, provider_type: str = "github") -> World:
+    """Account B beside world's A: granted the payloads' owner, with a Workers CI Write token."""
+    other = world.new_account("b")
+    world.grant(other, provider_type=provider_type)
+    return World(world.client, world.services, other, world.new_token(account=other))
+
+
 def deliver_to(
     world: World, account: str, secret: str, payload: Any, *, delivery: str | None = None
 ) -> httpx.Response:
@@ -60,10 +67,8 @@ def deliver_to(
 def two(world: World) -> World:
     """Accounts A (world) and B, both granted the payloads' owner and connected to its
     repository, each with a trigger; returns B."""
-    other = world.new_account("b")
     world.grant()
-    world.grant(other)
-    b = World(world.client, world.services, other, world.new_token(account=other))
+    b = tenant(world)
     add_trigger(world, connect(world))
     add_trigger(b, connect(b), THEIRS)
     return b
@@ -168,9 +173,7 @@ def test_a_new_secret_replaces_the_old(world: World) -> None:
 
 def test_the_global_secret_matches_inside_grants_only(world: World) -> None:
     add_trigger(world, connect(world))  # connected while A was the only account
-    other = world.new_account("b")
-    world.grant(other)
-    b = World(world.client, world.services, other, world.new_token(account=other))
+    b = tenant(world)
     add_trigger(b, connect(b), THEIRS)
     accepted(deliver_github(world, github_push("main", [github_commit("One")])))
     settle(world)
@@ -186,10 +189,8 @@ def test_a_connection_claiming_a_granted_owner_gets_no_other_owners_push(world: 
     """A, granted owner 7 (alice), connects B's repository id under alice's name: the grant
     allows that connection, but pushes of the repository name their real owner (41612145),
     whom A was not granted: through the global secret or A's own, A never sees them."""
-    other = world.new_account("b")
     world.grant(owner_id="7", owner="alice")
-    world.grant(other)
-    b = World(world.client, world.services, other, world.new_token(account=other))
+    b = tenant(world)
     claim = connection(
         world, repo_id=str(REPO_ID), provider_account_id="7", provider_account_name="alice"
     )
@@ -210,10 +211,8 @@ def test_a_gitlab_connection_claiming_a_granted_namespace_gets_no_other_namespac
     """GitLab sends no namespace id, so the payload's namespace path is the owner: A, granted
     gitlab namespace alice (id 7), connects B's project id under alice; pushes of that project
     name octo-org, B's namespace, and reach B only (through the global token or A's own)."""
-    other = world.new_account("b")
     world.grant(owner_id="7", owner="alice", provider_type="gitlab")
-    world.grant(other, provider_type="gitlab")
-    b = World(world.client, world.services, other, world.new_token(account=other))
+    b = tenant(world, provider_type="gitlab")
     claim = connection(
         world,
         repo_id=str(REPO_ID),
@@ -249,10 +248,8 @@ def held(hooks: Callable[..., World], monkeypatch: pytest.MonkeyPatch) -> World:
 
 def test_a_grant_revoked_before_matching_starts_nothing(held: World) -> None:
     world = held
-    other = world.new_account("b")
     octo_org = world.grant()
-    world.grant(other)
-    b = World(world.client, world.services, other, world.new_token(account=other))
+    b = tenant(world)
     add_trigger(world, connect(world))
     add_trigger(b, connect(b), THEIRS)
     mine = secret_of(world, world.account)
@@ -292,10 +289,8 @@ def test_grants_are_read_when_a_delivery_is_matched_not_when_it_was_received(
 
 def test_a_replay_after_the_grant_is_revoked_builds_nothing(world: World) -> None:
     """Replay matches against the account's current triggers, inside its current grants."""
-    other = world.new_account("b")
     mine = world.grant()
-    world.grant(other)
-    b = World(world.client, world.services, other, world.new_token(account=other))
+    b = tenant(world)
     add_trigger(world, connect(world))
     add_trigger(b, connect(b), THEIRS)
     ack = accepted(deliver_github(world, github_push()))
@@ -406,10 +401,8 @@ def test_the_next_process_routes_a_stored_per_account_delivery(
 ) -> None:
     monkeypatch.setattr(Webhooks, "run", idle)  # it dies after answering, before matching
     first = hooks()
-    other = first.new_account("b")
     first.grant()
-    first.grant(other)
-    b = World(first.client, first.services, other, first.new_token(account=other))
+    b = tenant(first)
     add_trigger(first, connect(first))
     add_trigger(b, connect(b), THEIRS)
     accepted(deliver_to(first, first.account, secret_of(first, first.account), github_push()))
@@ -419,5 +412,5 @@ def test_the_next_process_routes_a_stored_per_account_delivery(
     while not worker_builds(second) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(worker_builds(second)) == 1
-    b_now = World(second.client, second.services, other, b.token)
+    b_now = World(second.client, second.services, b.account, b.token)
     assert worker_builds(b_now, THEIRS) == [] and deliveries(b_now) == []
