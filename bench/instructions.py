@@ -38,13 +38,16 @@ CONCURRENCY = 16
 LIST_BUILDS = 50  # one full page
 
 # scenario → (method, path below the account's /builds, body)
+_UPSERT = (
+    "PUT",
+    "/repos/connections",
+    b'{"provider_type":"github","provider_account_id":"41612145","provider_account_name":'
+    b'"octo-org","repo_id":"1","repo_name":"widgets"}',
+)
 SCENARIOS: dict[str, tuple[str, str, bytes]] = {
-    "upsert": (
-        "PUT",
-        "/repos/connections",
-        b'{"provider_type":"github","provider_account_id":"41612145","provider_account_name":'
-        b'"octo-org","repo_id":"1","repo_name":"widgets"}',
-    ),
+    "upsert": _UPSERT,
+    # The same upsert on a server with a second account: the grant check reads the grants.
+    "upsert-granted": _UPSERT,
     "build-create": ("POST", "/triggers/{trigger_uuid}/builds", b'{"branch":"main"}'),
     "build-list": ("GET", "/workers/{tag}/builds?per_page=50", b""),
     # The scripts list page (10 Workers to a page) of an account with 10 and with 10,000.
@@ -155,6 +158,12 @@ def child(scenario: str, requests: int) -> None:
             else:
                 setup = builds.Setup(_InProcessClient(client, BUILDS, servers.TOKEN))  # type: ignore[arg-type]
                 trigger_uuid = setup.trigger(builds.TAG_CREATE)
+            if scenario == "upsert-granted":  # a tenant beside the bench's account, granted
+                services = app.state.services  # type: ignore[attr-defined]
+                client.portal.call(services.identity.create_account, "tenant")  # type: ignore[union-attr]
+                client.portal.call(  # type: ignore[union-attr]
+                    services.grants.add, servers.ACCOUNT_ID, "github", "41612145", "octo-org"
+                )
             if scenario == "build-list":
                 for _ in range(LIST_BUILDS):
                     setup.build(trigger_uuid)
@@ -252,6 +261,8 @@ def render(results: dict[str, int], against: tuple[str, dict[str, int]] | None) 
         f"Measured {when}, buildsd at commit {commit} (plus any uncommitted changes), Python "
         f"{sys.version.split()[0]}.\n\n" + head + "\n".join(rows) + "\n\n"
         "**upsert** is the repository-connection upsert of an existing repository, "
+        "**upsert-granted** the same with a second account on the server (the grant check "
+        "reads the account's grants), "
         "**build-create** `POST …/triggers/{uuid}/builds`, **build-list** a page of 50 builds "
         "with their trigger, **script-list-10** / **script-list-10k** `GET …/workers/scripts"
         "?per_page=10` of an account with 10 / 10,000 Workers; SQLite, rate limiting off, as in "

@@ -140,6 +140,16 @@ def test_revoking_a_grant_deletes_the_connections_it_alone_covered(
     assert [g["repository_selection"] for g in grants] == ["selected"]
 
 
+def test_revoking_a_grant_in_a_single_account_database_deletes_nothing(world: World) -> None:
+    """With one account everything is granted, so no connection depends on the grant."""
+    grant_id = world.grant()
+    made = ok(put(world, connection_body()))
+    assert world.run(world.services.grants.revoke(grant_id)) == 0
+    url = base(world) + f"/repos/connections/{made['repo_connection_uuid']}"
+    assert ok(world.client.get(url, headers=world.auth))["deleted_on"] is None
+    assert ok(world.client.get(base(world) + "/grants", headers=world.auth)) == []
+
+
 # --- the extension: GET …/builds/grants[/{grant_id}] ------------------------------------------
 
 
@@ -220,6 +230,14 @@ def test_another_accounts_grant_is_not_found(world: World, two: World) -> None:
         12000,
     )
     assert ok(world.client.get(base(world) + "/grants", headers=world.auth)) == []
+    # A's token on B's path: not B's member, whatever the id.
+    mine = world.grant()
+    for grant_id in (theirs["grant_id"], mine):
+        url = base(b) + f"/grants/{grant_id}"
+        failure(world.client.get(url, headers=world.auth), 403, 10000)
+    failure(world.client.get(base(b) + "/grants", headers=world.auth), 403, 10000)
+    # B's token on its own path with A's id: absent, as on A's path.
+    failure(b.client.get(base(b) + f"/grants/{mine}", headers=b.auth), 404, 12000)
     unknown = "6f1c9e3e-1111-4222-8333-944455556666"
     failure(world.client.get(base(world) + f"/grants/{unknown}", headers=world.auth), 404, 12000)
     # Upper-case is the same id.

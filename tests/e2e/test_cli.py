@@ -71,6 +71,12 @@ def test_admin_commands_while_a_server_runs(env: dict[str, str], start_server) -
     # A second account: it connects only what it was granted (D21).
     assert httpx.put(server.url + path, json=body, headers=auth).status_code == 404
     grant = ["grants", "add", "--account", account, "--provider", "github"]
+    grant_id = last_line(buildsd(env, *grant, "--owner-id", "1", "--owner", "o"))
+    assert httpx.put(server.url + path, json=body, headers=auth).status_code == 200
+    # Revoking it takes the connection along, and the running server refuses at once.
+    revoked = buildsd(env, "grants", "revoke", grant_id)
+    assert revoked.stderr.strip() == "deleted 1 connection(s) no other grant covers"
+    assert httpx.put(server.url + path, json=body, headers=auth).status_code == 404
     buildsd(env, *grant, "--owner-id", "1", "--owner", "o")
     assert httpx.put(server.url + path, json=body, headers=auth).status_code == 200
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from buildsd.services.webhooks import Webhooks
 from tests.api.flows import TAG, base, build_token, connection, ok, trigger_body
 from tests.conftest import KNOWN_SECRETS, World
 from tests.webhooks.payloads import (
@@ -63,6 +65,22 @@ def accepted(response: httpx.Response, status: str = "accepted") -> dict[str, An
     result = ok(response)
     assert result["status"] == status, result
     return dict(result)
+
+
+def read(world: World, sql: str) -> list[dict[str, Any]]:
+    """The rows a query of the world's database returns."""
+
+    async def run() -> list[dict[str, Any]]:
+        async with world.services.db.connection() as conn:
+            return [dict(row) for row in await conn.all(sql)]
+
+    return list(world.run(run()))
+
+
+async def idle(self: Webhooks, stopping: asyncio.Event) -> None:
+    """Webhooks.run for a process that matches nothing in the background (monkeypatched in):
+    deliveries wait, stored, until the test matches them (settle) or another process does."""
+    await stopping.wait()
 
 
 def settle(world: World) -> None:

@@ -16,22 +16,12 @@ from tests.webhooks.conftest import (
     add_trigger,
     connect,
     deliver_github,
+    idle,
+    read,
     settle,
     worker_builds,
 )
 from tests.webhooks.payloads import body_of, github_commit, github_headers, github_push
-
-
-def read(world: World, sql: str) -> list[dict[str, Any]]:
-    async def run() -> list[dict[str, Any]]:
-        async with world.services.db.connection() as conn:
-            return [dict(row) for row in await conn.all(sql)]
-
-    return list(world.run(run()))
-
-
-async def idle(self: Webhooks, stopping: asyncio.Event) -> None:
-    await stopping.wait()  # no background matching in this process
 
 
 def test_a_delivery_stored_but_never_matched_is_matched_by_the_next_process(

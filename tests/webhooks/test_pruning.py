@@ -20,11 +20,12 @@ from tests.webhooks.conftest import (
     connect,
     deliver_github,
     deliveries,
+    idle,
+    read,
     settle,
     worker_builds,
 )
 from tests.webhooks.payloads import github_commit, github_push
-from tests.webhooks.test_durability import idle, read
 
 
 def days_ago(days: int) -> str:

@@ -3,6 +3,8 @@ grants (D5, D21), soft delete (D6)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from buildsd import clock, git
@@ -13,13 +15,16 @@ from buildsd.store import repo_connections
 from buildsd.wire import Page, RepoConnection, UpsertRepoConnectionRequest
 
 
-def check_names(body: msgspec.Struct, pointer: str = "") -> None:
-    """Refused here, at the PUT, rather than at the first build: each name and id fills one
-    path segment of a clone URL (D23), so none may hold `/` (but `owner/repo`), `..` or `%`."""
+def check_names(body: msgspec.Struct, pointer: str = "") -> dict[str, Any]:
+    """The connection as given, as a mapping (what the grant check reads). Refused here, at
+    the PUT, rather than at the first build: each name and id fills one path segment of a
+    clone URL (D23), so none may hold `/` (but `owner/repo`), `..` or `%`."""
+    connection = msgspec.structs.asdict(body)
     try:
-        git.check_connection(msgspec.structs.asdict(body))
+        git.check_connection(connection)
     except git.CloneURLError as exc:
         raise InvalidRequestBody(str(exc), pointer=f"{pointer}/{exc.field}") from exc
+    return connection
 
 
 class RepoConnections:
@@ -29,12 +34,12 @@ class RepoConnections:
 
     async def upsert(self, account_id: str, body: UpsertRepoConnectionRequest) -> RepoConnection:
         """404 12000 (RepositoryNotGranted) outside the account's grants, storing nothing."""
-        check_names(body)
+        connection = check_names(body)
         # The upsert is one INSERT … ON CONFLICT: one row whatever the concurrency (D5). No
         # transaction around check and upsert: it cost 10 % of the request's instructions, for
         # a grant revoked in the same instant; matching and autofill check grants again anyway.
         async with self._db.connection() as conn:
-            await self._grants.check_connection(conn, account_id, msgspec.structs.asdict(body))
+            await self._grants.check_connection(conn, account_id, connection)
             row = await repo_connections.upsert(
                 conn,
                 repo_connection_uuid=clock.new_uuid(),

@@ -120,7 +120,7 @@ class WorkerBuilds:
                 "gitlab_internal needs a grant_id", pointer="/git_repository/grant_id"
             )
         _check_branch(repo.branch, "/git_repository/branch")
-        check_names(repo, "/git_repository")
+        given = check_names(repo, "/git_repository")
         tag = body.script_tag
         async with self._db.transaction() as conn:
             now = clock.now()
@@ -129,7 +129,7 @@ class WorkerBuilds:
             if await triggers.list_by_worker(conn, account_id, tag):
                 raise AlreadyExists()
             # The connection it makes is one like any other: inside the grants (D21).
-            await self._grants.check_connection(conn, account_id, msgspec.structs.asdict(repo))
+            await self._grants.check_connection(conn, account_id, given)
             connection = await repo_connections.upsert(
                 conn,
                 repo_connection_uuid=clock.new_uuid(),
