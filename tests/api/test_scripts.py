@@ -68,6 +68,36 @@ def test_a_worker_made_by_the_cli_is_listed_and_uploads_keep_its_tag(
     assert ok(upload(world, "site"))["tag"] == tag
 
 
+def test_a_workers_first_version_is_what_it_shows_until_a_deployment(
+    scripts_world: World,
+) -> None:
+    """A version uploaded to a Worker with no script yet (`buildsd workers create`) sets its
+    settings and etag; a later version, stored and not deployed, changes neither."""
+    world = scripts_world
+    world.run(world.services.workers.create(world.account, "site"))
+    script = f"{workers(world)}/scripts/site"
+
+    def version(metadata: dict[str, Any], module: bytes) -> Any:
+        body, kind = form(metadata, {"index.js": module})
+        sent = world.client.post(
+            f"{script}/versions", content=body, headers={**world.auth, "Content-Type": kind}
+        )
+        return ok(sent)
+
+    first = version(META, b"export default {};")
+    settings = ok(world.client.get(f"{script}/settings", headers=world.auth))
+    assert settings["compatibility_date"] == "2025-01-01"
+    [listed] = ok(world.client.get(f"{workers(world)}/scripts", headers=world.auth))
+    assert listed["etag"] == first["resources"]["script"]["etag"] and listed["has_modules"]
+    assert listed["deployment_id"] is None
+    version({**META, "compatibility_date": "2025-06-01"}, b"export default {a: 1};")
+    settings = ok(world.client.get(f"{script}/settings", headers=world.auth))
+    assert settings["compatibility_date"] == "2025-01-01"
+    [again] = ok(world.client.get(f"{workers(world)}/scripts", headers=world.auth))
+    assert again["etag"] == listed["etag"]
+    assert ok(world.client.get(f"{script}/deployments", headers=world.auth))["deployments"] == []
+
+
 def test_list_pages(scripts_world: World) -> None:
     world = scripts_world
     for index in range(3):
