@@ -3,10 +3,13 @@ its auth failures, a bad body, an unknown id and another account's id."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from buildsd.errors import AlreadyExists
+from buildsd.wire_workers import Subdomain
 from tests.api.flows import BOUNDARY, META, failure, form, ok, trigger
 from tests.conftest import World
 
@@ -291,6 +294,24 @@ def test_a_subdomain_another_account_holds_is_409(scripts_world: World) -> None:
         f"{workers(world)}/subdomain", json={"subdomain": "team"}, headers=world.auth
     )
     failure(again, 409, 12049)
+
+
+def test_concurrent_claims_of_one_subdomain_give_it_to_one_account(scripts_world: World) -> None:
+    """The check before the write saw no owner for both (PostgreSQL: two transactions at once);
+    the unique constraint decides, and the loser is 409, not a 500."""
+    world = scripts_world
+    accounts = [world.account, world.new_account("b"), world.new_account("c")]
+    body = Subdomain(subdomain="team")
+
+    async def together() -> list[Any]:
+        claims = [world.services.scripts.set_subdomain(account, body) for account in accounts]
+        return list(await asyncio.gather(*claims, return_exceptions=True))
+
+    answers = world.run(together())
+    assert sum(isinstance(answer, AlreadyExists) for answer in answers) == 2, answers
+    assert sum(answer == body for answer in answers) == 1, answers
+    shown = [world.run(world.services.scripts.subdomain(account)) for account in accounts]
+    assert [item.subdomain for item in shown].count("team") == 1
 
 
 READS = [

@@ -419,11 +419,13 @@ class Scripts:
         return Subdomain(subdomain=found or default_subdomain(account_id))
 
     async def set_subdomain(self, account_id: str, body: Subdomain) -> Subdomain:
-        async with self._db.transaction() as conn:
-            owner = await scripts.subdomain_owner(conn, body.subdomain)
-            if owner is not None and owner != account_id:
-                raise AlreadyExists(f"the subdomain {body.subdomain!r} is taken")
-            await scripts.put_subdomain(conn, account_id, body.subdomain)
+        # The unique constraint decides, not a look first: two accounts claiming one name at
+        # once both saw no owner, and the second insert failed as an IntegrityError (a 500).
+        try:
+            async with self._db.transaction() as conn:
+                await scripts.put_subdomain(conn, account_id, body.subdomain)
+        except IntegrityError as exc:  # the only unique key left: another account's subdomain
+            raise AlreadyExists(f"the subdomain {body.subdomain!r} is taken") from exc
         return body
 
     async def script_subdomain(self, account_id: str, name: str) -> ScriptSubdomain:

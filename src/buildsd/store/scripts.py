@@ -91,15 +91,8 @@ async def account_subdomain(conn: Connection, account_id: str) -> str | None:
     return str(row["subdomain"]) if row else None
 
 
-async def subdomain_owner(conn: Connection, subdomain: str) -> str | None:
-    row = await conn.one(
-        "SELECT account_id FROM workers_subdomains WHERE subdomain = :subdomain",
-        {"subdomain": subdomain},
-    )
-    return str(row["account_id"]) if row else None
-
-
 async def put_subdomain(conn: Connection, account_id: str, subdomain: str) -> None:
+    """The account's subdomain; IntegrityError when another account holds that one."""
     await conn.run(
         "INSERT INTO workers_subdomains (account_id, subdomain) VALUES (:account_id, :subdomain) "
         "ON CONFLICT (account_id) DO UPDATE SET subdomain = excluded.subdomain",
