@@ -8,8 +8,15 @@ from typing import Any
 
 import pytest
 
-from buildsd.errors import AlreadyExists
-from buildsd.wire_workers import Subdomain
+from buildsd.errors import AlreadyExists, WorkerNotFound
+from buildsd.services.scripts import read_upload
+from buildsd.wire_workers import (
+    CreateDeploymentRequest,
+    Deployment,
+    DeploymentVersion,
+    Subdomain,
+    Version,
+)
 from tests.api.flows import BOUNDARY, META, failure, form, ok, trigger
 from tests.conftest import World
 
@@ -312,6 +319,47 @@ def test_concurrent_claims_of_one_subdomain_give_it_to_one_account(scripts_world
     assert sum(answer == body for answer in answers) == 1, answers
     shown = [world.run(world.services.scripts.subdomain(account)) for account in accounts]
     assert [item.subdomain for item in shown].count("team") == 1
+
+
+def test_a_delete_and_writes_to_the_worker_at_once_never_fail_half_way(
+    scripts_world: World,
+) -> None:
+    """A delete while versions and a deployment are written (PostgreSQL: transactions at
+    once): each write is in before the delete, and deleted with the Worker, or after it and
+    404; no IntegrityError on either side, and no row of the Worker is left behind."""
+    world = scripts_world
+    body, kind = form(META)
+    parsed = read_upload(body, kind)
+    deployments = world.services.deployments
+
+    async def together(shares: CreateDeploymentRequest) -> list[Any]:
+        calls = [
+            world.services.scripts.delete(world.account, "my-worker"),
+            deployments.upload_version(world.account, "my-worker", parsed, None, "api"),
+            deployments.create(world.account, "my-worker", shares, None, "api"),
+            deployments.upload_version(world.account, "my-worker", parsed, None, "api"),
+        ]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    for _ in range(3):
+        script = ok(upload(world))
+        share = DeploymentVersion(version_id=script["deployment_id"], percentage=100)
+        answers = world.run(together(CreateDeploymentRequest("percentage", [share])))
+        assert answers[0] is None, answers
+        written = answers[1:]
+        assert all(isinstance(a, Version | Deployment | WorkerNotFound) for a in written), answers
+        assert world.run(leftovers(world, script["tag"])) == 0
+
+
+async def leftovers(world: World, tag: str) -> int:
+    async with world.services.db.connection() as conn:
+        found = 0
+        for table in ("worker_versions", "worker_deployments", "workers"):
+            row = await conn.one(
+                f"SELECT COUNT(*) AS n FROM {table} WHERE tag = :tag", {"tag": tag}
+            )
+            found += int(row["n"]) if row else 0
+        return found
 
 
 READS = [

@@ -79,7 +79,7 @@ class Deployments:
     ) -> Version:
         """POST /workers/scripts/{name}/versions: stored, not deployed."""
         async with self._db.transaction() as conn:
-            row = await self._scripts.worker(conn, account_id, name)
+            row = await self._scripts.locked(conn, account_id, name)
             email = await author_of(conn, caller)
             version = await self._scripts.add_version(conn, row, upload, email, source)
             if not row["script"]:  # a Worker's first version sets what it shows until deployed
@@ -117,7 +117,7 @@ class Deployments:
             raise InvalidWorkerUpload("the percentages must add up to 100", pointer="/versions")
         annotations = body.annotations if isinstance(body.annotations, dict) else {}
         async with self._db.transaction() as conn:
-            row = await self._scripts.worker(conn, account_id, name)
+            row = await self._scripts.locked(conn, account_id, name)
             shares: list[tuple[Row, float]] = []
             for index, (version_id, item) in enumerate(zip(ids, body.versions, strict=True)):
                 version = await worker_versions.find_version(conn, row["tag"], version_id)

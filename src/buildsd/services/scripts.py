@@ -203,6 +203,21 @@ class Scripts:
             raise WorkerNotFound()
         return row
 
+    async def locked(self, conn: Connection, account_id: str, name: str) -> Row:
+        """The Worker for a write: its row locked until the transaction ends, then read (so as
+        the last write left it). A delete and the writes that add to a Worker (a version, a
+        deployment) then run one after the other: on PostgreSQL a version inserted while a
+        delete ran met its foreign key (IntegrityError, a 500) on one side or the other."""
+        row = await self._locked(conn, account_id, name)
+        if row is None:
+            raise WorkerNotFound()
+        return row
+
+    async def _locked(self, conn: Connection, account_id: str, name: str) -> Row | None:
+        if not _NAME.match(name) or not await scripts.lock(conn, account_id, name):
+            return None
+        return await scripts.find(conn, account_id, name)
+
     async def page(self, account_id: str, page: Page) -> tuple[list[Script], int]:
         async with self._db.connection() as conn:
             rows = await scripts.page(conn, account_id, page)
@@ -249,8 +264,9 @@ class Scripts:
         )
 
     async def ensure(self, conn: Connection, account_id: str, name: str) -> Row:
-        """The Worker named `name`, made (with a new tag) if the account has none by that name."""
-        row = await scripts.find(conn, account_id, name)
+        """The Worker named `name`, locked (`locked`), made with a new tag if the account has
+        none by that name (a row this transaction inserts is its own until it commits)."""
+        row = await self._locked(conn, account_id, name)
         if row is not None:
             return row
         if not await accounts.exists(conn, account_id):
@@ -268,8 +284,8 @@ class Scripts:
     async def add_version(
         self, conn: Connection, row: Row, upload: Upload, author_email: str, source: str
     ) -> Row:
-        """Store an upload as the Worker's next version; returns the version's row as stored."""
-        await workers.lock(conn, row["account_id"], row["tag"])  # version numbers in order
+        """Store an upload as the Worker's next version; returns the version's row as stored.
+        The caller holds the Worker's lock (`locked`, `ensure`): version numbers in order."""
         settings = {**upload.settings, "last_deployed_from": source}
         version: Row = {
             "id": clock.new_uuid(),
@@ -371,7 +387,7 @@ class Scripts:
 
     async def delete(self, account_id: str, name: str) -> None:
         async with self._db.transaction() as conn:
-            row = await self.worker(conn, account_id, name)
+            row = await self.locked(conn, account_id, name)
             await scripts.delete(conn, row["tag"])
 
     # --- settings --------------------------------------------------------------------------
@@ -385,7 +401,7 @@ class Scripts:
         self, account_id: str, name: str, patch: ScriptSettingsPatch
     ) -> ScriptSettings:
         async with self._db.transaction() as conn:
-            row = await self.worker(conn, account_id, name)
+            row = await self.locked(conn, account_id, name)  # an upload's settings not lost
             state = script_state(row)
             for field in ("logpush", "observability", "tags", "tail_consumers"):
                 state[field] = _unset_to(getattr(patch, field), state[field])

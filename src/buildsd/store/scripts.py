@@ -18,6 +18,16 @@ async def find(conn: Connection, account_id: str, name: str) -> Row | None:
     )
 
 
+async def lock(conn: Connection, account_id: str, name: str) -> bool:
+    """Take the Worker row's write lock until the transaction ends; False if there is none
+    (a no-op UPDATE, as store.workers.lock: it locks on SQLite and PostgreSQL alike)."""
+    count = await conn.run(
+        "UPDATE workers SET name = name WHERE account_id = :account_id AND name = :name",
+        {"account_id": account_id, "name": name},
+    )
+    return count > 0
+
+
 async def page(conn: Connection, account_id: str, page: Page) -> list[Row]:
     """A page in creation order, from the (account_id, created_on, tag) index."""
     return await conn.all(
