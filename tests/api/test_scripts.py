@@ -210,6 +210,19 @@ def test_settings_subdomains_versions_deployments_and_delete(scripts_world: Worl
     assert ok(world.client.get(f"{workers(world)}/scripts", headers=world.auth)) == []
 
 
+def test_a_service_worker_upload_names_its_script_by_body_part(scripts_world: World) -> None:
+    world = scripts_world
+    metadata = {"body_part": "script", "compatibility_date": "2025-01-01"}
+    body, kind = form(metadata, {"script": b"addEventListener('fetch', () => {});"})
+    sent = world.client.put(
+        f"{workers(world)}/scripts/old-style",
+        content=body,
+        headers={**world.auth, "Content-Type": kind},
+    )
+    script = ok(sent)
+    assert script["has_modules"] is False and script["entry_point"] == "script"
+
+
 def test_secret_bindings_are_not_kept(scripts_world: World) -> None:
     world = scripts_world
     secret = "s3cr3t-value-that-must-never-leak"
@@ -228,6 +241,18 @@ def test_secret_bindings_are_not_kept(scripts_world: World) -> None:
     assert settings["bindings"] == [{"type": "secret_text", "name": "API_KEY"}]
 
 
+MULTIPART = (f"multipart/form-data; boundary={BOUNDARY}",)
+
+
+def part(header: str) -> bytes:
+    """An upload whose one part has this header line."""
+    return f"--{BOUNDARY}\r\n{header}\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def part_of(name: str) -> bytes:
+    return f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\nx\r\n'.encode()
+
+
 @pytest.mark.parametrize(
     ("body", "kind", "detail"),
     [
@@ -242,6 +267,11 @@ def test_secret_bindings_are_not_kept(scripts_world: World) -> None:
             "metadata",
         ),
         (form(META)[0][:-40], f"multipart/form-data; boundary={BOUNDARY}", "closing delimiter"),
+        (f"--{BOUNDARY}xx".encode(), *MULTIPART, "line break"),
+        (f"--{BOUNDARY}\r\nContent-Type: text/plain\r\n".encode(), *MULTIPART, "never end"),
+        (part("Content-Disposition form-data"), *MULTIPART, "Name: value"),
+        (part("Content-Disposition: form-data"), *MULTIPART, "no Content-Disposition name"),
+        (b"".join([part_of("m")] * 1001) + f"--{BOUNDARY}--".encode(), *MULTIPART, "more than"),
     ],
 )
 def test_a_malformed_upload_is_400(
