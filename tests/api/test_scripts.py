@@ -190,6 +190,9 @@ def test_settings_subdomains_versions_deployments_and_delete(scripts_world: Worl
     listed = world.client.get(f"{script}/versions", headers=world.auth).json()
     assert [item["number"] for item in listed["result"]["items"]] == [2, 1]
     assert listed["result_info"]["total_count"] == 2
+    paged = world.client.get(f"{script}/versions?per_page=1&page=2", headers=world.auth).json()
+    assert [item["number"] for item in paged["result"]["items"]] == [1]
+    assert paged["result_info"]["total_count"] == 2 and paged["result_info"]["total_pages"] == 2
     got = ok(world.client.get(f"{script}/versions/{version['id']}", headers=world.auth))
     assert got["resources"]["script_runtime"]["compatibility_date"] == "2025-01-01"
 
