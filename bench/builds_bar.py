@@ -6,6 +6,9 @@ from typing import Any
 
 from bench import sandbox
 from bench.report import Outcome, cpu_ratio
+from bench.report import cpu_spread as _list_cost
+from bench.report import measured as _find
+from bench.report import verdict as _verdict
 
 BUILD_RATIO = 0.15  # POST build and the build list page, × bare ASGI
 LIST_SPREAD = 0.20  # the list page at 100k builds within this of the page at 1k
@@ -20,17 +23,6 @@ HEADLINE = (
 )
 
 Row = tuple[str, str, str]
-
-
-def _find(outcomes: list[Outcome], key: str) -> Outcome | None:
-    return next((o for o in outcomes if o.scenario.key == key and o.measured), None)
-
-
-def _verdict(ok: bool, *sources: Outcome) -> str:
-    errors = sum(o.errors for o in sources)
-    if errors:
-        return f"FAIL ({errors} errors)"
-    return "PASS" if ok else "FAIL"
 
 
 def evaluate(outcomes: list[Outcome]) -> list[Row]:
@@ -97,14 +89,6 @@ def evaluate(outcomes: list[Outcome]) -> list[Row]:
     else:
         rows.append((criterion, "–", "not measured"))
     return rows
-
-
-def _list_cost(small: Outcome | None, large: Outcome | None) -> float | None:
-    """Server CPU per request of the list page at 100k builds ÷ at 1k."""
-    if small is None or large is None:
-        return None
-    a, b = small.server_cpu.get("us_per_request"), large.server_cpu.get("us_per_request")
-    return b / a if a and b else None
 
 
 def render(rows: list[Row], outcomes: list[Outcome]) -> str:

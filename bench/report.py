@@ -305,6 +305,27 @@ def evaluate_bar(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def measured(outcomes: list[Outcome], key: str) -> Outcome | None:
+    """The scenario's outcome, if it produced numbers (the bars' look-up)."""
+    return next((o for o in outcomes if o.scenario.key == key and o.measured), None)
+
+
+def verdict(ok: bool, *sources: Outcome) -> str:
+    """A bar row's verdict: FAIL whenever its scenarios had errors, whatever the numbers."""
+    errors = sum(o.errors for o in sources)
+    if errors:
+        return f"FAIL ({errors} errors)"
+    return "PASS" if ok else "FAIL"
+
+
+def cpu_spread(small: Outcome | None, large: Outcome | None) -> float | None:
+    """Server CPU per request of a list page at the large size ÷ at the small one."""
+    if small is None or large is None:
+        return None
+    a, b = small.server_cpu.get("us_per_request"), large.server_cpu.get("us_per_request")
+    return b / a if a and b else None
+
+
 def cpu_ratio(outcome: Outcome, bare: Outcome | None) -> float | None:
     """× bare ASGI by server CPU per request: steadier than req/s when wrk or a neighbour
     takes CPU time from the server."""

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from bench import scripts
-from bench.report import Outcome
+from bench.report import Outcome, cpu_spread, measured, verdict
 
 UPLOAD_TIMES = 3.0  # a 1 MiB upload costs at most this many times the bare app reading it
 LIST_SPREAD = 0.20  # the list page at 10,000 Workers within this of the page at 10
@@ -18,41 +18,30 @@ HEADLINE = (
 Row = tuple[str, str, str]
 
 
-def _find(outcomes: list[Outcome], key: str) -> Outcome | None:
-    return next((o for o in outcomes if o.scenario.key == key and o.result), None)
-
-
 def _cpu(outcome: Outcome | None) -> float | None:
     return outcome.server_cpu.get("us_per_request") if outcome else None
-
-
-def _verdict(ok: bool, *sources: Outcome) -> str:
-    errors = sum(o.errors for o in sources)
-    if errors:
-        return f"FAIL ({errors} errors)"
-    return "PASS" if ok else "FAIL"
 
 
 def evaluate(outcomes: list[Outcome]) -> list[Row]:
     """(criterion, measured, PASS/FAIL/not measured) for the scripts bar."""
     rows: list[Row] = []
-    bare, upload = _find(outcomes, "bare-upload"), _find(outcomes, "script-upload")
+    bare, upload = measured(outcomes, "bare-upload"), measured(outcomes, "script-upload")
     criterion = f"1 MiB upload ≤ {UPLOAD_TIMES:.0f} × bare ASGI reading it (CPU; req/s)"
     mine, base = _cpu(upload), _cpu(bare)
     if bare and upload and bare.result and upload.result and mine and base:
         slower = bare.result.requests_per_s / upload.result.requests_per_s
         shown = f"{mine / base:.2f} × ({slower:.2f} ×)"
-        rows.append((criterion, shown, _verdict(mine / base <= UPLOAD_TIMES, bare, upload)))
+        rows.append((criterion, shown, verdict(mine / base <= UPLOAD_TIMES, bare, upload)))
     else:
         rows.append((criterion, "–", "not measured"))
 
-    small, large = _find(outcomes, "script-list-10"), _find(outcomes, "script-list-10k")
+    small, large = measured(outcomes, "script-list-10"), measured(outcomes, "script-list-10k")
     criterion = f"list page at 10,000 ÷ at 10 Workers within ±{LIST_SPREAD:.0%} (CPU; req/s)"
-    a, b = _cpu(small), _cpu(large)
-    if small and large and small.result and large.result and a and b:
+    cost = cpu_spread(small, large)
+    if small and large and small.result and large.result and cost is not None:
         speed = large.result.requests_per_s / small.result.requests_per_s
-        ok = abs(b / a - 1) <= LIST_SPREAD
-        rows.append((criterion, f"{b / a:.2f} × ({speed:.2f} ×)", _verdict(ok, small, large)))
+        ok = abs(cost - 1) <= LIST_SPREAD
+        rows.append((criterion, f"{cost:.2f} × ({speed:.2f} ×)", verdict(ok, small, large)))
     else:
         rows.append((criterion, "–", "not measured"))
     return rows
@@ -64,7 +53,7 @@ def render(rows: list[Row], outcomes: list[Outcome]) -> str:
     costs = [
         f"{o.scenario.title} {o.server_cpu['us_per_request']:.0f} µs"
         for key in ("bare-upload", "script-upload", "script-list-10", "script-list-10k")
-        if (o := _find(outcomes, key)) and o.server_cpu.get("us_per_request")
+        if (o := measured(outcomes, key)) and o.server_cpu.get("us_per_request")
     ]
     if costs:
         lines += ["", "- Server CPU per request: " + "; ".join(costs) + "."]

@@ -1,4 +1,6 @@
-"""Every Builds operation of the route table × every way a credential can be wrong (D2).
+"""Every Builds operation of the route table × every way a credential can be wrong (D2), and
+every Workers platform operation × the same credentials, answered with v4's general codes
+(D24, docs/compatibility.md).
 
 Generated from the route table, so a new route cannot escape it.
 """
@@ -15,6 +17,7 @@ from tests.conftest import World
 
 BUILDS_OPERATIONS = [op for op in OPERATIONS if op.access.startswith("builds:")]
 WRITES = [op for op in BUILDS_OPERATIONS if op.access == "builds:write"]
+SCRIPTS_OPERATIONS = [op for op in OPERATIONS if op.access.startswith("scripts:")]
 PLACEHOLDER = "6f1c9e3e-1111-4222-8333-944455556666"
 
 
@@ -101,3 +104,64 @@ def test_every_operation_refuses_every_bad_credential(world: World, credentials,
 @pytest.mark.parametrize("op", BUILDS_OPERATIONS, ids=ids)
 def test_an_account_that_does_not_exist_is_forbidden(world: World, op) -> None:
     expect(call(world, op, world.auth, account="f" * 32), 403, 10000)
+
+
+# The Workers platform calls (D24): v4's general failures, and account tokens are welcome.
+SCRIPTS_EXPECTED = {
+    "none": (400, 9106),
+    "malformed": (400, 6003),
+    "unknown": (401, 1000),
+    "revoked": (401, 1000),
+    "expired": (401, 1000),
+    "ci_only": (403, 10000),
+    "other_account": (403, 10000),
+    "key_outsider": (403, 10000),
+    "key_wrong": (403, 9103),
+}
+SCRIPTS_WRITE = "Workers Scripts Write"
+
+
+@pytest.fixture
+def scripts_credentials(world: World, credentials) -> dict[str, dict[str, str]]:
+    """The Builds matrix's credentials, with Workers Scripts groups where it matters."""
+    other = world.new_account("third")
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    revoked = world.new_token(SCRIPTS_WRITE, name="scripts-to-revoke")
+    rows = world.run(world.services.identity.list_tokens(world.account))
+    world.run(
+        world.services.identity.revoke_token(
+            next(r["id"] for r in rows if r["name"] == "scripts-to-revoke")
+        )
+    )
+    return {
+        **credentials,
+        "revoked": world.bearer(revoked),
+        "expired": world.bearer(world.new_token(SCRIPTS_WRITE, expires_on=past)),
+        "ci_only": world.bearer(world.new_token("Workers CI Write")),
+        "other_account": world.bearer(world.new_token(SCRIPTS_WRITE, account=other)),
+        "account_owned": world.bearer(world.new_token(SCRIPTS_WRITE, owner_type="account")),
+        "read_only": world.bearer(world.new_token("Workers Scripts Read")),
+        "user_token": world.bearer(world.new_token(SCRIPTS_WRITE)),
+    }
+
+
+@pytest.mark.parametrize(
+    "op", SCRIPTS_OPERATIONS, ids=[f"{op.method} {op.operation_id}" for op in SCRIPTS_OPERATIONS]
+)
+def test_every_workers_operation_refuses_every_bad_credential(
+    world: World, scripts_credentials, op
+) -> None:
+    for name, (status, code) in SCRIPTS_EXPECTED.items():
+        response = call(world, op, scripts_credentials[name])
+        assert response.status_code == status, (name, response.text)
+        expect(response, status, code)
+    # User and account tokens and a member's Global API Key all get past authentication.
+    for name in ("user_token", "account_owned", "key_member"):
+        assert call(world, op, scripts_credentials[name]).status_code not in (401, 403), name
+    read_only = call(world, op, scripts_credentials["read_only"])
+    if op.access == "scripts:write":
+        expect(read_only, 403, 10000)
+    else:
+        assert read_only.status_code not in (401, 403)
+    token = scripts_credentials["user_token"]
+    expect(call(world, op, token, account="f" * 32), 403, 10000)

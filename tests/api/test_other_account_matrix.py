@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from buildsd.api.routes import OPERATIONS
-from tests.api.flows import base, connection_body, ok, trigger_body
+from tests.api.flows import META, base, connection_body, form, ok, trigger_body
 from tests.conftest import World
 
 OTHER_TAG = "ab" * 16
@@ -22,15 +22,22 @@ BODIES: dict[str, Any] = {
     "updateDeployHook": {"deploy_hook_name": "renamed", "branch": "main"},
     "updateWorkerBuild": {"previews_enabled": False},
     "explainTrigger": {"branch": "main", "changed_files": []},
+    "patchWorkerScriptSettings": {"logpush": True, "tags": ["mine"]},
+    "setWorkerScriptSubdomain": {"enabled": False},
 }
+# A name is the account's own: an upload under another account's Worker name makes (or
+# updates) a Worker of the uploader's, with a tag of its own; theirs stays as it was.
+OWN_BY_NAME = {"uploadWorkerScript"}
 QUERIES: dict[str, dict[str, str]] = {"getWorkerConfigAutofill": {"branch": "main"}}
 # Listing by another account's Worker tag is simply empty, as for an unknown tag.
 EMPTY_LISTS = {"listTriggersByScript", "listBuildsByScript"}
 SCOPED = [
     op
     for op in OPERATIONS
-    if op.access.startswith("builds:") and set(re.findall(r"{([^}]+)}", op.path)) - {"account_id"}
+    if op.access.startswith(("builds:", "scripts:"))
+    and set(re.findall(r"{([^}]+)}", op.path)) - {"account_id"}
 ]
+SCRIPTS_WRITE = "Workers Scripts Write"
 
 
 @pytest.fixture
@@ -38,7 +45,7 @@ def theirs(world: World) -> dict[str, str]:
     """Account B with one of everything; returns the ids by path-parameter name."""
     account = world.new_account("theirs")
     grant_id = world.grant(account, owner="them")
-    auth = world.bearer(world.new_token("Workers CI Write", account=account))
+    auth = world.bearer(world.new_token("Workers CI Write", SCRIPTS_WRITE, account=account))
     url = base(world, account)
     client = world.client
     their_repo = connection_body("99", provider_account_name="them", repo_name="their-repo")
@@ -84,6 +91,12 @@ def theirs(world: World) -> dict[str, str]:
             json={"deploy_hook_name": "their-hook", "branch": "main"},
         )
     )
+    # The Worker the trigger registered (named by its tag), uploaded to: a version, a deployment.
+    script = url.removesuffix("/builds") + f"/workers/scripts/{OTHER_TAG}"
+    body, kind = form(META)
+    uploaded = client.put(script, content=body, headers={**auth, "Content-Type": kind})
+    assert ok(uploaded)["tag"] == OTHER_TAG
+    deployments = ok(client.get(script + "/deployments", headers=auth))["deployments"]
     return {
         "repo_connection_uuid": conn["repo_connection_uuid"],
         "build_token_uuid": token["build_token_uuid"],
@@ -99,6 +112,9 @@ def theirs(world: World) -> dict[str, str]:
         "provider_account_id": "77",
         "repo_id": "99",
         "grant_id": grant_id,
+        "service_name": OTHER_TAG,
+        "version_id": deployments[0]["versions"][0]["version_id"],
+        "deployment_id": deployments[0]["id"],
         "_account": account,
         "_auth": auth["Authorization"],
     }
@@ -110,20 +126,34 @@ def test_another_accounts_id_is_not_found(world: World, theirs: dict[str, str], 
         name = match.group(1)
         return world.account if name == "account_id" else theirs[name]
 
+    world.token = world.new_token("Workers CI Write", SCRIPTS_WRITE)
     path = re.sub(r"{([^}]+)}", fill, op.path)
+    sent: dict[str, Any] = {"json": BODIES.get(op.operation_id, {})}
+    if op.upload:  # a valid multipart upload, so the lookup answers and not the parser
+        content, kind = form(META)
+        sent = {"content": content, "headers": {**world.auth, "Content-Type": kind}}
+    if op.operation_id == "createWorkerDeployment":
+        sent["json"] = {
+            "strategy": "percentage",
+            "versions": [{"version_id": theirs["version_id"], "percentage": 100}],
+        }
     response = world.client.request(
         op.method,
         path,
-        headers=world.auth,
-        json=BODIES.get(op.operation_id, {}),
+        headers=sent.pop("headers", world.auth),
         params=QUERIES.get(op.operation_id, {}),
+        **sent,
     )
     if op.operation_id in EMPTY_LISTS:
         assert ok(response) == []
+    elif op.operation_id in OWN_BY_NAME:
+        assert ok(response)["tag"] != OTHER_TAG
     else:
         assert response.status_code == 404, (op.operation_id, response.text)
         body = response.json()
-        assert body["errors"][0]["code"] in (12000, 12040), body
+        # The Workers platform's "This Worker does not exist on your account." (D24)
+        codes = (10007,) if op.access.startswith("scripts:") else (12000, 12040)
+        assert body["errors"][0]["code"] in codes, body
         assert body["result"] is None
     # Nothing of theirs changed.
     auth = {"Authorization": theirs["_auth"]}
@@ -139,3 +169,11 @@ def test_another_accounts_id_is_not_found(world: World, theirs: dict[str, str], 
     assert len(ok(world.client.get(url + "/tokens", headers=auth))) == 1
     hooks = ok(world.client.get(url + f"/workers/{OTHER_TAG}/deploy_hooks", headers=auth))
     assert [h["deploy_hook_name"] for h in hooks] == ["their-hook"]
+    script = url.removesuffix("/builds") + f"/workers/scripts/{OTHER_TAG}"
+    shown = ok(world.client.get(script + "/settings", headers=auth))
+    assert shown["logpush"] is False and shown["tags"] == []
+    assert ok(world.client.get(script + "/subdomain", headers=auth))["enabled"] is True
+    versions = ok(world.client.get(script + "/versions", headers=auth))["items"]
+    assert [v["id"] for v in versions] == [theirs["version_id"]]
+    deployments = ok(world.client.get(script + "/deployments", headers=auth))["deployments"]
+    assert [d["id"] for d in deployments] == [theirs["deployment_id"]]

@@ -3,10 +3,20 @@ its auth failures, a bad body, an unknown id and another account's id."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from buildsd.errors import AlreadyExists, WorkerNotFound
+from buildsd.services.scripts import read_upload
+from buildsd.wire_workers import (
+    CreateDeploymentRequest,
+    Deployment,
+    DeploymentVersion,
+    Subdomain,
+    Version,
+)
 from tests.api.flows import BOUNDARY, META, failure, form, ok, trigger
 from tests.conftest import World
 
@@ -66,6 +76,36 @@ def test_a_worker_made_by_the_cli_is_listed_and_uploads_keep_its_tag(
     assert listed[0]["last_deployed_from"] == "wrangler"
     assert service["default_environment"]["script"]["last_deployed_from"] == "wrangler"
     assert ok(upload(world, "site"))["tag"] == tag
+
+
+def test_a_workers_first_version_is_what_it_shows_until_a_deployment(
+    scripts_world: World,
+) -> None:
+    """A version uploaded to a Worker with no script yet (`buildsd workers create`) sets its
+    settings and etag; a later version, stored and not deployed, changes neither."""
+    world = scripts_world
+    world.run(world.services.workers.create(world.account, "site"))
+    script = f"{workers(world)}/scripts/site"
+
+    def version(metadata: dict[str, Any], module: bytes) -> Any:
+        body, kind = form(metadata, {"index.js": module})
+        sent = world.client.post(
+            f"{script}/versions", content=body, headers={**world.auth, "Content-Type": kind}
+        )
+        return ok(sent)
+
+    first = version(META, b"export default {};")
+    settings = ok(world.client.get(f"{script}/settings", headers=world.auth))
+    assert settings["compatibility_date"] == "2025-01-01"
+    [listed] = ok(world.client.get(f"{workers(world)}/scripts", headers=world.auth))
+    assert listed["etag"] == first["resources"]["script"]["etag"] and listed["has_modules"]
+    assert listed["deployment_id"] is None
+    version({**META, "compatibility_date": "2025-06-01"}, b"export default {a: 1};")
+    settings = ok(world.client.get(f"{script}/settings", headers=world.auth))
+    assert settings["compatibility_date"] == "2025-01-01"
+    [again] = ok(world.client.get(f"{workers(world)}/scripts", headers=world.auth))
+    assert again["etag"] == listed["etag"]
+    assert ok(world.client.get(f"{script}/deployments", headers=world.auth))["deployments"] == []
 
 
 def test_list_pages(scripts_world: World) -> None:
@@ -150,6 +190,9 @@ def test_settings_subdomains_versions_deployments_and_delete(scripts_world: Worl
     listed = world.client.get(f"{script}/versions", headers=world.auth).json()
     assert [item["number"] for item in listed["result"]["items"]] == [2, 1]
     assert listed["result_info"]["total_count"] == 2
+    paged = world.client.get(f"{script}/versions?per_page=1&page=2", headers=world.auth).json()
+    assert [item["number"] for item in paged["result"]["items"]] == [1]
+    assert paged["result_info"]["total_count"] == 2 and paged["result_info"]["total_pages"] == 2
     got = ok(world.client.get(f"{script}/versions/{version['id']}", headers=world.auth))
     assert got["resources"]["script_runtime"]["compatibility_date"] == "2025-01-01"
 
@@ -170,6 +213,19 @@ def test_settings_subdomains_versions_deployments_and_delete(scripts_world: Worl
     assert ok(world.client.get(f"{workers(world)}/scripts", headers=world.auth)) == []
 
 
+def test_a_service_worker_upload_names_its_script_by_body_part(scripts_world: World) -> None:
+    world = scripts_world
+    metadata = {"body_part": "script", "compatibility_date": "2025-01-01"}
+    body, kind = form(metadata, {"script": b"addEventListener('fetch', () => {});"})
+    sent = world.client.put(
+        f"{workers(world)}/scripts/old-style",
+        content=body,
+        headers={**world.auth, "Content-Type": kind},
+    )
+    script = ok(sent)
+    assert script["has_modules"] is False and script["entry_point"] == "script"
+
+
 def test_secret_bindings_are_not_kept(scripts_world: World) -> None:
     world = scripts_world
     secret = "s3cr3t-value-that-must-never-leak"
@@ -188,6 +244,18 @@ def test_secret_bindings_are_not_kept(scripts_world: World) -> None:
     assert settings["bindings"] == [{"type": "secret_text", "name": "API_KEY"}]
 
 
+MULTIPART = (f"multipart/form-data; boundary={BOUNDARY}",)
+
+
+def part(header: str) -> bytes:
+    """An upload whose one part has this header line."""
+    return f"--{BOUNDARY}\r\n{header}\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def part_of(name: str) -> bytes:
+    return f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\nx\r\n'.encode()
+
+
 @pytest.mark.parametrize(
     ("body", "kind", "detail"),
     [
@@ -202,6 +270,11 @@ def test_secret_bindings_are_not_kept(scripts_world: World) -> None:
             "metadata",
         ),
         (form(META)[0][:-40], f"multipart/form-data; boundary={BOUNDARY}", "closing delimiter"),
+        (f"--{BOUNDARY}xx".encode(), *MULTIPART, "line break"),
+        (f"--{BOUNDARY}\r\nContent-Type: text/plain\r\n".encode(), *MULTIPART, "never end"),
+        (part("Content-Disposition form-data"), *MULTIPART, "Name: value"),
+        (part("Content-Disposition: form-data"), *MULTIPART, "no Content-Disposition name"),
+        (b"".join([part_of("m")] * 1001) + f"--{BOUNDARY}--".encode(), *MULTIPART, "more than"),
     ],
 )
 def test_a_malformed_upload_is_400(
@@ -261,6 +334,65 @@ def test_a_subdomain_another_account_holds_is_409(scripts_world: World) -> None:
         f"{workers(world)}/subdomain", json={"subdomain": "team"}, headers=world.auth
     )
     failure(again, 409, 12049)
+
+
+def test_concurrent_claims_of_one_subdomain_give_it_to_one_account(scripts_world: World) -> None:
+    """The check before the write saw no owner for both (PostgreSQL: two transactions at once);
+    the unique constraint decides, and the loser is 409, not a 500."""
+    world = scripts_world
+    accounts = [world.account, world.new_account("b"), world.new_account("c")]
+    body = Subdomain(subdomain="team")
+
+    async def together() -> list[Any]:
+        claims = [world.services.scripts.set_subdomain(account, body) for account in accounts]
+        return list(await asyncio.gather(*claims, return_exceptions=True))
+
+    answers = world.run(together())
+    assert sum(isinstance(answer, AlreadyExists) for answer in answers) == 2, answers
+    assert sum(answer == body for answer in answers) == 1, answers
+    shown = [world.run(world.services.scripts.subdomain(account)) for account in accounts]
+    assert [item.subdomain for item in shown].count("team") == 1
+
+
+def test_a_delete_and_writes_to_the_worker_at_once_never_fail_half_way(
+    scripts_world: World,
+) -> None:
+    """A delete while versions and a deployment are written (PostgreSQL: transactions at
+    once): each write is in before the delete, and deleted with the Worker, or after it and
+    404; no IntegrityError on either side, and no row of the Worker is left behind."""
+    world = scripts_world
+    body, kind = form(META)
+    parsed = read_upload(body, kind)
+    deployments = world.services.deployments
+
+    async def together(shares: CreateDeploymentRequest) -> list[Any]:
+        calls = [
+            world.services.scripts.delete(world.account, "my-worker"),
+            deployments.upload_version(world.account, "my-worker", parsed, None, "api"),
+            deployments.create(world.account, "my-worker", shares, None, "api"),
+            deployments.upload_version(world.account, "my-worker", parsed, None, "api"),
+        ]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    for _ in range(3):
+        script = ok(upload(world))
+        share = DeploymentVersion(version_id=script["deployment_id"], percentage=100)
+        answers = world.run(together(CreateDeploymentRequest("percentage", [share])))
+        assert answers[0] is None, answers
+        written = answers[1:]
+        assert all(isinstance(a, Version | Deployment | WorkerNotFound) for a in written), answers
+        assert world.run(leftovers(world, script["tag"])) == 0
+
+
+async def leftovers(world: World, tag: str) -> int:
+    async with world.services.db.connection() as conn:
+        found = 0
+        for table in ("worker_versions", "worker_deployments", "workers"):
+            row = await conn.one(
+                f"SELECT COUNT(*) AS n FROM {table} WHERE tag = :tag", {"tag": tag}
+            )
+            found += int(row["n"]) if row else 0
+        return found
 
 
 READS = [

@@ -5,10 +5,14 @@ Order of checks (each answered with its own status and code):
   2. Authorization not `Bearer <non-empty>`      → 400 6003 [6111]
   3. X-Auth-Email / X-Auth-Key missing/malformed → 400 6003 [6100-6103]
   4. token unknown, revoked, expired, disabled,
-     or account-owned on a Builds route          → 401 12006 (Builds) / 401 1000 (verify, accounts)
+     or account-owned on a Builds route          → 401 12006 (Builds) / 401 1000 (elsewhere)
   5. email/key pair wrong                         → 403 9103
-  6. valid, but no Workers CI group (or no write)
-     on this account, or the account is unknown  → 403 10000
+  6. valid, but no Workers CI group (Builds) or
+     Workers Scripts group (the Workers platform
+     calls, D24), or no write, on this account,
+     or the account is unknown                   → 403 10000
+Account-owned tokens are refused on Builds routes only. tests/api/test_auth_matrix.py checks
+every operation of the route table against this list.
 """
 
 from __future__ import annotations

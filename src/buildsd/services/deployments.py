@@ -10,7 +10,7 @@ import msgspec
 from buildsd.db import Database, Row
 from buildsd.errors import InvalidWorkerUpload, WorkerNotFound
 from buildsd.services.identity import Caller
-from buildsd.services.scripts import Scripts, Upload
+from buildsd.services.scripts import Scripts, Upload, author_of
 from buildsd.store import worker_versions
 from buildsd.wire import Page
 from buildsd.wire_workers import (
@@ -79,10 +79,11 @@ class Deployments:
     ) -> Version:
         """POST /workers/scripts/{name}/versions: stored, not deployed."""
         async with self._db.transaction() as conn:
-            row = await self._scripts.worker(conn, account_id, name)
-            version_id = await self._scripts.add_version(conn, row, upload, caller, source)
-            version = await worker_versions.find_version(conn, row["tag"], version_id)
-        assert version is not None
+            row = await self._scripts.locked(conn, account_id, name)
+            email = await author_of(conn, caller)
+            version = await self._scripts.add_version(conn, row, upload, email, source)
+            if not row["script"]:  # a Worker's first version sets what it shows until deployed
+                await self._scripts.show(conn, row, version, None, version["created_on"])
         return to_version(version)
 
     async def versions(self, account_id: str, name: str, page: Page) -> tuple[list[Version], int]:
@@ -116,20 +117,21 @@ class Deployments:
             raise InvalidWorkerUpload("the percentages must add up to 100", pointer="/versions")
         annotations = body.annotations if isinstance(body.annotations, dict) else {}
         async with self._db.transaction() as conn:
-            row = await self._scripts.worker(conn, account_id, name)
-            for index, version_id in enumerate(ids):
-                if await worker_versions.find_version(conn, row["tag"], version_id) is None:
+            row = await self._scripts.locked(conn, account_id, name)
+            shares: list[tuple[Row, float]] = []
+            for index, (version_id, item) in enumerate(zip(ids, body.versions, strict=True)):
+                version = await worker_versions.find_version(conn, row["tag"], version_id)
+                if version is None:
                     raise InvalidWorkerUpload(
                         f"version {version_id[:UUID_LENGTH]} is not a version of this Worker",
                         pointer=f"/versions/{index}/version_id",
                     )
-            shares = [(v, item.percentage) for v, item in zip(ids, body.versions, strict=True)]
-            deployment_id = await self._scripts.deploy(
-                conn, row, shares, annotations, caller, source
+                shares.append((version, item.percentage))
+            email = await author_of(conn, caller)
+            deployment, _ = await self._scripts.deploy(
+                conn, row, shares, annotations, email, source
             )
-            found = await worker_versions.find_deployment(conn, row["tag"], deployment_id)
-        assert found is not None
-        return to_deployment(found)
+        return to_deployment(deployment)
 
     async def list_(self, account_id: str, name: str) -> list[Deployment]:
         async with self._db.connection() as conn:

@@ -179,12 +179,12 @@ def _unset_to(value: Any, default: Any) -> Any:
     return default if value is msgspec.UNSET else value
 
 
-async def author_of(conn: Connection, caller: Caller | None) -> tuple[str, str]:
-    """(email, id) of the person behind a credential; an account token has none."""
+async def author_of(conn: Connection, caller: Caller | None) -> str:
+    """The email of the person behind a credential; "" for an account token, which has none."""
     if caller is None or caller.user_id is None:
-        return "", ""
+        return ""
     user = await users.find(conn, caller.user_id)
-    return (str(user["email"]), str(user["id"])) if user is not None else ("", caller.user_id)
+    return str(user["email"]) if user is not None else ""
 
 
 def default_subdomain(account_id: str) -> str:
@@ -202,6 +202,21 @@ class Scripts:
         if row is None:
             raise WorkerNotFound()
         return row
+
+    async def locked(self, conn: Connection, account_id: str, name: str) -> Row:
+        """The Worker for a write: its row locked until the transaction ends, then read (so as
+        the last write left it). A delete and the writes that add to a Worker (a version, a
+        deployment) then run one after the other: on PostgreSQL a version inserted while a
+        delete ran met its foreign key (IntegrityError, a 500) on one side or the other."""
+        row = await self._locked(conn, account_id, name)
+        if row is None:
+            raise WorkerNotFound()
+        return row
+
+    async def _locked(self, conn: Connection, account_id: str, name: str) -> Row | None:
+        if not _NAME.match(name) or not await scripts.lock(conn, account_id, name):
+            return None
+        return await scripts.find(conn, account_id, name)
 
     async def page(self, account_id: str, page: Page) -> tuple[list[Script], int]:
         async with self._db.connection() as conn:
@@ -240,17 +255,18 @@ class Scripts:
         check_name(name)
         async with self._db.transaction() as conn:
             row = await self.ensure(conn, account_id, name)
-            version_id = await self.add_version(conn, row, upload, caller, source)
-            await self.deploy(conn, row, [(version_id, 100.0)], {}, caller, source, upload)
-            row = await self.worker(conn, account_id, name)
+            email = await author_of(conn, caller)
+            version = await self.add_version(conn, row, upload, email, source)
+            _, row = await self.deploy(conn, row, [(version, 100.0)], {}, email, source, upload)
         script = to_script(row)
         return UploadedScript(
             **msgspec.structs.asdict(script), entry_point=upload.settings["entry_point"]
         )
 
     async def ensure(self, conn: Connection, account_id: str, name: str) -> Row:
-        """The Worker named `name`, made (with a new tag) if the account has none by that name."""
-        row = await scripts.find(conn, account_id, name)
+        """The Worker named `name`, locked (`locked`), made with a new tag if the account has
+        none by that name (a row this transaction inserts is its own until it commits)."""
+        row = await self._locked(conn, account_id, name)
         if row is not None:
             return row
         if not await accounts.exists(conn, account_id):
@@ -266,31 +282,29 @@ class Scripts:
         return made
 
     async def add_version(
-        self, conn: Connection, row: Row, upload: Upload, caller: Caller | None, source: str
-    ) -> str:
-        """Store an upload as the Worker's next version; returns its id."""
-        await workers.lock(conn, row["account_id"], row["tag"])  # version numbers in order
-        email, _ = await author_of(conn, caller)
-        version_id = clock.new_uuid()
+        self, conn: Connection, row: Row, upload: Upload, author_email: str, source: str
+    ) -> Row:
+        """Store an upload as the Worker's next version; returns the version's row as stored.
+        The caller holds the Worker's lock (`locked`, `ensure`): version numbers in order."""
         settings = {**upload.settings, "last_deployed_from": source}
-        await worker_versions.insert_version(
-            conn,
-            id=version_id,
-            account_id=row["account_id"],
-            tag=row["tag"],
-            number=await worker_versions.next_number(conn, row["tag"]),
-            created_on=clock.now(),
-            source=source,
-            author_email=email,
-            etag=upload.etag,
-            metadata=msgspec.json.encode(settings).decode(),
-            annotations=msgspec.json.encode(upload.metadata.annotations).decode(),
-        )
+        version: Row = {
+            "id": clock.new_uuid(),
+            "account_id": row["account_id"],
+            "tag": row["tag"],
+            "number": await worker_versions.next_number(conn, row["tag"]),
+            "created_on": clock.now(),
+            "source": source,
+            "author_email": author_email,
+            "etag": upload.etag,
+            "metadata": msgspec.json.encode(settings).decode(),
+            "annotations": msgspec.json.encode(upload.metadata.annotations).decode(),
+        }
+        await worker_versions.insert_version(conn, **version)
         await worker_versions.insert_parts(
             conn,
             [
                 {
-                    "version_id": version_id,
+                    "version_id": version["id"],
                     "name": part.name,
                     "content_type": part.content_type[:128],
                     "content": part.content,
@@ -298,73 +312,82 @@ class Scripts:
                 for part in upload.files
             ],
         )
-        if not row["script"]:  # a Worker's first version sets what it shows until deployed
-            state = {**script_state(row), **settings}
-            await scripts.set_script(
-                conn,
-                tag=row["tag"],
-                script=msgspec.json.encode(state).decode(),
-                etag=upload.etag,
-                deployment_id=None,
-                now=clock.now(),
-            )
-        return version_id
+        return version
 
-    async def deploy(
+    async def show(
         self,
         conn: Connection,
         row: Row,
-        versions: list[tuple[str, float]],
-        annotations: dict[str, str],
-        caller: Caller | None,
-        source: str,
+        version: Row,
+        deployment_id: str | None,
+        now: str,
         upload: Upload | None = None,
-    ) -> str:
-        """A deployment of these versions; the Worker then shows its largest share's version."""
-        email, _ = await author_of(conn, caller)
-        deployment_id = clock.new_uuid()
-        now = clock.now()
-        await worker_versions.insert_deployment(
-            conn,
-            id=deployment_id,
-            account_id=row["account_id"],
-            tag=row["tag"],
-            created_on=now,
-            source=source,
-            strategy="percentage",
-            author_email=email,
-            versions=msgspec.json.encode(
-                [{"version_id": v, "percentage": p} for v, p in versions]
-            ).decode(),
-            annotations=msgspec.json.encode(annotations).decode(),
-        )
-        leading = max(versions, key=lambda pair: pair[1])[0]
-        version = await worker_versions.find_version(conn, row["tag"], leading)
-        assert version is not None
-        current = await scripts.find(conn, row["account_id"], row["name"])
-        assert current is not None
-        state = {**script_state(current), **msgspec.json.decode(version["metadata"])}
+    ) -> Row:
+        """Make the Worker show `version` (its settings and etag); returns the row as it is now.
+
+        `row` is read in this transaction and nothing else wrote the script since, so the new
+        state is computed from it rather than read back.
+        """
+        state = {**script_state(row), **msgspec.json.decode(version["metadata"])}
         if upload is not None:  # a script upload also sets the Worker's own settings
             meta = upload.metadata
             state["logpush"] = _unset_to(meta.logpush, state["logpush"])
             state["tags"] = _unset_to(meta.tags, state["tags"]) or []
             state["tail_consumers"] = _unset_to(meta.tail_consumers, state["tail_consumers"])
             state["observability"] = _unset_to(meta.observability, state["observability"])
+        script = msgspec.json.encode(state).decode()
         await scripts.set_script(
             conn,
             tag=row["tag"],
-            script=msgspec.json.encode(state).decode(),
+            script=script,
             etag=version["etag"],
-            # Cloudflare's script `deployment_id` is the deployed version's id: wrangler prints
-            # an upload's `deployment_id` as its "Current Version ID".
-            deployment_id=leading,
+            deployment_id=deployment_id,
             now=now,
         )
-        return deployment_id
+        return {
+            **row,
+            "script": script,
+            "etag": version["etag"],
+            "modified_on": now,
+            "deployment_id": deployment_id or row["deployment_id"],
+        }
+
+    async def deploy(
+        self,
+        conn: Connection,
+        row: Row,
+        shares: list[tuple[Row, float]],
+        annotations: dict[str, str],
+        author_email: str,
+        source: str,
+        upload: Upload | None = None,
+    ) -> tuple[Row, Row]:
+        """A deployment of these versions (rows, percentages); the Worker then shows its largest
+        share's version. Returns the deployment's row and the Worker's, as stored."""
+        now = clock.now()
+        deployment: Row = {
+            "id": clock.new_uuid(),
+            "account_id": row["account_id"],
+            "tag": row["tag"],
+            "created_on": now,
+            "source": source,
+            "strategy": "percentage",
+            "author_email": author_email,
+            "versions": msgspec.json.encode(
+                [{"version_id": v["id"], "percentage": p} for v, p in shares]
+            ).decode(),
+            "annotations": msgspec.json.encode(annotations).decode(),
+        }
+        await worker_versions.insert_deployment(conn, **deployment)
+        leading = max(shares, key=lambda pair: pair[1])[0]
+        # Cloudflare's script `deployment_id` is the deployed version's id: wrangler prints an
+        # upload's `deployment_id` as its "Current Version ID".
+        shown = await self.show(conn, row, leading, leading["id"], now, upload)
+        return deployment, shown
 
     async def delete(self, account_id: str, name: str) -> None:
         async with self._db.transaction() as conn:
-            row = await self.worker(conn, account_id, name)
+            row = await self.locked(conn, account_id, name)
             await scripts.delete(conn, row["tag"])
 
     # --- settings --------------------------------------------------------------------------
@@ -378,7 +401,7 @@ class Scripts:
         self, account_id: str, name: str, patch: ScriptSettingsPatch
     ) -> ScriptSettings:
         async with self._db.transaction() as conn:
-            row = await self.worker(conn, account_id, name)
+            row = await self.locked(conn, account_id, name)  # an upload's settings not lost
             state = script_state(row)
             for field in ("logpush", "observability", "tags", "tail_consumers"):
                 state[field] = _unset_to(getattr(patch, field), state[field])
@@ -412,11 +435,13 @@ class Scripts:
         return Subdomain(subdomain=found or default_subdomain(account_id))
 
     async def set_subdomain(self, account_id: str, body: Subdomain) -> Subdomain:
-        async with self._db.transaction() as conn:
-            owner = await scripts.subdomain_owner(conn, body.subdomain)
-            if owner is not None and owner != account_id:
-                raise AlreadyExists(f"the subdomain {body.subdomain!r} is taken")
-            await scripts.put_subdomain(conn, account_id, body.subdomain)
+        # The unique constraint decides, not a look first: two accounts claiming one name at
+        # once both saw no owner, and the second insert failed as an IntegrityError (a 500).
+        try:
+            async with self._db.transaction() as conn:
+                await scripts.put_subdomain(conn, account_id, body.subdomain)
+        except IntegrityError as exc:  # the only unique key left: another account's subdomain
+            raise AlreadyExists(f"the subdomain {body.subdomain!r} is taken") from exc
         return body
 
     async def script_subdomain(self, account_id: str, name: str) -> ScriptSubdomain:

@@ -8,9 +8,9 @@ from buildsd import clock
 from buildsd.db import Database, IntegrityError, Row
 from buildsd.errors import AlreadyExists, InvalidRequestBody, NotFound
 from buildsd.store import accounts, workers
+from buildsd.wire_workers import SCRIPT_NAME
 
-# Cloudflare's rule for script names: lowercase letters, digits, `-` and `_`, at most 63.
-_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,62}$")
+_NAME = re.compile(SCRIPT_NAME)  # the Workers platform's rule: one name for one Worker (D24)
 
 
 class Workers:

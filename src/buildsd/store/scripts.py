@@ -18,6 +18,16 @@ async def find(conn: Connection, account_id: str, name: str) -> Row | None:
     )
 
 
+async def lock(conn: Connection, account_id: str, name: str) -> bool:
+    """Take the Worker row's write lock until the transaction ends; False if there is none
+    (a no-op UPDATE, as store.workers.lock: it locks on SQLite and PostgreSQL alike)."""
+    count = await conn.run(
+        "UPDATE workers SET name = name WHERE account_id = :account_id AND name = :name",
+        {"account_id": account_id, "name": name},
+    )
+    return count > 0
+
+
 async def page(conn: Connection, account_id: str, page: Page) -> list[Row]:
     """A page in creation order, from the (account_id, created_on, tag) index."""
     return await conn.all(
@@ -91,15 +101,8 @@ async def account_subdomain(conn: Connection, account_id: str) -> str | None:
     return str(row["subdomain"]) if row else None
 
 
-async def subdomain_owner(conn: Connection, subdomain: str) -> str | None:
-    row = await conn.one(
-        "SELECT account_id FROM workers_subdomains WHERE subdomain = :subdomain",
-        {"subdomain": subdomain},
-    )
-    return str(row["account_id"]) if row else None
-
-
 async def put_subdomain(conn: Connection, account_id: str, subdomain: str) -> None:
+    """The account's subdomain; IntegrityError when another account holds that one."""
     await conn.run(
         "INSERT INTO workers_subdomains (account_id, subdomain) VALUES (:account_id, :subdomain) "
         "ON CONFLICT (account_id) DO UPDATE SET subdomain = excluded.subdomain",
