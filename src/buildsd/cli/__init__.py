@@ -16,79 +16,24 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from buildsd import crypto, git, logs, migrations
 from buildsd.api.protocol import guarded_protocol
-from buildsd.app import build_services, create_app
-from buildsd.config import Settings, load_settings
+from buildsd.app import create_app
+from buildsd.cli.common import prepare, run_with_services, settings_of
+from buildsd.config import Settings
 from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
-from buildsd.errors import BuildsError, ConfigError
 from buildsd.runner.worker import Runner
 from buildsd.services import Services
-from buildsd.services.identity import PERMISSION_GROUPS, Bootstrap
+from buildsd.services.identity import PERMISSION_GROUPS
 from buildsd.services.webhook_secrets import PROVIDERS as WEBHOOK_PROVIDERS
 from buildsd.wire import PROVIDER_TYPES, Grant
 
-T = TypeVar("T")
 log = logging.getLogger("buildsd.serve")
-
-
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    try:
-        return load_settings(**ctx.obj, **overrides)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _prepare(settings: Settings) -> None:
-    """What every command needs first: the secret key and an up-to-date schema."""
-    try:
-        crypto.load_key(settings.secret_key, settings.data_path)
-        if settings.is_sqlite:
-            settings.data_path.mkdir(parents=True, exist_ok=True)
-        migrations.upgrade(settings.resolved_database_url)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _run(settings: Settings, work: Callable[[Services], Awaitable[T]], *, err: bool = True) -> T:
-    """Open the services, bootstrap if the database is new (told on stderr), do the work."""
-
-    async def main() -> T:
-        services = build_services(settings)
-        await services.open()
-        try:
-            made = await services.identity.bootstrap()
-            if made is not None:
-                _announce(made, err=err)
-            return await work(services)
-        finally:
-            await services.close()
-
-    try:
-        return asyncio.run(main())
-    except (BuildsError, ConfigError) as exc:
-        chain = "; ".join(cause.message for cause in getattr(exc, "chain", ()))
-        raise click.ClickException(f"{exc}{': ' + chain if chain else ''}") from exc
-
-
-def _announce(made: Bootstrap, *, err: bool = False) -> None:
-    lines = ["buildsd: first run, created (secrets are shown only this once):"]
-    lines.append(f"  account id     {made.account_id}")
-    if made.email:
-        lines.append(f"  admin email    {made.email}")
-    if made.api_key:
-        lines.append(f"  admin API key  {made.api_key}")
-    if made.token:
-        lines.append(f"  API token      {made.token}   (Workers CI and Scripts Write there)")
-    elif made.token_from_settings:
-        lines.append("  API token      the value of BUILDSD_BOOTSTRAP_TOKEN (CI and Scripts Write)")
-    click.echo("\n".join(lines), err=err)
 
 
 async def _nothing(services: Services) -> None:
@@ -128,11 +73,11 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
 
     if no_runner:
         flags["runner_slots"] = 0
-    settings = _settings(ctx, **flags)
+    settings = settings_of(ctx, **flags)
     logs.configure(settings.log_level, settings.log_format)
     _check_port_free(settings.host, settings.port)
-    _prepare(settings)
-    _run(settings, _nothing, err=False)  # bootstrap, announced on stdout
+    prepare(settings)
+    run_with_services(settings, _nothing, err=False)  # bootstrap, announced on stdout
     sys.stdout.flush()
     log.info("%s", _summary(settings))
     uvicorn.run(
@@ -197,11 +142,11 @@ def _summary(settings: Settings) -> str:
 @click.pass_context
 def worker(ctx: click.Context, /, **flags: Any) -> None:
     """Run builds (and match stored webhook deliveries), no API; SIGTERM stops it."""
-    settings = _settings(ctx, **flags)
+    settings = settings_of(ctx, **flags)
     if settings.runner_slots < 1:
         raise click.ClickException("a worker needs BUILDSD_RUNNER_SLOTS of 1 or more")
     logs.configure(settings.log_level, settings.log_format)
-    _prepare(settings)
+    prepare(settings)
 
     async def run_until_signalled(services: Services) -> None:
         stopping = asyncio.Event()
@@ -214,7 +159,7 @@ def worker(ctx: click.Context, /, **flags: Any) -> None:
             Runner(services, settings).run(stopping), services.webhooks.run(stopping)
         )
 
-    _run(settings, run_until_signalled)
+    run_with_services(settings, run_until_signalled)
 
 
 @main.group()
@@ -226,8 +171,8 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Apply every migration (forward only)."""
-    settings = _settings(ctx)
-    _prepare(settings)
+    settings = settings_of(ctx)
+    prepare(settings)
     click.echo(f"schema at {migrations.head()}")
 
 
@@ -245,7 +190,7 @@ def _sqlite_file(settings: Settings, command: str) -> str:
 @click.pass_context
 def db_backup(ctx: click.Context, path: str) -> None:
     """Copy the SQLite database to PATH, consistently, also while a server runs."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     source = _sqlite_file(settings, "backup")
     if not Path(source).exists():
         raise click.ClickException(f"no database at {source}")
@@ -261,14 +206,14 @@ def db_backup(ctx: click.Context, path: str) -> None:
 def db_restore(ctx: click.Context, path: str) -> None:
     """Replace the SQLite database with the backup at PATH (stop servers and workers first),
     then migrate it to this version's schema."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     destination = _sqlite_file(settings, "restore")
     Path(destination).parent.mkdir(parents=True, exist_ok=True)
     try:
         sqlite_restore(path, destination)
     except (ValueError, sqlite3.DatabaseError) as exc:
         raise click.ClickException(f"cannot restore {path}: {exc}") from exc
-    _prepare(settings)
+    prepare(settings)
     click.echo(f"restored {path} into {destination}; schema at {migrations.head()}")
 
 
@@ -291,11 +236,11 @@ def secrets_rotate_key(ctx: click.Context) -> None:
     With BUILDSD_SECRET_KEY set, the new key is printed instead: set it everywhere before
     starting buildsd again.
     """
-    settings = _settings(ctx)
-    _prepare(settings)
+    settings = settings_of(ctx)
+    prepare(settings)
     old_key = crypto.load_key(settings.secret_key, settings.data_path)
     new_key = crypto.new_key()
-    count = _run(
+    count = run_with_services(
         settings,
         lambda s: s.secret_keys.rotate(crypto.Cipher(old_key), crypto.Cipher(new_key)),
     )
@@ -323,18 +268,18 @@ def accounts() -> None:
 @click.pass_context
 def accounts_create(ctx: click.Context, name: str) -> None:
     """Create an account; prints its 32-hex id."""
-    settings = _settings(ctx)
-    _prepare(settings)
-    click.echo(_run(settings, lambda s: s.identity.create_account(name)))
+    settings = settings_of(ctx)
+    prepare(settings)
+    click.echo(run_with_services(settings, lambda s: s.identity.create_account(name)))
 
 
 @accounts.command("list")
 @click.pass_context
 def accounts_list(ctx: click.Context) -> None:
     """List accounts: id and name."""
-    settings = _settings(ctx)
-    _prepare(settings)
-    for account in _run(settings, lambda s: s.identity.list_accounts()):
+    settings = settings_of(ctx)
+    prepare(settings)
+    for account in run_with_services(settings, lambda s: s.identity.list_accounts()):
         click.echo(f"{account.id}  {account.name}")
 
 
@@ -349,9 +294,9 @@ def users() -> None:
 @click.pass_context
 def users_create(ctx: click.Context, email: str, account_id: str) -> None:
     """Create a user who is a member of the account; prints the Global API Key."""
-    settings = _settings(ctx)
-    _prepare(settings)
-    click.echo(_run(settings, lambda s: s.identity.create_user(email, account_id)))
+    settings = settings_of(ctx)
+    prepare(settings)
+    click.echo(run_with_services(settings, lambda s: s.identity.create_user(email, account_id)))
 
 
 @main.group()
@@ -381,10 +326,10 @@ def tokens() -> None:
 @click.pass_context
 def tokens_create(ctx: click.Context, /, **options: Any) -> None:
     """Create an API token; prints the token (shown only this once)."""
-    settings = _settings(ctx)
-    _prepare(settings)
+    settings = settings_of(ctx)
+    prepare(settings)
     options["permissions"] = list(options["permissions"])
-    created = _run(settings, lambda s: s.identity.create_token(**options))
+    created = run_with_services(settings, lambda s: s.identity.create_token(**options))
     click.echo(f"token id {created.id}", err=True)
     click.echo(created.value)
 
@@ -394,9 +339,9 @@ def tokens_create(ctx: click.Context, /, **options: Any) -> None:
 @click.pass_context
 def tokens_list(ctx: click.Context, account_id: str) -> None:
     """List the account's tokens (never their secrets)."""
-    settings = _settings(ctx)
-    _prepare(settings)
-    for row in _run(settings, lambda s: s.identity.list_tokens(account_id)):
+    settings = settings_of(ctx)
+    prepare(settings)
+    for row in run_with_services(settings, lambda s: s.identity.list_tokens(account_id)):
         expiry = row["expires_on"] or "never"
         click.echo(
             f"{row['id']}  {row['owner_type']:<7}  {row['status']:<8}  {expiry}  {row['name']}"
@@ -408,9 +353,9 @@ def tokens_list(ctx: click.Context, account_id: str) -> None:
 @click.pass_context
 def tokens_revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke a token by id; it is refused from then on."""
-    settings = _settings(ctx)
-    _prepare(settings)
-    _run(settings, lambda s: s.identity.revoke_token(token_id))
+    settings = settings_of(ctx)
+    prepare(settings)
+    run_with_services(settings, lambda s: s.identity.revoke_token(token_id))
     click.echo(f"revoked {token_id}")
 
 
@@ -425,9 +370,9 @@ def workers() -> None:
 @click.pass_context
 def workers_create(ctx: click.Context, name: str, account_id: str) -> None:
     """Create a Worker named NAME in the account; prints its new tag."""
-    settings = _settings(ctx)
-    _prepare(settings)
-    click.echo(_run(settings, lambda s: s.workers.create(account_id, name)))
+    settings = settings_of(ctx)
+    prepare(settings)
+    click.echo(run_with_services(settings, lambda s: s.workers.create(account_id, name)))
 
 
 @workers.command("list")
@@ -435,9 +380,9 @@ def workers_create(ctx: click.Context, name: str, account_id: str) -> None:
 @click.pass_context
 def workers_list(ctx: click.Context, account_id: str) -> None:
     """List the account's Workers: tag and name."""
-    settings = _settings(ctx)
-    _prepare(settings)
-    for row in _run(settings, lambda s: s.workers.list_(account_id)):
+    settings = settings_of(ctx)
+    prepare(settings)
+    for row in run_with_services(settings, lambda s: s.workers.list_(account_id)):
         click.echo(f"{row['tag']}  {row['name']}")
 
 
@@ -484,10 +429,10 @@ def grants_add(
     repos: tuple[str, ...],
 ) -> None:
     """Let the account connect repositories of a provider account; prints the grant id."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     listed = [_repository(text) for text in repos]
-    _prepare(settings)
-    grant = _run(
+    prepare(settings)
+    grant = run_with_services(
         settings,
         lambda s: s.grants.add(account_id, provider_type, owner_id, owner_name, listed),
     )
@@ -500,9 +445,9 @@ def grants_add(
 @click.pass_context
 def grants_list(ctx: click.Context, account_id: str | None) -> None:
     """List grants: id, account, provider, owner id, owner, repositories (or "all")."""
-    settings = _settings(ctx)
-    _prepare(settings)
-    for owner, grant in _run(settings, lambda s: s.grants.every(account_id)):
+    settings = settings_of(ctx)
+    prepare(settings)
+    for owner, grant in run_with_services(settings, lambda s: s.grants.every(account_id)):
         click.echo(_describe(owner, grant))
 
 
@@ -511,9 +456,9 @@ def grants_list(ctx: click.Context, account_id: str | None) -> None:
 @click.pass_context
 def grants_revoke(ctx: click.Context, grant_id: str) -> None:
     """Revoke a grant; the account's connections no other grant covers are deleted with it."""
-    settings = _settings(ctx)
-    _prepare(settings)
-    gone = _run(settings, lambda s: s.grants.revoke(grant_id))
+    settings = settings_of(ctx)
+    prepare(settings)
+    gone = run_with_services(settings, lambda s: s.grants.revoke(grant_id))
     if gone:
         click.echo(f"deleted {gone} connection(s) no other grant covers", err=True)
     click.echo(f"revoked {grant_id}")
@@ -531,9 +476,9 @@ def webhooks() -> None:
 def webhooks_secret(ctx: click.Context, account_id: str, provider: str) -> None:
     """Make the account's webhook secret for /webhooks/PROVIDER/ACCOUNT (replacing any earlier
     one); prints it, only this once."""
-    settings = _settings(ctx)
-    _prepare(settings)
-    secret = _run(settings, lambda s: s.webhook_secrets.create(account_id, provider))
+    settings = settings_of(ctx)
+    prepare(settings)
+    secret = run_with_services(settings, lambda s: s.webhook_secrets.create(account_id, provider))
     click.echo(
         f"webhook URL: http://{settings.host}:{settings.port}/webhooks/{provider}/{account_id} "
         "(the secret below is shown only this once)",

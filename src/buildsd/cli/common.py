@@ -1,0 +1,76 @@
+"""What every `buildsd` command does first: settings, key, schema, services, first-run credentials.
+
+Commands of their own rooms live beside this module (one module a group) and use these helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from buildsd import crypto, migrations
+from buildsd.app import build_services
+from buildsd.config import Settings, load_settings
+from buildsd.errors import BuildsError, ConfigError
+from buildsd.services import Services
+from buildsd.services.identity import Bootstrap
+
+T = TypeVar("T")
+
+
+def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
+    try:
+        return load_settings(**ctx.obj, **overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def prepare(settings: Settings) -> None:
+    """What every command needs first: the secret key and an up-to-date schema."""
+    try:
+        crypto.load_key(settings.secret_key, settings.data_path)
+        if settings.is_sqlite:
+            settings.data_path.mkdir(parents=True, exist_ok=True)
+        migrations.upgrade(settings.resolved_database_url)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def run_with_services(
+    settings: Settings, work: Callable[[Services], Awaitable[T]], *, err: bool = True
+) -> T:
+    """Open the services, bootstrap if the database is new (told on stderr), do the work."""
+
+    async def main() -> T:
+        services = build_services(settings)
+        await services.open()
+        try:
+            made = await services.identity.bootstrap()
+            if made is not None:
+                announce(made, err=err)
+            return await work(services)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(main())
+    except (BuildsError, ConfigError) as exc:
+        chain = "; ".join(cause.message for cause in getattr(exc, "chain", ()))
+        raise click.ClickException(f"{exc}{': ' + chain if chain else ''}") from exc
+
+
+def announce(made: Bootstrap, *, err: bool = False) -> None:
+    lines = ["buildsd: first run, created (secrets are shown only this once):"]
+    lines.append(f"  account id     {made.account_id}")
+    if made.email:
+        lines.append(f"  admin email    {made.email}")
+    if made.api_key:
+        lines.append(f"  admin API key  {made.api_key}")
+    if made.token:
+        lines.append(f"  API token      {made.token}   (Workers CI and Scripts Write there)")
+    elif made.token_from_settings:
+        lines.append("  API token      the value of BUILDSD_BOOTSTRAP_TOKEN (CI and Scripts Write)")
+    click.echo("\n".join(lines), err=err)
