@@ -320,8 +320,11 @@ builds = Table(
     # The build object as JSON less its trigger (store.builds.json_select), kept by every write
     # the wire shows, so a list page reads one column a build (migration 0009; null before).
     Column("build_json", Text, nullable=True),
-    # Newest-first pages of a Worker's builds, ties broken by uuid without a sort (0006).
-    Index(None, "account_id", "external_script_id", "created_on", "build_uuid"),
+    # The Worker's build number, from worker_build_counts in the insert's transaction: ties of
+    # created_on (one millisecond) break by it, so "newest first" is the order of creation (0018).
+    Column("seq", BigInteger, nullable=True),
+    # Newest-first pages of a Worker's builds, ties broken by seq without a sort (0006, 0018).
+    Index(None, "account_id", "external_script_id", "created_on", "seq"),
     # The rest are partial (0008): each holds only the builds its queries look for, so a new
     # queued build writes four index entries, not eight.
     _partial("ix_builds_queued", QUEUED, "created_on", "build_uuid"),  # the runner's queue

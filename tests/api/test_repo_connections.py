@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from buildsd import clock
 from tests.conftest import World
 
 PATH = "/client/v4/accounts/{account}/builds/repos/connections"
@@ -56,9 +55,12 @@ def test_upsert_returns_the_connection_whole(world: World) -> None:
     ]
 
 
-def test_re_put_keeps_uuid_and_created_on_and_updates_names(world: World) -> None:
+def test_re_put_keeps_uuid_and_created_on_and_updates_names(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clock, "now", lambda: "2026-01-02T03:04:05.678Z")
     first = put(world).json()["result"]
-    time.sleep(0.002)
+    monkeypatch.setattr(clock, "now", lambda: "2026-01-02T03:04:05.679Z")  # the next millisecond
     renamed = {
         **BODY,
         "repo_name": "renamed",

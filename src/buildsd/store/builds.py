@@ -168,7 +168,7 @@ async def page_by_worker(
         f"SELECT COALESCE(build_json, {json_select(conn.dialect)}) AS build_json, "
         "trigger_uuid, deploy_hook_name, preview_url FROM builds "
         "WHERE account_id = :account_id AND external_script_id = :tag "
-        "ORDER BY created_on DESC, build_uuid DESC LIMIT :limit OFFSET :offset",
+        "ORDER BY created_on DESC, seq DESC LIMIT :limit OFFSET :offset",
         {"account_id": account_id, "tag": tag, "limit": page.per_page, "offset": page.offset},
     )
     snapshots: dict[str, str] = {}
@@ -211,15 +211,17 @@ async def insert(conn: Connection, values: dict[str, Any]) -> Row:
         values["pull_request"] = msgspec.json.encode(values["pull_request"]).decode()
     row = {**dict.fromkeys(COLUMNS), **values}
     values["build_json"] = render_json(row)
+    # Counted first: the counter's row lock orders concurrent inserts, so seq only grows.
+    counted = await conn.one(
+        "INSERT INTO worker_build_counts (account_id, external_script_id, build_count) "
+        "VALUES (:account_id, :tag, 1) ON CONFLICT (account_id, external_script_id) "
+        "DO UPDATE SET build_count = worker_build_counts.build_count + 1 RETURNING build_count",
+        {"account_id": values["account_id"], "tag": values["external_script_id"]},
+    )
+    values["seq"] = int(required(counted)["build_count"])
     names = ", ".join(values)
     params = ", ".join(f":{name}" for name in values)
     await conn.run(f"INSERT INTO builds ({names}) VALUES ({params})", values)
-    await conn.run(
-        "INSERT INTO worker_build_counts (account_id, external_script_id, build_count) "
-        "VALUES (:account_id, :tag, 1) ON CONFLICT (account_id, external_script_id) "
-        "DO UPDATE SET build_count = worker_build_counts.build_count + 1",
-        {"account_id": values["account_id"], "tag": values["external_script_id"]},
-    )
     return row
 
 
@@ -237,7 +239,7 @@ async def get(conn: Connection, account_id: str, build_uuid: str) -> Row:
 async def latest_by_worker(conn: Connection, account_id: str, tag: str) -> Row | None:
     return await conn.one(
         _SELECT + "WHERE account_id = :account_id AND external_script_id = :tag "
-        "ORDER BY created_on DESC, build_uuid DESC LIMIT 1",
+        "ORDER BY created_on DESC, seq DESC LIMIT 1",
         {"account_id": account_id, "tag": tag},
     )
 
@@ -245,7 +247,7 @@ async def latest_by_worker(conn: Connection, account_id: str, tag: str) -> Row |
 async def by_version(conn: Connection, account_id: str, version_id: str) -> Row | None:
     return await conn.one(
         _SELECT + "WHERE account_id = :account_id AND version_id = :version_id "
-        "ORDER BY created_on DESC LIMIT 1",
+        "ORDER BY created_on DESC, seq DESC LIMIT 1",
         {"account_id": account_id, "version_id": version_id},
     )
 
@@ -276,7 +278,7 @@ async def queued_for_branch(conn: Connection, trigger_uuid: str, branch: str) ->
     return await conn.one(
         _SELECT + f"WHERE trigger_uuid = :uuid AND {UNFINISHED} AND branch = :branch "
         "AND status = 'queued' "
-        "ORDER BY created_on DESC LIMIT 1",
+        "ORDER BY created_on DESC, seq DESC LIMIT 1",
         {"uuid": trigger_uuid, "branch": branch},
     )
 
