@@ -15,11 +15,10 @@ from pathlib import Path
 
 from buildsd import git
 from buildsd.config import Settings
-from buildsd.db import IntegrityError
 from buildsd.runner import executor
 from buildsd.runner.masking import Masker
 from buildsd.runner.sandbox import CACHE, HOME, TMP, Bind, Sandbox, entries_under
-from buildsd.services.runs import Job, Runs
+from buildsd.services.runs import Job, LeaseLost, Runs
 
 log = logging.getLogger("buildsd.runner")
 
@@ -87,9 +86,7 @@ class LogWriter:
             batch, self._pending = self._pending[:FLUSH_LINES], self._pending[FLUSH_LINES:]
             try:
                 await self._runs.append_lines(self._build_uuid, batch)
-            except IntegrityError:
-                # Another process numbered lines of this build: it took the build over after
-                # our lease lapsed (this process was frozen). Nothing more is ours to write.
+            except LeaseLost:
                 self.lost = True
                 self._pending = []
 

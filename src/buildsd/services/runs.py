@@ -12,12 +12,17 @@ from dataclasses import dataclass, field
 
 from buildsd import clock
 from buildsd.config import Settings
-from buildsd.db import Database, Row
+from buildsd.db import Database, IntegrityError, Row
 from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.builds import log_state
 from buildsd.services.metrics import Metrics
 from buildsd.services.triggers import Triggers
 from buildsd.store import accounts, builds, runs, triggers, workers
+
+
+class LeaseLost(Exception):
+    """Another runner holds the build now: this one's lease lapsed (the process was frozen, say)
+    and the build was taken over. Nothing more is this runner's to write."""
 
 
 @dataclass
@@ -157,10 +162,14 @@ class Runs:
             return await runs.next_log_seq(conn, build_uuid)
 
     async def append_lines(self, build_uuid: str, lines: list[tuple[int, int, str]]) -> None:
-        """Store already-masked lines: (seq, epoch_ms, text)."""
+        """Store already-masked lines: (seq, epoch_ms, text). Raises LeaseLost when another
+        process numbered lines of this build (it took the build over)."""
         if lines:
-            async with self._db.transaction() as conn:
-                await runs.append_lines(conn, build_uuid, lines)
+            try:
+                async with self._db.transaction() as conn:
+                    await runs.append_lines(conn, build_uuid, lines)
+            except IntegrityError as exc:
+                raise LeaseLost(build_uuid) from exc
 
     async def log(self, build_uuid: str, text: str) -> None:
         """One line of buildsd's own (not a command's output)."""
