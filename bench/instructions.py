@@ -151,7 +151,7 @@ def child(scenario: str, requests: int) -> None:
         migrations.upgrade(settings.resolved_database_url)
         app = create_app(settings)
         with TestClient(app) as client:
-            client.portal.call(app.state.services.identity.bootstrap)  # type: ignore[union-attr]
+            client.portal.call(app.state.services.admin.bootstrap)  # type: ignore[union-attr]
             trigger_uuid = ""
             if scenario.startswith("script-list"):  # the account's only Workers
                 _workers(client, settings.resolved_database_url, scenario == "script-list-10k")
@@ -160,7 +160,7 @@ def child(scenario: str, requests: int) -> None:
                 trigger_uuid = setup.trigger(builds.TAG_CREATE)
             if scenario == "upsert-granted":  # a tenant beside the bench's account, granted
                 services = app.state.services  # type: ignore[attr-defined]
-                client.portal.call(services.identity.create_account, "tenant")  # type: ignore[union-attr]
+                client.portal.call(services.admin.create_account, "tenant")  # type: ignore[union-attr]
                 client.portal.call(  # type: ignore[union-attr]
                     services.grants.add, servers.ACCOUNT_ID, "github", "41612145", "octo-org"
                 )

@@ -202,7 +202,7 @@ class World:
 
     def new_token(self, *permissions: str, account: str | None = None, **kw: Any) -> str:
         created = self.run(
-            self.services.identity.create_token(
+            self.services.admin.create_token(
                 account_id=account or self.account,
                 permissions=list(permissions) or ["Workers CI Write"],
                 **kw,
@@ -211,7 +211,7 @@ class World:
         return str(created.value)
 
     def new_account(self, name: str = "other") -> str:
-        return str(self.run(self.services.identity.create_account(name)))
+        return str(self.run(self.services.admin.create_account(name)))
 
     def grant(
         self,
@@ -247,7 +247,7 @@ def make_world(make_settings: Callable[..., Settings]) -> Iterator[Callable[...,
         client.__enter__()
         opened.append(client)
         world = World(client=client, services=app.state.services)
-        world.run(world.services.identity.bootstrap())
+        world.run(world.services.admin.bootstrap())
         return world
 
     yield make

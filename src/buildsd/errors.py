@@ -39,6 +39,9 @@ envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], 
     ├── InvalidWebhookPayload          (400, 13003)  /webhooks/*: not JSON, or not the event's shape
     └── DeliveryNotReplayable          (409, 13004)  replay of a delivery that was not accepted
 
+Outside the tree, never rendered by the API: ConfigError (a setting buildsd cannot use) and
+AdminError (an administrative request it cannot do).
+
 13xxx codes are buildsd's own (push webhooks exist in no Cloudflare API): docs/webhooks.md.
 
 Codes marked GUESS in ../shared/spec are pinned by DESIGN.md (D2, D8, D9) and by tests.
@@ -358,3 +361,8 @@ class DeliveryNotReplayable(BuildsError):
 
 class ConfigError(Exception):
     """A setting has a value buildsd cannot use; raised before anything starts."""
+
+
+class AdminError(Exception):
+    """An administrative request (make an account, a user, a token) cannot be done, and why.
+    Not a BuildsError: no API operation makes these, so there is no Cloudflare code to give."""

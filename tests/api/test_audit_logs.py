@@ -11,8 +11,8 @@ import pytest
 
 from buildsd import clock
 from buildsd.api.routes import OPERATIONS
+from buildsd.services.administration import ADMIN_EMAIL
 from buildsd.services.audit import AuditEvent
-from buildsd.services.identity import ADMIN_EMAIL
 from tests.api.flows import (
     BUILD_TOKEN_SECRET,
     TAG,
@@ -57,8 +57,8 @@ def entries(world: World, **params: Any) -> list[dict[str, Any]]:
 
 
 def token_id(world: World, name: str = "bootstrap") -> str:
-    rows = world.run(world.services.identity.list_tokens(world.account))
-    return str(next(row["id"] for row in rows if row["name"] == name))
+    rows = world.run(world.services.admin.list_tokens(world.account))
+    return str(next(row.id for row in rows if row.name == name))
 
 
 def admin_id(world: World) -> str:
@@ -249,7 +249,7 @@ def test_a_bad_body_is_a_failed_write(world: World) -> None:
 
 
 def test_a_global_api_key_is_recorded_as_its_user(world: World) -> None:
-    key = world.run(world.services.identity.create_user("member@example.com", world.account))
+    key = world.run(world.services.admin.create_user("member@example.com", world.account))
     headers = {"X-Auth-Email": "member@example.com", "X-Auth-Key": key}
     body = connection_body("2")
     ok(world.client.put(base(world) + "/repos/connections", json=body, headers=headers))

@@ -84,9 +84,9 @@ def test_token_expiring_later_works(world: World) -> None:
 def test_revoked_token_is_401_12006(world: World) -> None:
     token = world.new_token("Workers CI Write")
     assert write(world, world.bearer(token)).status_code == 200
-    rows = world.run(world.services.identity.list_tokens(world.account))
-    token_id = next(row["id"] for row in rows if row["name"] == "user token")
-    world.run(world.services.identity.revoke_token(token_id))
+    rows = world.run(world.services.admin.list_tokens(world.account))
+    token_id = next(row.id for row in rows if row.name == "user token")
+    world.run(world.services.admin.revoke_token(token_id))
     _invalid_token(world, token)
 
 
@@ -126,7 +126,7 @@ def test_unknown_account_in_path_is_403_10000(world: World) -> None:
 
 def _key_user(world: World, account: str | None = None) -> tuple[str, str]:
     email = "dev@example.com"
-    key = world.run(world.services.identity.create_user(email, account or world.account))
+    key = world.run(world.services.admin.create_user(email, account or world.account))
     return email, key
 
 
@@ -179,6 +179,6 @@ def test_malformed_legacy_headers_are_400_6003(world: World, headers: dict, chai
 def test_a_new_token_works_at_once_and_a_cached_one_is_revoked_at_once(world: World) -> None:
     token = world.new_token("Workers CI Write")
     assert read(world, world.bearer(token)).status_code == 200
-    rows = world.run(world.services.identity.list_tokens(world.account))
-    world.run(world.services.identity.revoke_token(rows[-1]["id"]))
+    rows = world.run(world.services.admin.list_tokens(world.account))
+    world.run(world.services.admin.revoke_token(rows[-1].id))
     assert read(world, world.bearer(token)).status_code == 401

@@ -49,14 +49,10 @@ def credentials(world: World) -> dict[str, dict[str, str]]:
     other = world.new_account()
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     revoked = world.new_token("Workers CI Write", name="to-revoke")
-    rows = world.run(world.services.identity.list_tokens(world.account))
-    world.run(
-        world.services.identity.revoke_token(
-            next(r["id"] for r in rows if r["name"] == "to-revoke")
-        )
-    )
-    key = world.run(world.services.identity.create_user("member@example.com", world.account))
-    outsider = world.run(world.services.identity.create_user("outsider@example.com", other))
+    rows = world.run(world.services.admin.list_tokens(world.account))
+    world.run(world.services.admin.revoke_token(next(r.id for r in rows if r.name == "to-revoke")))
+    key = world.run(world.services.admin.create_user("member@example.com", world.account))
+    outsider = world.run(world.services.admin.create_user("outsider@example.com", other))
     return {
         "none": {},
         "malformed": {"Authorization": "Token abc"},
@@ -127,11 +123,9 @@ def scripts_credentials(world: World, credentials) -> dict[str, dict[str, str]]:
     other = world.new_account("third")
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     revoked = world.new_token(SCRIPTS_WRITE, name="scripts-to-revoke")
-    rows = world.run(world.services.identity.list_tokens(world.account))
+    rows = world.run(world.services.admin.list_tokens(world.account))
     world.run(
-        world.services.identity.revoke_token(
-            next(r["id"] for r in rows if r["name"] == "scripts-to-revoke")
-        )
+        world.services.admin.revoke_token(next(r.id for r in rows if r.name == "scripts-to-revoke"))
     )
     return {
         **credentials,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from buildsd.errors import NotFound
+from buildsd.errors import AdminError
 from tests.conftest import World
 
 VERIFY = "/client/v4/user/tokens/verify"
@@ -82,7 +82,7 @@ def test_accounts_list_and_get(world: World) -> None:
 
 
 def test_accounts_with_a_global_api_key(world: World) -> None:
-    key = world.run(world.services.identity.create_user("dev@example.com", world.account))
+    key = world.run(world.services.admin.create_user("dev@example.com", world.account))
     headers = {"X-Auth-Email": "dev@example.com", "X-Auth-Key": key}
     response = world.client.get("/client/v4/accounts", headers=headers)
     assert [a["id"] for a in response.json()["result"]] == [world.account]
@@ -90,15 +90,15 @@ def test_accounts_with_a_global_api_key(world: World) -> None:
 
 
 def test_the_admin_commands_name_an_unknown_account(world: World) -> None:
-    identity = world.services.identity
+    admin = world.services.admin
     missing = "f" * 32
     calls: list[Callable[[], Awaitable[object]]] = [
-        lambda: identity.create_user("dev@example.com", missing),
-        lambda: identity.create_token(account_id=missing, permissions=["Workers CI Read"]),
-        lambda: identity.list_tokens(missing),
+        lambda: admin.create_user("dev@example.com", missing),
+        lambda: admin.create_token(account_id=missing, permissions=["Workers CI Read"]),
+        lambda: admin.list_tokens(missing),
     ]
     for call in calls:
-        with pytest.raises(NotFound) as raised:
+        with pytest.raises(AdminError) as raised:
             world.run(call())
         # What `buildsd tokens create --account <typo>` prints after "Error: ".
         assert str(raised.value) == f"no account {missing}: `buildsd accounts list` shows them"

@@ -263,10 +263,10 @@ def test_a_worker_routes_a_stored_per_account_delivery(start_server, env, tmp_pa
         services = build_services(settings)
         await services.open()
         try:
-            other = await services.identity.create_account("b")
+            other = await services.admin.create_account("b")
             for account in (ACCOUNT, other):
                 await services.grants.add(account, "github", "1", "octo-org")
-            token = await services.identity.create_token(
+            token = await services.admin.create_token(
                 account_id=other, permissions=["Workers CI Write"]
             )
             secret = await services.webhook_secrets.create(other, "github")

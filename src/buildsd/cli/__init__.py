@@ -270,7 +270,7 @@ def accounts_create(ctx: click.Context, name: str) -> None:
     """Create an account; prints its 32-hex id."""
     settings = settings_of(ctx)
     prepare(settings)
-    click.echo(run_with_services(settings, lambda s: s.identity.create_account(name)))
+    click.echo(run_with_services(settings, lambda s: s.admin.create_account(name)))
 
 
 @accounts.command("list")
@@ -279,7 +279,7 @@ def accounts_list(ctx: click.Context) -> None:
     """List accounts: id and name."""
     settings = settings_of(ctx)
     prepare(settings)
-    for account in run_with_services(settings, lambda s: s.identity.list_accounts()):
+    for account in run_with_services(settings, lambda s: s.admin.list_accounts()):
         click.echo(f"{account.id}  {account.name}")
 
 
@@ -296,7 +296,7 @@ def users_create(ctx: click.Context, email: str, account_id: str) -> None:
     """Create a user who is a member of the account; prints the Global API Key."""
     settings = settings_of(ctx)
     prepare(settings)
-    click.echo(run_with_services(settings, lambda s: s.identity.create_user(email, account_id)))
+    click.echo(run_with_services(settings, lambda s: s.admin.create_user(email, account_id)))
 
 
 @main.group()
@@ -329,7 +329,7 @@ def tokens_create(ctx: click.Context, /, **options: Any) -> None:
     settings = settings_of(ctx)
     prepare(settings)
     options["permissions"] = list(options["permissions"])
-    created = run_with_services(settings, lambda s: s.identity.create_token(**options))
+    created = run_with_services(settings, lambda s: s.admin.create_token(**options))
     click.echo(f"token id {created.id}", err=True)
     click.echo(created.value)
 
@@ -341,11 +341,9 @@ def tokens_list(ctx: click.Context, account_id: str) -> None:
     """List the account's tokens (never their secrets)."""
     settings = settings_of(ctx)
     prepare(settings)
-    for row in run_with_services(settings, lambda s: s.identity.list_tokens(account_id)):
-        expiry = row["expires_on"] or "never"
-        click.echo(
-            f"{row['id']}  {row['owner_type']:<7}  {row['status']:<8}  {expiry}  {row['name']}"
-        )
+    for token in run_with_services(settings, lambda s: s.admin.list_tokens(account_id)):
+        expiry = token.expires_on or "never"
+        click.echo(f"{token.id}  {token.owner_type:<7}  {token.status:<8}  {expiry}  {token.name}")
 
 
 @tokens.command("revoke")
@@ -355,7 +353,7 @@ def tokens_revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke a token by id; it is refused from then on."""
     settings = settings_of(ctx)
     prepare(settings)
-    run_with_services(settings, lambda s: s.identity.revoke_token(token_id))
+    run_with_services(settings, lambda s: s.admin.revoke_token(token_id))
     click.echo(f"revoked {token_id}")
 
 

@@ -14,9 +14,9 @@ import click
 from buildsd import crypto, migrations
 from buildsd.app import build_services
 from buildsd.config import Settings, load_settings
-from buildsd.errors import BuildsError, ConfigError
+from buildsd.errors import AdminError, BuildsError, ConfigError
 from buildsd.services import Services
-from buildsd.services.identity import Bootstrap
+from buildsd.services.administration import Bootstrap
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ def run_with_services(
         services = build_services(settings)
         await services.open()
         try:
-            made = await services.identity.bootstrap()
+            made = await services.admin.bootstrap()
             if made is not None:
                 announce(made, err=err)
             return await work(services)
@@ -57,7 +57,7 @@ def run_with_services(
 
     try:
         return asyncio.run(main())
-    except (BuildsError, ConfigError) as exc:
+    except (BuildsError, ConfigError, AdminError) as exc:
         chain = "; ".join(cause.message for cause in getattr(exc, "chain", ()))
         raise click.ClickException(f"{exc}{': ' + chain if chain else ''}") from exc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from buildsd import crypto
 from buildsd.config import Settings
 from buildsd.db import Database
+from buildsd.services.administration import Administration
 from buildsd.services.audit import AuditLog
 from buildsd.services.autofill import ConfigAutofill
 from buildsd.services.build_tokens import BuildTokens
@@ -37,6 +38,7 @@ class Services:
         self.db = db
         self.sandbox = sandbox
         self.identity = Identity(db, settings)
+        self.admin = Administration(db, settings, self.identity)
         self.grants = Grants(db, settings)
         self.repo_connections = RepoConnections(db, self.grants)
         self.config_autofill = ConfigAutofill(db, settings, self.grants, sandbox)
