@@ -134,7 +134,7 @@ def child(scenario: str, requests: int) -> None:
     from bench import builds, scripts, servers
     from bench.client import BUILDS
     from buildsd import logs, migrations
-    from buildsd.app import create_app
+    from buildsd.app import build_services, create_app
     from buildsd.config import load_settings
 
     with tempfile.TemporaryDirectory(prefix="buildsd-instructions-") as data:
@@ -146,10 +146,10 @@ def child(scenario: str, requests: int) -> None:
             rate_limit=0,
             runner_slots=0,
         )
-        logs.configure("info", "json")
-        logs.access_log.stream = open(os.devnull, "wb")  # noqa: SIM115 - the process's life
+        access_log = logs.configure("info", "json")
+        access_log.stream = open(os.devnull, "wb")  # noqa: SIM115 - the process's life
         migrations.upgrade(settings.resolved_database_url)
-        app = create_app(settings)
+        app = create_app(settings, build_services(settings, access_log))
         with TestClient(app) as client:
             client.portal.call(app.state.services.admin.bootstrap)  # type: ignore[union-attr]
             trigger_uuid = ""

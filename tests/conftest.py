@@ -8,7 +8,6 @@ arrives, so the whole suite doubles as a contract test.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import os
@@ -25,7 +24,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from buildsd import logs, migrations, tables
-from buildsd.app import create_app
+from buildsd.app import build_services, create_app
 from buildsd.config import Settings, load_settings
 from buildsd.services import Services
 from buildsd.store import builds
@@ -150,29 +149,25 @@ def check_contract(response: httpx.Response) -> None:
     SEEN_OPERATIONS.add(name)
 
 
-@contextlib.contextmanager
-def written_lines() -> Iterator[io.BytesIO]:
-    """What the writer of the lines written on every request (access lines, build states)
-    writes meanwhile; read it after the block, which flushes it."""
-    stream = io.BytesIO()
-    saved = logs.access_log.stream, logs.access_log.enabled
-    logs.access_log.stream, logs.access_log.enabled = stream, True
-    try:
-        yield stream
-    finally:
-        logs.access_log.flush()
-        logs.access_log.stream, logs.access_log.enabled = saved
+@pytest.fixture
+def access_log() -> logs.AccessLog:
+    """The writer of the lines written on every request (access lines, build states) that the
+    test's apps are given (make_world); `flush()` it, then read its `stream`."""
+    return logs.AccessLog(io.BytesIO())
 
 
 @pytest.fixture(autouse=True)
-def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+def no_secret_in_logs(
+    caplog: pytest.LogCaptureFixture, access_log: logs.AccessLog
+) -> Iterator[None]:
     """Whatever the server logged during a test must not contain a secret: through `logging`,
     or through the writer of the lines written on every request (access, build states)."""
     caplog.set_level("DEBUG")
-    with written_lines() as written:
-        yield
+    yield
+    access_log.flush()
+    assert isinstance(access_log.stream, io.BytesIO)
     text = caplog.text + "".join(str(record.args) for record in caplog.records)
-    text += written.getvalue().decode("utf-8", "replace")
+    text += access_log.stream.getvalue().decode("utf-8", "replace")
     assert not [secret for secret in KNOWN_SECRETS if secret in text], "a secret reached a log"
 
 
@@ -237,12 +232,15 @@ def _client(app: Any) -> TestClient:
 
 
 @pytest.fixture
-def make_world(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., World]]:
+def make_world(
+    make_settings: Callable[..., Settings], access_log: logs.AccessLog
+) -> Iterator[Callable[..., World]]:
     """Build a running app with the given settings; closed at the end of the test."""
     opened: list[TestClient] = []
 
     def make(**overrides: Any) -> World:
-        app = create_app(make_settings(**overrides))
+        settings = make_settings(**overrides)
+        app = create_app(settings, build_services(settings, access_log))
         client = _client(app)
         client.__enter__()
         opened.append(client)

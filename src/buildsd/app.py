@@ -24,15 +24,22 @@ from buildsd.api.routes import served, withheld
 from buildsd.config import Settings
 from buildsd.db import create_database
 from buildsd.errors import NotFound
-from buildsd.logs import access_log
+from buildsd.logs import AccessLog
 from buildsd.runner.sandbox import Sandbox
 from buildsd.runner.worker import Runner
 from buildsd.services import Services, rate_limits
 from buildsd.wire import encoder
 
 
-def build_services(settings: Settings) -> Services:
-    return Services(settings, create_database(settings), migrations.head(), Sandbox(settings))
+def build_services(settings: Settings, access_log: AccessLog | None = None) -> Services:
+    """The services of one process; `access_log` from logs.configure (none: nothing written)."""
+    return Services(
+        settings,
+        create_database(settings),
+        migrations.head(),
+        Sandbox(settings),
+        access_log or AccessLog(None),
+    )
 
 
 class App(Starlette):
@@ -87,9 +94,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             await matcher
             await limits.close()  # before the database: its counts may still be sent there
             await services.close()
-            access_log.flush()
+            services.access_log.flush()
 
-    middleware = [Middleware(RequestObserver, metrics=services.metrics)]
+    middleware = [
+        Middleware(RequestObserver, metrics=services.metrics, access_log=services.access_log)
+    ]
     if settings.rate_limit > 0:
         middleware.append(Middleware(RateLimitMiddleware, counter=limits))
     middleware.append(Middleware(EnvelopeErrors))

@@ -70,6 +70,15 @@ class AccessLog:
             pairs = " ".join(f"{k}={v}" for k, v in fields.items())
             self.write(f"{now} INFO {logger}: {message} {pairs}".encode())
 
+    def build_state(self, build_uuid: str, account_id: str, status: str, **fields: object) -> None:
+        """One line per build state change, written as access lines are: through `logging`
+        each cost 8 % of a POST build's instructions."""
+        self.emit(
+            f"build {build_uuid} {status}",
+            {"build_uuid": build_uuid, "account": account_id, "status": status, **fields},
+            logger="buildsd.builds",
+        )
+
     def write(self, line: bytes, *, now: bool = False) -> None:
         if self.stream is None:
             return
@@ -91,27 +100,28 @@ class AccessLog:
             self.stream.flush()
 
 
-# What the API writes its access lines to; configure() switches it on.
-access_log = AccessLog(None)
-
-
 class BatchedHandler(logging.Handler):
     """buildsd's own info lines go out with the access lines' batches; the rest at once (a
     warning should not wait, and uvicorn's last lines come after the loop has stopped)."""
+
+    def __init__(self, access_log: AccessLog) -> None:
+        super().__init__()
+        self.access_log = access_log
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record).encode("utf-8", "backslashreplace")
             if record.levelno <= logging.INFO and record.name.startswith("buildsd."):
-                access_log.write(line)
+                self.access_log.write(line)
             else:
-                access_log.write(line, now=True)
+                self.access_log.write(line, now=True)
         except Exception:
             self.handleError(record)
 
 
-def configure(level: str, fmt: str) -> None:
-    """Route every logger (uvicorn's too) through one handler on stderr.
+def configure(level: str, fmt: str) -> AccessLog:
+    """Route every logger (uvicorn's too) through one handler on stderr; the writer of the
+    lines written on every request, for the composition root to hand to the services.
 
     `auto` is JSON for machines and text for a person at a terminal.
     """
@@ -119,11 +129,10 @@ def configure(level: str, fmt: str) -> None:
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    access_log.stream = sys.stderr.buffer
+    access_log = AccessLog(sys.stderr.buffer, json=as_json)
     atexit.register(access_log.flush)  # what a stopping loop left pending
     access_log.enabled = logging.getLevelName(level.upper()) <= logging.INFO
-    access_log.json = as_json
-    handler = BatchedHandler()
+    handler = BatchedHandler(access_log)
     if as_json:
         handler.setFormatter(JsonFormatter())
     else:
@@ -134,3 +143,4 @@ def configure(level: str, fmt: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    return access_log

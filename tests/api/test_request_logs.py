@@ -9,9 +9,9 @@ import logging
 import re
 from typing import Any
 
-from buildsd.logs import JsonFormatter
+from buildsd.logs import AccessLog, JsonFormatter
 from tests.api.flows import base, build, trigger
-from tests.conftest import TOKEN, World, written_lines
+from tests.conftest import TOKEN, World
 
 
 def test_every_answer_carries_a_request_id(world: World) -> None:
@@ -27,17 +27,21 @@ def test_every_answer_carries_a_request_id(world: World) -> None:
     assert len(ids) == 4
 
 
-def _parsed(stream: io.BytesIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
+def _parsed(access_log: AccessLog) -> list[dict[str, Any]]:
+    """The lines written since the last call."""
+    access_log.flush()
+    assert isinstance(access_log.stream, io.BytesIO)
+    lines = access_log.stream.getvalue().splitlines()
+    access_log.stream.seek(0)
+    access_log.stream.truncate()
+    return [json.loads(line) for line in lines]
 
 
-def test_one_access_line_per_request(world: World) -> None:
-    with written_lines() as stream:
-        response = world.client.get(
-            base(world) + "/tokens", headers=world.auth, params={"per_page": 5}
-        )
-        world.client.get("/healthz")
-    first, second = _parsed(stream)
+def test_one_access_line_per_request(world: World, access_log: AccessLog) -> None:
+    _parsed(access_log)
+    response = world.client.get(base(world) + "/tokens", headers=world.auth, params={"per_page": 5})
+    world.client.get("/healthz")
+    first, second = _parsed(access_log)
     assert first["request_id"] == response.headers["cf-ray"]
     assert (first["operation"], first["status"], first["account"]) == (
         "listBuildTokens",
@@ -50,14 +54,13 @@ def test_one_access_line_per_request(world: World) -> None:
     assert second["operation"] == "healthz" and second["account"] is None
 
 
-def test_build_state_changes_are_logged(world: World) -> None:
+def test_build_state_changes_are_logged(world: World, access_log: AccessLog) -> None:
     t = trigger(world)
-    with written_lines() as stream:
-        queued = build(world, t["trigger_uuid"])
-        world.client.put(base(world) + f"/builds/{queued['build_uuid']}/cancel", headers=world.auth)
+    queued = build(world, t["trigger_uuid"])
+    world.client.put(base(world) + f"/builds/{queued['build_uuid']}/cancel", headers=world.auth)
     states = [
         (line["status"], line.get("outcome"), line["message"])
-        for line in _parsed(stream)
+        for line in _parsed(access_log)
         if line["logger"] == "buildsd.builds" and line["build_uuid"] == queued["build_uuid"]
     ]
     uuid = queued["build_uuid"]

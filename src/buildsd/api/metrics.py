@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from buildsd.api.endpoint import Call
-from buildsd.logs import access_log
+from buildsd.logs import AccessLog
 from buildsd.services.metrics import Metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -24,9 +24,10 @@ class RequestObserver:
     """Every request: a `cf-ray`-style id on the answer, a count by operation and status, and
     one JSON access-log line (time, request id, account, operation, status, duration)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,7 +51,7 @@ class RequestObserver:
             endpoint = scope.get("endpoint")
             operation = getattr(endpoint, "__name__", "unmatched") if endpoint else "unmatched"
             self.metrics.requests[(operation, status)] += 1
-            access_log.emit(
+            self.access_log.emit(
                 f"{scope['method']} {operation} {status}",
                 {
                     "request_id": ray,

@@ -23,7 +23,7 @@ import click
 
 from buildsd import crypto, git, logs, migrations
 from buildsd.api.protocol import guarded_protocol
-from buildsd.app import create_app
+from buildsd.app import build_services, create_app
 from buildsd.cli.common import prepare, run_with_services, settings_of
 from buildsd.config import Settings
 from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
@@ -74,14 +74,14 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
     if no_runner:
         flags["runner_slots"] = 0
     settings = settings_of(ctx, **flags)
-    logs.configure(settings.log_level, settings.log_format)
+    access_log = logs.configure(settings.log_level, settings.log_format)
     _check_port_free(settings.host, settings.port)
     prepare(settings)
     run_with_services(settings, _nothing, err=False)  # bootstrap, announced on stdout
     sys.stdout.flush()
     log.info("%s", _summary(settings))
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, build_services(settings, access_log)),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -145,7 +145,7 @@ def worker(ctx: click.Context, /, **flags: Any) -> None:
     settings = settings_of(ctx, **flags)
     if settings.runner_slots < 1:
         raise click.ClickException("a worker needs BUILDSD_RUNNER_SLOTS of 1 or more")
-    logs.configure(settings.log_level, settings.log_format)
+    access_log = logs.configure(settings.log_level, settings.log_format)
     prepare(settings)
 
     async def run_until_signalled(services: Services) -> None:
@@ -159,7 +159,7 @@ def worker(ctx: click.Context, /, **flags: Any) -> None:
             Runner(services, settings).run(stopping), services.webhooks.run(stopping)
         )
 
-    run_with_services(settings, run_until_signalled)
+    run_with_services(settings, run_until_signalled, access_log=access_log)
 
 
 @main.group()

@@ -15,6 +15,7 @@ from buildsd import crypto, migrations
 from buildsd.app import build_services
 from buildsd.config import Settings, load_settings
 from buildsd.errors import AdminError, BuildsError, ConfigError
+from buildsd.logs import AccessLog
 from buildsd.services import Services
 from buildsd.services.administration import Bootstrap
 
@@ -40,12 +41,17 @@ def prepare(settings: Settings) -> None:
 
 
 def run_with_services(
-    settings: Settings, work: Callable[[Services], Awaitable[T]], *, err: bool = True
+    settings: Settings,
+    work: Callable[[Services], Awaitable[T]],
+    *,
+    err: bool = True,
+    access_log: AccessLog | None = None,
 ) -> T:
-    """Open the services, bootstrap if the database is new (told on stderr), do the work."""
+    """Open the services, bootstrap if the database is new (told on stderr), do the work.
+    `access_log`: where build states go (logs.configure's), for a command that runs builds."""
 
     async def main() -> T:
-        services = build_services(settings)
+        services = build_services(settings, access_log)
         await services.open()
         try:
             made = await services.admin.bootstrap()

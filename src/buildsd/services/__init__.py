@@ -5,6 +5,7 @@ from __future__ import annotations
 from buildsd import crypto
 from buildsd.config import Settings
 from buildsd.db import Database
+from buildsd.logs import AccessLog
 from buildsd.services.administration import Administration
 from buildsd.services.audit import AuditLog
 from buildsd.services.autofill import ConfigAutofill
@@ -32,9 +33,15 @@ class Services:
     """Every service of one process, sharing one Database."""
 
     def __init__(
-        self, settings: Settings, db: Database, schema_head: str, sandbox: Confinement
+        self,
+        settings: Settings,
+        db: Database,
+        schema_head: str,
+        sandbox: Confinement,
+        access_log: AccessLog,
     ) -> None:
         self.settings = settings
+        self.access_log = access_log  # access lines and build states (logs.configure)
         self.db = db
         self.sandbox = sandbox
         self.identity = Identity(db, settings)
@@ -48,8 +55,8 @@ class Services:
         self.triggers = Triggers(db, cipher, settings.data_path / "cache")
         self.secret_keys = SecretKeys(db)
         self.metrics = Metrics()
-        self.runs = Runs(db, settings, self.build_tokens, self.triggers, self.metrics)
-        self.builds = Builds(db, settings, on_queued=self.runs.notify)
+        self.runs = Runs(db, settings, self.build_tokens, self.triggers, self.metrics, access_log)
+        self.builds = Builds(db, settings, access_log, on_queued=self.runs.notify)
         self.deploy_hooks = DeployHooks(db, self.builds)
         self.webhook_secrets = WebhookSecrets(db, settings, cipher)
         self.webhooks = Webhooks(db, settings, self.builds, self.grants, self.webhook_secrets)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from buildsd import clock
 from buildsd.config import Settings
 from buildsd.db import Database, IntegrityError, Row
+from buildsd.logs import AccessLog
 from buildsd.services.build_tokens import BuildTokens
-from buildsd.services.builds import log_state
 from buildsd.services.metrics import Metrics
 from buildsd.services.triggers import Triggers
 from buildsd.store import accounts, builds, runs, triggers, workers
@@ -58,9 +58,11 @@ class Runs:
         tokens: BuildTokens,
         trigger_service: Triggers,
         metrics: Metrics,
+        access_log: AccessLog,
     ) -> None:
         self._db = db
         self._metrics = metrics
+        self._log = access_log
         self._settings = settings
         self._tokens = tokens
         self._triggers = trigger_service
@@ -98,7 +100,9 @@ class Runs:
             worker = await workers.find_by_tag(
                 conn, build["account_id"], trigger["external_script_id"]
             )
-        log_state(build["build_uuid"], build["account_id"], "initializing", runner=owner)
+        self._log.build_state(
+            build["build_uuid"], build["account_id"], "initializing", runner=owner
+        )
         token = await self._tokens.secret(build["account_id"], build["build_token_uuid"])
         secrets = [value for value, is_secret in variables.values() if is_secret]
         if token:
@@ -118,7 +122,7 @@ class Runs:
         async with self._db.transaction() as conn:
             started = await runs.set_running(conn, job.build_uuid, job.owner, clock.now())
         if started:
-            log_state(job.build_uuid, job.account_id, "running", runner=job.owner)
+            self._log.build_state(job.build_uuid, job.account_id, "running", runner=job.owner)
         return started
 
     async def phase(self, job: Job, type_: str) -> None:
@@ -147,7 +151,7 @@ class Runs:
                 conn, job.build_uuid, outcome=outcome, now=now, duration_ms=duration
             )
         if stopped:
-            log_state(
+            self._log.build_state(
                 job.build_uuid, job.account_id, "stopped", outcome=outcome, duration_ms=duration
             )
             self._metrics.builds_finished[outcome] += 1
@@ -209,7 +213,7 @@ class Runs:
                         conn, row["build_uuid"], [(seq, int(time.time() * 1000), text)]
                     )
                     stopped.append(str(row["build_uuid"]))
-                    log_state(
+                    self._log.build_state(
                         row["build_uuid"],
                         row["account_id"],
                         "stopped",
