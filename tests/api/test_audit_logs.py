@@ -301,18 +301,64 @@ def test_every_write_of_the_route_table_is_audited() -> None:
         assert (op.audit is not None) == writes, op.operation_id
 
 
-def test_a_failing_audit_write_does_not_fail_the_write(
+def test_every_create_writes_its_entry_in_its_own_transaction(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No second commit to lose: with the after-the-answer path broken, every create still has
+    its entry, naming what it made."""
+
+    async def broken(event: Any) -> None:
+        raise AssertionError(f"{event.operation} was recorded after its transaction")
+
+    monkeypatch.setattr(world.services.audit, "record", broken)
+    made = [
+        ("repo_connection", connection(world)["repo_connection_uuid"]),
+        ("build_token", build_token(world)["build_token_uuid"]),
+    ]
+    t = trigger(world)
+    made += [
+        ("trigger", t["trigger_uuid"]),
+        ("build", build(world, t["trigger_uuid"])["build_uuid"]),
+    ]
+    monkeypatch.undo()
+    recorded = [(e["resource"]["type"], e["resource"]["id"]) for e in entries(world)]
+    assert set(made) <= set(recorded)  # trigger() makes a connection and a token of its own
+    assert len(recorded) == 6 and all(resource_id for _, resource_id in recorded)
+
+
+def test_a_write_and_its_entry_commit_together(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry the database refuses takes its write with it: never a write without its entry."""
+    from buildsd.store import audit_logs
+
+    async def refused(conn: Any, entries: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(audit_logs, "insert_many", refused)
+    response = world.client.put(
+        base(world) + "/repos/connections", json=connection_body(), headers=world.auth
+    )
+    failure(response, 500, 10001)
+    assert "could not record upsertRepoConnection" in caplog.text  # nor the failure's entry
+    monkeypatch.undo()
+    assert entries(world) == []
+    listed = world.client.get(base(world) + "/repos/connections", headers=world.auth).json()
+    assert listed["result"] == []
+
+
+def test_a_failing_entry_of_a_refusal_does_not_change_the_answer(
     world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken(event: Any) -> None:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(world.services.audit, "record", broken)
-    made = connection(world)
-    assert made["repo_connection_uuid"]
-    assert "could not record upsertRepoConnection" in caplog.text
-    monkeypatch.undo()
-    assert entries(world) == []
+    response = world.client.put(
+        base(world) + "/repos/connections", json={"repo_id": 1}, headers=world.auth
+    )
+    failure(response, 400, 12002)
+    assert "could not record upsertRepoConnection (status 400)" in caplog.text
 
 
 def test_concurrent_entries_share_a_commit_and_a_refused_one_fails_alone(

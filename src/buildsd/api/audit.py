@@ -1,5 +1,6 @@
-"""Recording writes in the audit log: what each write operation names, and the one place that
-records it (the Endpoint calls `record` once the operation has answered, success or failure).
+"""Recording writes in the audit log: what each write operation names, and how the Endpoint
+records it: a draft opened before the service is called (`draft`), written by the service's
+own transaction (services/audit.py), else recorded once the operation has answered (`record`).
 
 Recorded: every operation that carries an `Audited` in the route table (every builds:write
 operation, and the deploy-hook trigger against the hook's account), after authentication, with
@@ -50,8 +51,7 @@ def _result_field(result: Any, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def record(
-    services: Services,
+def event(
     *,
     operation_id: str,
     audited: Audited,
@@ -62,33 +62,39 @@ async def record(
     result: Any = None,
     body: Any = None,
     error_code: int | None = None,
-) -> None:
-    """Store one entry; never raises. The write has already happened (or failed) and committed:
-    an audit failure is logged and the write's answer goes out unchanged."""
+) -> AuditEvent:
+    """The entry of one write: its resource id from the path, else from the result (creates);
+    "" when neither has it yet."""
+    details: dict[str, Any] = {
+        name: _clip(value) for name, value in params.items() if name != "account_id"
+    }
+    resource_id = params.get(audited.resource_key)
+    if resource_id is None and result is not None:
+        resource_id = _result_field(result, audited.resource_key)
+    if audited.names is not None and body is not None:
+        details["names"] = [_clip(name) for name in audited.names(body)]
+    if error_code is not None:
+        # The code only: an error's message may quote the input it refused.
+        details["error_code"] = error_code
+    return AuditEvent(
+        account_id=params.get("account_id"),
+        operation=operation_id,
+        action_type=audited.action,
+        resource_type=audited.resource_type,
+        resource_id=_clip(resource_id or ""),
+        status=status,
+        caller=caller,
+        ip=_clip(client)[:64],
+        details=details,
+    )
+
+
+async def record(services: Services, entry: AuditEvent) -> None:
+    """Store one entry after the answer is known; never raises. The write has already happened
+    (or failed): an audit failure is logged and the write's answer goes out unchanged."""
     try:
-        details: dict[str, Any] = {
-            name: _clip(value) for name, value in params.items() if name != "account_id"
-        }
-        resource_id = params.get(audited.resource_key)
-        if resource_id is None and result is not None:
-            resource_id = _result_field(result, audited.resource_key)
-        if audited.names is not None and body is not None:
-            details["names"] = [_clip(name) for name in audited.names(body)]
-        if error_code is not None:
-            # The code only: an error's message may quote the input it refused.
-            details["error_code"] = error_code
-        await services.audit.record(
-            AuditEvent(
-                account_id=params.get("account_id"),
-                operation=operation_id,
-                action_type=audited.action,
-                resource_type=audited.resource_type,
-                resource_id=_clip(resource_id or ""),
-                status=status,
-                caller=caller,
-                ip=_clip(client)[:64],
-                details=details,
-            )
-        )
+        await services.audit.record(entry)
     except Exception:
-        log.exception("could not record %s (status %s) in the audit log", operation_id, status)
+        log.exception(
+            "could not record %s (status %s) in the audit log", entry.operation, entry.status
+        )

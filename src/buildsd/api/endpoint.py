@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from buildsd.api import envelope
 from buildsd.api.audit import Audited, record
+from buildsd.api.audit import event as audit_event
 from buildsd.api.auth import Access, authenticate
 from buildsd.errors import (
     BodyTooLarge,
@@ -25,6 +26,7 @@ from buildsd.errors import (
     WorkerTooLarge,
 )
 from buildsd.services import Services
+from buildsd.services.audit import AuditEvent, Draft
 from buildsd.services.identity import Caller
 from buildsd.wire import PageNumber, ResultInfo
 
@@ -213,6 +215,7 @@ class Endpoint:
         }
         params: dict[str, str] = scope.get("path_params", {})
         call: Call | None = None  # set once authentication has passed: audited from there on
+        draft: Draft | None = None  # the entry a write's own transaction takes (api/audit.py)
         try:
             caller = await authenticate(
                 headers, operation.access, self.services.identity, params.get("account_id")
@@ -235,15 +238,24 @@ class Endpoint:
                     call.body = decode_body(raw, operation.body)
             if operation.query is not None:
                 call.query = decode_query(scope.get("query_string", b""), operation.query)
-            outcome = await operation.handler(call)
+            if operation.audit is None:
+                outcome = await operation.handler(call)
+            else:
+                entry = self._entry(scope, call, operation.status)
+                named = operation.audit.resource_key in params
+                draft, token = self.services.audit.begin(entry, named=named)
+                try:
+                    outcome = await operation.handler(call)
+                finally:
+                    self.services.audit.end(token)
         except BuildsError as exc:
-            if call is not None and operation.audit is not None:
+            if call is not None and operation.audit is not None and not _written(draft):
                 await self._audit(scope, call, exc.status, error_code=exc.code)
             await send_json(send, exc.status, envelope.error_body(exc), exc.headers)
             return
         except Exception:
             log.exception("unexpected error in %s", operation.operation_id)
-            if call is not None and operation.audit is not None:
+            if call is not None and operation.audit is not None and not _written(draft):
                 await self._audit(scope, call, 500, error_code=BuildsError.code)
             await send_json(send, 500, envelope.error_body(BuildsError()), {})
             return
@@ -256,11 +268,11 @@ class Endpoint:
         else:
             status, result = 200, outcome
             body = envelope.ok_body(outcome)
-        if operation.audit is not None:
+        if operation.audit is not None and not _written(draft):
             await self._audit(scope, call, status, result=result)
         await send_json(send, status, body, {})
 
-    async def _audit(
+    def _entry(
         self,
         scope: Scope,
         call: Call,
@@ -268,12 +280,10 @@ class Endpoint:
         *,
         result: Any = None,
         error_code: int | None = None,
-    ) -> None:
-        """Before the answer goes out, so a client that reads the log next finds its write."""
+    ) -> AuditEvent:
         assert self.operation.audit is not None
         client = scope.get("client")
-        await record(
-            self.services,
+        return audit_event(
             operation_id=self.operation.operation_id,
             audited=self.operation.audit,
             params=call.params,
@@ -284,6 +294,24 @@ class Endpoint:
             body=call.body,
             error_code=error_code,
         )
+
+    async def _audit(
+        self,
+        scope: Scope,
+        call: Call,
+        status: int,
+        *,
+        result: Any = None,
+        error_code: int | None = None,
+    ) -> None:
+        """What no write transaction took: recorded before the answer goes out, so a client that
+        reads the log next finds it."""
+        entry = self._entry(scope, call, status, result=result, error_code=error_code)
+        await record(self.services, entry)
+
+
+def _written(draft: Draft | None) -> bool:
+    return draft is not None and draft.written
 
 
 _JSON_HEADER = (b"content-type", b"application/json")

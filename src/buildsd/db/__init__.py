@@ -17,11 +17,12 @@ a lock held elsewhere too long (DatabaseBusy, with Retry-After) and a full disk 
 from __future__ import annotations
 
 from buildsd.config import Settings
-from buildsd.db.base import Connection, Database, IntegrityError, Params, Row
+from buildsd.db.base import BeforeCommit, Connection, Database, IntegrityError, Params, Row
 from buildsd.db.postgres import PostgresDatabase, to_pyformat
 from buildsd.db.sqlite import SQLiteDatabase, sqlite_backup, sqlite_path, sqlite_restore
 
 __all__ = [
+    "BeforeCommit",
     "Connection",
     "Database",
     "IntegrityError",

@@ -3,7 +3,7 @@ errors both drivers map theirs to."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 Row = Mapping[str, Any]
@@ -21,8 +21,15 @@ class Connection(Protocol):
     async def many(self, sql: str, rows: list[dict[str, Any]]) -> None: ...
 
 
+# Run at the end of every transaction that is about to commit, with its connection: what it
+# writes commits (or rolls back) with the transaction. It may return a callable, called once the
+# transaction has committed. (The audit log writes a request's entry this way: services/audit.py.)
+BeforeCommit = Callable[[Connection], Awaitable[Callable[[], None] | None]]
+
+
 class Database(Protocol):
     dialect: str
+    before_commit: BeforeCommit | None
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

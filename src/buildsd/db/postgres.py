@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from buildsd.db.base import Connection, IntegrityError, Params, Probed, Row
+from buildsd.db.base import BeforeCommit, Connection, IntegrityError, Params, Probed, Row
 from buildsd.errors import StorageFull
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -77,6 +77,7 @@ class PostgresDatabase:
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self._url = "postgresql://" + url.split("://", 1)[1]
         self._pool_size = pool_size
+        self.before_commit: BeforeCommit | None = None
         self._pool: Any = None
 
     async def open(self) -> None:
@@ -99,16 +100,21 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def transaction(self, exclusive: bool = False) -> AsyncIterator[Connection]:
+        committed = None
         try:
             async with self._pool.connection() as raw, raw.transaction():
                 conn = _PostgresConnection(raw)
                 if exclusive:
                     await conn.run("SELECT pg_advisory_xact_lock(8700)")
                 yield conn
+                if self.before_commit is not None:
+                    committed = await self.before_commit(conn)
         except Exception as exc:  # a statement's or the COMMIT's
             if getattr(exc, "sqlstate", None) == PG_DISK_FULL:
                 raise StorageFull() from exc
             raise
+        if committed is not None:
+            committed()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

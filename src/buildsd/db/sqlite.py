@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from buildsd.db.base import Connection, IntegrityError, Params, Probed, Row
+from buildsd.db.base import BeforeCommit, Connection, IntegrityError, Params, Probed, Row
 from buildsd.errors import DatabaseBusy, StorageFull
 
 CHECKPOINT_SECONDS = 1.0
@@ -163,6 +163,7 @@ class SQLiteDatabase:
         self._path = path
         self._synchronous = synchronous
         self._lock_seconds = lock_seconds
+        self.before_commit: BeforeCommit | None = None
         self._raw: sqlite3.Connection | None = None
         self._conn: _SQLiteConnection | None = None
         self._lock = asyncio.Lock()
@@ -256,8 +257,11 @@ class SQLiteDatabase:
                 asyncio.get_running_loop().call_soon(self._commit_group)
             group = self._group
             raw.execute("SAVEPOINT tx")
+            committed = None
             try:
                 yield conn
+                if self.before_commit is not None:
+                    committed = await self.before_commit(conn)
             except BaseException as exc:
                 if raw.in_transaction:
                     raw.execute("ROLLBACK TO tx")
@@ -272,6 +276,8 @@ class SQLiteDatabase:
                     self._commit_due = False
                     asyncio.get_running_loop().call_soon(self._commit_group)
         await asyncio.shield(group)  # a cancelled caller must not cancel the others' commit
+        if committed is not None:
+            committed()
 
     def _commit_group(self) -> None:
         if self._lock.locked():  # a transaction is open (it awaited something): when it ends

@@ -1,25 +1,31 @@
-"""The audit log: every write through the API, recorded after it, and read back per account.
+"""The audit log: every write through the API, recorded with it, and read back per account.
 
-What is recorded is decided by the API (which operations, which ids); this service stores an
-entry in its own short transaction, after the write's own transaction has committed. So a
-write is never undone by its audit entry, and an entry is never written for a write that rolled
-back — but a process killed between the two commits loses that one entry.
+What is recorded is decided by the API (which operations, which ids). The entry of a write goes
+into the write's own transaction: the API opens a draft (`begin`) before it calls the service,
+and the database hands every transaction about to commit to `write_draft` (its before_commit
+hook), which adds the entry once the draft names its resource: at once for an operation whose
+path names it, or when a create names what it made (`name_resource`, in the transaction that
+makes it). So an entry commits exactly when its write does, with no second commit to lose.
 
-Group commit: a commit is the expensive part of an entry (an fsync on PostgreSQL, a WAL write
-on SQLite), so the entries of concurrent requests share one transaction. `record` returns only
-once its entry has committed: a client that reads the log after its answer finds its write.
+What has no write transaction of its own (a refusal, a cancel of a stopped build, an operation
+whose create names nothing) is recorded after the answer is known (`record`), in a short
+transaction of its own; the entries of concurrent requests share one (group commit), and
+`record` returns only once its entry has committed, so a client that reads the log after its
+answer finds it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import contextvars
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
 
 from buildsd import clock
-from buildsd.db import Database
+from buildsd.db import Connection, Database
 from buildsd.errors import NotFound
 from buildsd.services.identity import Caller
 from buildsd.store import audit_logs, deploy_hooks, users
@@ -47,6 +53,28 @@ class AuditEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class Draft:
+    """The entry of the request being served, until a transaction takes it."""
+
+    event: AuditEvent  # its status: the operation's on success
+    named: bool  # the resource id is known (from the path, or named by a create)
+    written: bool = False  # committed with the write it records
+
+
+# The draft of the request this task serves: set by the API around the service call.
+_draft: contextvars.ContextVar[Draft | None] = contextvars.ContextVar("audit_draft", default=None)
+
+
+def name_resource(resource_id: str) -> None:
+    """A create names what it made, inside the transaction that makes it: its entry then goes
+    into that transaction. Does nothing outside an audited request."""
+    draft = _draft.get()
+    if draft is not None and not draft.named:
+        draft.event = replace(draft.event, resource_id=resource_id)
+        draft.named = True
+
+
 class AuditLog:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -54,24 +82,62 @@ class AuditLog:
         self._emails: dict[str, str] = {}
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        db.before_commit = self.write_draft
+
+    def begin(self, event: AuditEvent, *, named: bool) -> tuple[Draft, contextvars.Token[Any]]:
+        """Open the draft of this request's write, before its service is called."""
+        draft = Draft(event, named)
+        return draft, _draft.set(draft)
+
+    @staticmethod
+    def end(token: contextvars.Token[Any]) -> None:
+        _draft.reset(token)
+
+    async def write_draft(self, conn: Connection) -> Callable[[], None] | None:
+        """The database's before_commit: add the draft's entry to the transaction about to
+        commit, once the draft names its resource; marked written when that commit is done."""
+        draft = _draft.get()
+        if draft is None or draft.written or not draft.named:
+            return None
+        values = await self._values(draft.event, conn)
+        if values is None:
+            return None
+        await audit_logs.insert_many(conn, [values])
+
+        def committed() -> None:
+            draft.written = True
+
+        return committed
 
     async def record(self, event: AuditEvent) -> str | None:
         """Store the event once committed; its id, or None when no account can be attributed
         (a deploy hook that does not exist). Raises what the insert raised."""
-        account_id = event.account_id or await self._account_of_hook(event.details)
+        async with self._db.connection() as conn:
+            values = await self._values(event, conn)
+        if values is None:
+            return None
+        committed = asyncio.get_running_loop().create_future()
+        self._pending.append((values, committed))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        await committed
+        return str(values["id"])
+
+    async def _values(self, event: AuditEvent, conn: Connection) -> dict[str, Any] | None:
+        """The row of an entry; None when no account can be attributed."""
+        account_id = event.account_id or await self._account_of_hook(conn, event.details)
         if account_id is None:
             return None
         caller = event.caller
         user_id = caller.user_id if caller is not None else None
-        entry_id = clock.new_uuid()
-        values = {
-            "id": entry_id,
+        return {
+            "id": clock.new_uuid(),
             "account_id": account_id,
             "when": clock.now(),
             "action_type": event.action_type,
             "action_result": 200 <= event.status < 400,
             "actor_id": user_id or "",
-            "actor_email": await self._email(user_id) if user_id else "",
+            "actor_email": await self._email(conn, user_id) if user_id else "",
             "actor_ip": event.ip,
             "actor_type": "user" if caller is not None else "Cloudflare",
             "credential_id": caller.credential_id if caller is not None else None,
@@ -81,12 +147,6 @@ class AuditLog:
             "status": event.status,
             "metadata": msgspec.json.encode(_metadata(event)).decode(),
         }
-        committed = asyncio.get_running_loop().create_future()
-        self._pending.append((values, committed))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
-        await committed
-        return entry_id
 
     async def _flush(self) -> None:
         """Write every pending entry, a batch per transaction, until none is left. A task of its
@@ -127,24 +187,22 @@ class AuditLog:
             )
         return [audit_logs.to_wire(row) for row in rows], total
 
-    async def _email(self, user_id: str) -> str:
+    async def _email(self, conn: Connection, user_id: str) -> str:
         email = self._emails.get(user_id)
         if email is None:
-            async with self._db.connection() as conn:
-                row = await users.find(conn, user_id)
+            row = await users.find(conn, user_id)
             email = str(row["email"]) if row is not None else ""
             if len(self._emails) >= _EMAIL_CACHE_LIMIT:
                 self._emails.clear()
             self._emails[user_id] = email
         return email
 
-    async def _account_of_hook(self, details: dict[str, Any]) -> str | None:
+    async def _account_of_hook(self, conn: Connection, details: dict[str, Any]) -> str | None:
         hook_uuid = details.get("deploy_hook_uuid")
         if not isinstance(hook_uuid, str):
             return None
         try:
-            async with self._db.connection() as conn:
-                hook = await deploy_hooks.get_any(conn, hook_uuid.lower())
+            hook = await deploy_hooks.get_any(conn, hook_uuid.lower())
         except NotFound:
             return None
         return str(hook["account_id"])

@@ -6,6 +6,7 @@ from buildsd import clock
 from buildsd.crypto import Cipher
 from buildsd.db import Database
 from buildsd.errors import NotFound
+from buildsd.services import audit
 from buildsd.store import build_tokens
 from buildsd.wire import BuildToken, CreateBuildTokenRequest, Page
 
@@ -28,6 +29,7 @@ class BuildTokens:
                 now=clock.now(),
             )
             row = await build_tokens.get(conn, account_id, build_token_uuid)
+            audit.name_resource(build_token_uuid)
         return build_tokens.to_wire(row)
 
     async def page(self, account_id: str, page: Page) -> tuple[list[BuildToken], int]:

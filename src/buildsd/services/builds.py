@@ -15,6 +15,7 @@ from buildsd.config import Settings
 from buildsd.db import Connection, Database, Row
 from buildsd.errors import InvalidQueryParameter, InvalidRequestBody
 from buildsd.logs import AccessLog
+from buildsd.services import audit
 from buildsd.store import builds, runs, triggers, variables
 from buildsd.wire import (
     AccountLimits,
@@ -141,6 +142,7 @@ class Builds:
             "deploy_hook_name": deploy_hook["deploy_hook_name"] if deploy_hook else None,
         }
         row = await builds.insert(conn, values)
+        audit.name_resource(build_uuid)  # a manual or deploy-hook build: its entry goes with it
         self._log.build_state(
             build_uuid,
             trigger["account_id"],

@@ -9,6 +9,7 @@ import msgspec
 from buildsd import clock
 from buildsd.db import Connection, Database, IntegrityError, Row
 from buildsd.errors import AlreadyExists, DeployHookRateLimited, InvalidRequestBody, NotFound
+from buildsd.services import audit
 from buildsd.services.builds import Builds
 from buildsd.services.patterns import branch_builds
 from buildsd.store import builds, deploy_hooks, triggers, workers
@@ -92,6 +93,7 @@ class DeployHooks:
             except IntegrityError as exc:  # a concurrent create took the name first
                 raise AlreadyExists() from exc
             row = await deploy_hooks.get(conn, account_id, tag, hook_uuid)
+            audit.name_resource(hook_uuid)
         return deploy_hooks.to_wire(row)
 
     async def get(self, account_id: str, script_name: str, hook_uuid: str) -> DeployHook:

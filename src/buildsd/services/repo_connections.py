@@ -10,6 +10,7 @@ import msgspec
 from buildsd import clock, git
 from buildsd.db import Database
 from buildsd.errors import InvalidRequestBody
+from buildsd.services import audit
 from buildsd.services.grants import Grants
 from buildsd.store import repo_connections
 from buildsd.wire import Page, RepoConnection, UpsertRepoConnectionRequest
@@ -35,10 +36,9 @@ class RepoConnections:
     async def upsert(self, account_id: str, body: UpsertRepoConnectionRequest) -> RepoConnection:
         """404 12000 (RepositoryNotGranted) outside the account's grants, storing nothing."""
         connection = check_names(body)
-        # The upsert is one INSERT … ON CONFLICT: one row whatever the concurrency (D5). No
-        # transaction around check and upsert: it cost 10 % of the request's instructions, for
-        # a grant revoked in the same instant; matching and autofill check grants again anyway.
-        async with self._db.connection() as conn:
+        # The upsert is one INSERT … ON CONFLICT: one row whatever the concurrency (D5); its
+        # transaction is the audit entry's too (services/audit.py).
+        async with self._db.transaction() as conn:
             await self._grants.check_connection(conn, account_id, connection)
             row = await repo_connections.upsert(
                 conn,
@@ -51,6 +51,7 @@ class RepoConnections:
                 repo_name=body.repo_name,
                 now=clock.now(),
             )
+            audit.name_resource(row["repo_connection_uuid"])
         return repo_connections.to_wire(row)
 
     async def delete(self, account_id: str, repo_connection_uuid: str) -> None:

@@ -13,6 +13,7 @@ from buildsd import clock
 from buildsd.crypto import Cipher
 from buildsd.db import Connection, Database
 from buildsd.errors import InvalidRequestBody, NotFound
+from buildsd.services import audit
 from buildsd.services.patterns import some_branch_builds
 from buildsd.store import build_tokens, builds, repo_connections, triggers, variables, workers
 from buildsd.wire import (
@@ -62,6 +63,7 @@ class Triggers:
             )
             await triggers.insert(conn, values)
             row = await triggers.get(conn, account_id, trigger_uuid)
+            audit.name_resource(trigger_uuid)
         return triggers.to_wire(row)
 
     async def update(

@@ -24,6 +24,7 @@ from buildsd.errors import (
     NoBuildConfiguration,
     NotFound,
 )
+from buildsd.services import audit
 from buildsd.services.grants import Grants
 from buildsd.services.repo_connections import check_names
 from buildsd.services.triggers import Triggers
@@ -128,6 +129,7 @@ class WorkerBuilds:
                 raise NotFound()  # the tag is another account's Worker
             if await triggers.list_by_worker(conn, account_id, tag):
                 raise AlreadyExists()
+            audit.name_resource(tag)
             # The connection it makes is one like any other: inside the grants (D21).
             await self._grants.check_connection(conn, account_id, given)
             connection = await repo_connections.upsert(

@@ -56,14 +56,3 @@ def upgrade() -> None:
         op.create_index(
             name, "builds", columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where)
         )
-
-
-def downgrade() -> None:
-    with op.batch_alter_table("builds", schema=None) as batch_op:
-        batch_op.drop_index("ix_builds_account_id_external_script_id_created_on_seq")
-        batch_op.create_index(
-            "ix_builds_account_id_external_script_id_created_on_build_uuid",
-            ["account_id", "external_script_id", "created_on", "build_uuid"],
-            unique=False,
-        )
-        batch_op.drop_column("seq")
