@@ -521,3 +521,37 @@ def test_served_in_strict_mode_and_documented(make_world: Any) -> None:
     assert operation["tags"] == ["Audit Logs"]
     names = {parameter["name"] for parameter in operation["parameters"]}
     assert {"action.type", "actor.email", "actor.ip", "since", "before", "direction"} <= names
+
+
+def test_a_task_started_by_a_write_does_not_write_its_entry_later(world: World) -> None:
+    """A task copies the request's context, draft included; once the service call has
+    returned, the draft is closed and the task's transactions leave it alone."""
+    audit = world.services.audit
+    caller = world.run(world.services.identity.caller_for_token(world.token))
+    entry = AuditEvent(
+        account_id=world.account,
+        operation="deleteTrigger",
+        action_type="delete",
+        resource_type="trigger",
+        resource_id="t",
+        status=200,
+        caller=caller,
+        ip="",
+    )
+
+    async def request() -> asyncio.Task[None]:
+        draft, token = audit.begin(entry, named=True)
+
+        async def later() -> None:
+            async with world.services.db.transaction() as conn:
+                await conn.one("SELECT 1 AS one")
+
+        task = asyncio.create_task(later())
+        audit.end(draft, token)
+        return task
+
+    async def both() -> None:
+        await (await request())
+
+    world.run(both())
+    assert entries(world) == []

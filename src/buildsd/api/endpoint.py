@@ -247,7 +247,7 @@ class Endpoint:
                 try:
                     outcome = await operation.handler(call)
                 finally:
-                    self.services.audit.end(token)
+                    self.services.audit.end(draft, token)
         except BuildsError as exc:
             if call is not None and operation.audit is not None and not _written(draft):
                 await self._audit(scope, call, exc.status, error_code=exc.code)

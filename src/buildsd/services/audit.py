@@ -60,6 +60,9 @@ class Draft:
     event: AuditEvent  # its status: the operation's on success
     named: bool  # the resource id is known (from the path, or named by a create)
     written: bool = False  # committed with the write it records
+    # Until the service call returns: a task it started copied the draft with its context, and
+    # must not write it later.
+    open: bool = True
 
 
 # The draft of the request this task serves: set by the API around the service call.
@@ -90,14 +93,15 @@ class AuditLog:
         return draft, _draft.set(draft)
 
     @staticmethod
-    def end(token: contextvars.Token[Any]) -> None:
+    def end(draft: Draft, token: contextvars.Token[Any]) -> None:
+        draft.open = False
         _draft.reset(token)
 
     async def write_draft(self, conn: Connection) -> Callable[[], None] | None:
         """The database's before_commit: add the draft's entry to the transaction about to
         commit, once the draft names its resource; marked written when that commit is done."""
         draft = _draft.get()
-        if draft is None or draft.written or not draft.named:
+        if draft is None or draft.written or not draft.named or not draft.open:
             return None
         values = await self._values(draft.event, conn)
         if values is None:
