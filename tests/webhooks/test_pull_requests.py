@@ -195,9 +195,11 @@ def test_builds_made_before_the_upgrade_are_marked_too(
     accepted(deliver_github(world, closed(41), "pull_request"), "ignored")
     accepted(deliver_github(world, pull_request("opened"), "pull_request"))
     settle(world)
-    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 to 0013 made gone
+    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 to 0014 made gone
         raw.executescript(
-            BEFORE_0012
+            "DROP TABLE previews; DROP TABLE previews_configs; "
+            "DROP INDEX ix_builds_trigger_uuid_created_on_build_uuid;"
+            + BEFORE_0012
             + "DROP TABLE pull_request_builds; DROP INDEX ix_webhook_deliveries_processed_on; "
             "DROP INDEX ix_webhook_matches_delivery_uuid; "
             + BEFORE_0008

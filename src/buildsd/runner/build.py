@@ -382,6 +382,8 @@ class BuildRun:
             WRANGLER_CI_OVERRIDE_NAME=job.worker_name,
             WRANGLER_CI_MATCH_TAG=str(job.trigger["external_script_id"]),
         )
+        if job.preview:  # wrangler derives the Preview's alias from WORKERS_CI_BRANCH
+            env["WRANGLER_CI_GENERATE_PREVIEW_ALIAS"] = "true"
         if self.settings.deploy_target == "self":  # D25: wrangler deploys to this buildsd
             env["CLOUDFLARE_API_BASE_URL"] = self.settings.self_api_url
         if job.trigger["build_caching_enabled"]:

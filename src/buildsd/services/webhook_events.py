@@ -51,6 +51,8 @@ class Event:
     commit_count: int = 0
     # A build's pull_request; for a closed pull request (ignored: no build), closed_on is set.
     pull_request: PullRequest | None = None
+    # A push deleting `branch` (ignored: no build): its Preview may go with it (issue 13).
+    deleted: bool = False
 
 
 # --- headers ----------------------------------------------------------------------------------
@@ -270,6 +272,12 @@ def _closed(repo: Repo, branch: str, sha: str, url: str, times: tuple[str | None
     return replace(event, branch=_clean(branch), commit_hash=sha.lower() if _SHA.match(sha) else "")
 
 
+def _deleted(repo: Repo, branch: str) -> Event:
+    """No build; the matcher deletes the branch's Previews whose flag says so."""
+    event = _ignored("branch deleted: nothing to build", repo)
+    return replace(event, branch=_clean(branch), deleted=True)
+
+
 def _from_fork(repo: Repo) -> Event:
     return _ignored("pull request from a fork: not built (its code would get the secrets)", repo)
 
@@ -301,7 +309,7 @@ def parse_github(event: str, raw: bytes) -> Event:
         repo = _github_repo(push.repository)
         branch, why = _branch_of(push.ref)
         if branch is not None and (push.deleted or _ZERO.match(push.after)):
-            branch, why = None, "branch deleted: nothing to build"
+            return _deleted(repo, branch)
         if branch is None:
             return _ignored(why, repo)
         head = push.head_commit or _head_of(push.commits, push.after)
@@ -367,7 +375,7 @@ def parse_gitlab(event: str, raw: bytes) -> Event:
         if event == "Tag Push Hook":
             branch, why = None, "tag push: tags do not start builds"
         if branch is not None and _ZERO.match(push.after):
-            branch, why = None, "branch deleted: nothing to build"
+            return _deleted(repo, branch)
         if branch is None:
             return _ignored(why, repo)
         sha = push.checkout_sha or push.after
