@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from buildsd.store import previews as preview_store
 from buildsd.errors import AlreadyExists
+from buildsd.store import previews as preview_store
 from buildsd.wire import CreateWorkerBuildRequest
 from tests.api.flows import TAG, base, build, build_token, connection, failure, ok, trigger
 from tests.api.test_deploy_hooks import warm_up
