@@ -298,3 +298,22 @@ def test_another_accounts_push_makes_no_preview_of_ours(world: World) -> None:
     ours = previews_of(world)["feature/a"]
     response = world.client.get(theirs_url + f"/{ours['preview_id']}", headers=their_auth)
     failure(response, 404, 12000)
+
+
+def test_seed_repo_on_a_manual_build_is_validated_and_not_used(world: World) -> None:
+    """Cloudflare's "Deploy to Cloudflare" seeding: accepted, checked, builds the trigger's repo."""
+    on_previews(world)
+    (production,) = worker_triggers(world)
+    builds_url = base(world) + f"/triggers/{production['trigger_uuid']}/builds"
+    seed = {"provider": "github", "owner": "cloudflare", "repository": "templates", "path": "x"}
+    built = ok(
+        world.client.post(
+            builds_url, json={"branch": "main", "seed_repo": seed}, headers=world.auth
+        )
+    )
+    assert built["build_trigger_metadata"]["repo_name"] == "my-worker"
+    for bad in ({"provider": "bitbucket", "owner": "o", "repository": "r"}, {"owner": "o"}):
+        response = world.client.post(
+            builds_url, json={"branch": "main", "seed_repo": bad}, headers=world.auth
+        )
+        assert failure(response, 400, 12002)["source"]["pointer"].startswith("/seed_repo")
