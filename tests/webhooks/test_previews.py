@@ -317,3 +317,37 @@ def test_seed_repo_on_a_manual_build_is_validated_and_not_used(world: World) -> 
             builds_url, json={"branch": "main", "seed_repo": bad}, headers=world.auth
         )
         assert failure(response, 400, 12002)["source"]["pointer"].startswith("/seed_repo")
+
+
+def test_migrate_again_sets_the_command_and_replaces_a_kept_base_config(world: World) -> None:
+    token = build_token(world)
+    kept = settings(token, deploy_command="npx wrangler preview --kept")
+    create(world, create_body(token, previews_base_config=kept))
+    # A legacy non-production trigger made by hand beside the kept base config.
+    (production,) = worker_triggers(world)
+    legacy = {
+        "external_script_id": TAG,
+        "repo_connection_uuid": production["repo_connection"]["repo_connection_uuid"],
+        "build_token_uuid": token["build_token_uuid"],
+        "trigger_name": "Other branches",
+        "branch_includes": ["*"],
+        "branch_excludes": ["main"],
+        "build_command": "npm run legacy",
+        "deploy_command": "npx wrangler versions upload",
+    }
+    ok(world.client.post(base(world) + "/triggers", json=legacy, headers=world.auth))
+    moved = {"deploy_command": "npx wrangler preview"}
+    first = ok(
+        world.client.post(url(world, "/migrate_to_previews"), json=moved, headers=world.auth)
+    )
+    assert first["previews_base_config"]["build_command"] == "npm run legacy"
+    assert [t["trigger_name"] for t in worker_triggers(world)] == ["Production"]
+    again = {"deploy_command": "npx wrangler preview --again"}
+    second = ok(
+        world.client.post(url(world, "/migrate_to_previews"), json=again, headers=world.auth)
+    )
+    assert second["previews_enabled"] is True
+    assert second["previews_base_config"] == {
+        **first["previews_base_config"],
+        "deploy_command": "npx wrangler preview --again",
+    }
