@@ -14,6 +14,7 @@ from tests.api.test_worker_builds import create, create_body, settings, worker_t
 from tests.conftest import World
 from tests.webhooks.conftest import accepted, deliver_github, settle, worker_builds
 from tests.webhooks.payloads import github_commit, github_push
+from tests.webhooks.test_accounts import THEIRS, deliver_to, secret_of, tenant
 
 MESSAGE_12048 = (
     "Cannot enable preview settings while a non-production trigger exists. "
@@ -351,3 +352,38 @@ def test_migrate_again_sets_the_command_and_replaces_a_kept_base_config(world: W
         **first["previews_base_config"],
         "deploy_command": "npx wrangler preview --again",
     }
+
+
+def test_two_tenants_on_one_repository_each_get_their_own_previews(world: World) -> None:
+    """A hostile tenant connected to the same repository: its pushes make and delete its own
+    Previews only, and it cannot read or patch ours."""
+    world.grant()
+    b = tenant(world)
+    on_previews(world)
+    b_token = build_token(b)
+    create(b, create_body(b_token, script_tag=THEIRS))
+    b_url = base(b) + f"/workers/{THEIRS}"
+    ok(b.client.patch(b_url, json={"previews_enabled": True}, headers=b.auth))
+    mine, theirs = secret_of(world, world.account), secret_of(world, b.account)
+    accepted(deliver_to(world, world.account, mine, github_push("feature/x"), delivery="a1"))
+    settle(world)
+    assert sorted(previews_of(world)) == ["feature/x"]
+    assert ok(b.client.get(b_url + "/previews", headers=b.auth)) == []
+    ours = previews_of(world)["feature/x"]
+    # B's own push of the same branch makes B's Preview; B's branch delete deletes only it.
+    accepted(deliver_to(b, b.account, theirs, github_push("feature/x"), delivery="b1"))
+    settle(world)
+    (their_preview,) = ok(b.client.get(b_url + "/previews", headers=b.auth))
+    assert their_preview["preview_id"] != ours["preview_id"]
+    gone = github_push("feature/x", deleted=True)
+    accepted(deliver_to(b, b.account, theirs, gone, delivery="b2"), "ignored")
+    settle(world)
+    assert ok(b.client.get(b_url + "/previews", headers=b.auth)) == []
+    assert previews_of(world)["feature/x"] == ours
+    # Our Preview under B's account, or under our tag with B's token: 404, nothing changed.
+    path = f"/workers/{TAG}/previews/{ours['preview_id']}"
+    failure(b.client.get(base(b) + path, headers=b.auth), 404, 12000)
+    failure(b.client.get(base(world) + path, headers=b.auth), 403, 10000)
+    flag = {"delete_on_branch_delete": False}
+    failure(b.client.patch(base(b) + path, json=flag, headers=b.auth), 404, 12000)
+    assert previews_of(world)["feature/x"] == ours
