@@ -30,14 +30,6 @@ DELETED_CREDENTIAL_LINE = (
 )
 VERSION_ID = re.compile(r"Current Version ID:\s*([0-9a-fA-F-]{36})")
 PREVIEW_URL = re.compile(r"(?:Version )?Preview URL:\s*(https?://\S+)")
-# Lockfile → install command, first match wins (spec §3.3's package managers).
-INSTALLERS = (
-    ("bun.lockb", ["bun", "install", "--frozen-lockfile"]),
-    ("bun.lock", ["bun", "install", "--frozen-lockfile"]),
-    ("pnpm-lock.yaml", ["pnpm", "install", "--frozen-lockfile"]),
-    ("yarn.lock", ["yarn", "install", "--frozen-lockfile"]),
-    ("package-lock.json", ["npm", "ci"]),
-)
 # Each package manager's cache, kept per trigger. pnpm's store goes under PNPM_HOME (its store
 # is `$PNPM_HOME/store`): as `npm_config_store_dir` it made every npm warn of an unknown config.
 CACHE_ENV = {
@@ -294,7 +286,7 @@ class BuildRun:
         await self.runs.phase(job, phases.INSTALLING)
         if found := await asyncio.to_thread(tools.detected, env["PATH"]):
             logs.line(phases.tools_line(list(found)))
-        installer = self._installer(root, env)
+        installer = tools.installer(root, env)
         if installer is not None:
             logs.line(phases.installing_line(" ".join(installer)))
             await self._run(
@@ -400,15 +392,6 @@ class BuildRun:
             with contextlib.suppress(FileExistsError):  # a file or link a build left
                 (self.cache_dir / sub).mkdir()
             self.sandbox.own(self.cache_dir / sub)
-
-    @staticmethod
-    def _installer(root: Path, env: dict[str, str]) -> list[str] | None:
-        if env.get("SKIP_DEPENDENCY_INSTALL") or not (root / "package.json").exists():
-            return None
-        for lockfile, argv in INSTALLERS:
-            if (root / lockfile).exists():
-                return argv
-        return ["npm", "install"]
 
     def _trim_cache(self) -> None:
         if not self.cache_dir.exists():

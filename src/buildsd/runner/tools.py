@@ -1,4 +1,5 @@
-"""The tools a build finds on PATH, named and versioned as Cloudflare's log line lists them."""
+"""A build's tools: those found on PATH, as Cloudflare's log line lists them, and the install
+command a project's lockfile asks for."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import functools
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 # (name in the log line, program, its version flag), in Cloudflare's order: package manager
 # first, then the runtime (`npm@10.9.2, nodejs@22.16.0`).
@@ -15,6 +17,14 @@ PROGRAMS = (
     ("yarn", "yarn", "--version"),
     ("bun", "bun", "--version"),
     ("nodejs", "node", "--version"),
+)
+# Lockfile → install command, first match wins (spec §3.3's package managers).
+INSTALLERS = (
+    ("bun.lockb", ["bun", "install", "--frozen-lockfile"]),
+    ("bun.lock", ["bun", "install", "--frozen-lockfile"]),
+    ("pnpm-lock.yaml", ["pnpm", "install", "--frozen-lockfile"]),
+    ("yarn.lock", ["yarn", "install", "--frozen-lockfile"]),
+    ("package-lock.json", ["npm", "ci"]),
 )
 _VERSION = re.compile(r"v?(\d+(?:\.\d+)+)")
 TIMEOUT_SECONDS = 10
@@ -44,3 +54,14 @@ def detected(path: str) -> tuple[str, ...]:
         if match := _VERSION.search(out):
             found.append(f"{name}@{match.group(1)}")
     return tuple(found)
+
+
+def installer(root: Path, env: dict[str, str]) -> list[str] | None:
+    """The dependency install a project at `root` needs, or None (no package.json, or
+    SKIP_DEPENDENCY_INSTALL set)."""
+    if env.get("SKIP_DEPENDENCY_INSTALL") or not (root / "package.json").exists():
+        return None
+    for lockfile, argv in INSTALLERS:
+        if (root / lockfile).exists():
+            return argv
+    return ["npm", "install"]
