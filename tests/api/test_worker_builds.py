@@ -423,6 +423,11 @@ def test_legacy_previews_are_turned_off_by_removing_their_trigger(world: World) 
     token = build_token(world)
     create(world, create_body(token, previews_enabled=True))
     (legacy,) = [t for t in worker_triggers(world) if t["trigger_name"] == "Previews"]
+    # Until migrated, previews_base_config is the legacy trigger's, and a PATCH edits it.
+    change = {"previews_base_config": {"build_command": "npm run legacy"}}
+    patched = ok(world.client.patch(url(world), json=change, headers=world.auth))
+    assert patched["previews_base_config"]["build_command"] == "npm run legacy"
+    assert patched["previews_enabled"] is False
     queued = build(world, legacy["trigger_uuid"], branch="feature")
     off = ok(world.client.patch(url(world), json={"previews_enabled": False}, headers=world.auth))
     assert off["previews_enabled"] is False

@@ -110,6 +110,9 @@ def test_tools_are_named_with_their_versions_and_absent_ones_left_out(tmp_path) 
     mute = tmp_path / "node"
     mute.write_text("#!/bin/sh\necho no version here\n")
     mute.chmod(0o755)
+    broken = tmp_path / "pnpm"  # not a program at all: exec fails, the tool is left out
+    broken.write_bytes(b"\x00\x01\x02")
+    broken.chmod(0o755)
     assert tools.detected(str(tmp_path)) == ("npm@10.9.2",)
 
 

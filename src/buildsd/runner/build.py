@@ -209,9 +209,7 @@ class BuildRun:
             sandboxed=self.sandbox.confined,
         )
         if outcome.stopped == "timeout":
-            if deadline < self.deadline:
-                if failed:
-                    logs.line(failed)
+            if deadline < self.deadline:  # only the clone has a limit of its own
                 raise Stopped("fail", f"Failed: {step} took longer than {limit:.0f} s")
             raise Stopped("terminated", "Build was timed out")
         if outcome.stopped:
