@@ -387,3 +387,27 @@ def test_two_tenants_on_one_repository_each_get_their_own_previews(world: World)
     flag = {"delete_on_branch_delete": False}
     failure(b.client.patch(base(b) + path, json=flag, headers=b.auth), 404, 12000)
     assert previews_of(world)["feature/x"] == ours
+
+
+def test_a_manual_build_of_another_branch_builds_its_preview(world: World) -> None:
+    on_previews(world)
+    (production,) = worker_triggers(world)
+    builds_url = base(world) + f"/triggers/{production['trigger_uuid']}/builds"
+    made = ok(world.client.post(builds_url, json={"branch": "feature/m"}, headers=world.auth))
+    assert made["trigger"]["trigger_name"] == "Preview: feature/m"
+    assert made["build_trigger_metadata"]["deploy_command"] == "npx wrangler preview"
+    preview = previews_of(world)["feature/m"]
+    assert preview["latest_build_uuid"] == made["build_uuid"]
+    again = ok(world.client.post(builds_url, json={"branch": "feature/m"}, headers=world.auth))
+    assert again["trigger"]["trigger_uuid"] == made["trigger"]["trigger_uuid"]
+    # Its own row, built directly, builds as it is (it is no production trigger).
+    own = base(world) + f"/triggers/{made['trigger']['trigger_uuid']}/builds"
+    direct = ok(world.client.post(own, json={"branch": "feature/m"}, headers=world.auth))
+    assert direct["trigger"]["trigger_uuid"] == made["trigger"]["trigger_uuid"]
+    main = ok(world.client.post(builds_url, json={"branch": "main"}, headers=world.auth))
+    assert main["trigger"]["trigger_name"] == "Production"
+    assert sorted(previews_of(world)) == ["feature/m"]
+    # Previews off: a manual build of another branch is production's, as before.
+    ok(world.client.patch(url(world), json={"previews_enabled": False}, headers=world.auth))
+    other = ok(world.client.post(builds_url, json={"branch": "feature/n"}, headers=world.auth))
+    assert other["trigger"]["trigger_name"] == "Production"

@@ -260,6 +260,27 @@ class Previews:
             )
             return builds.to_wire(queued, trigger)
 
+    async def create_manual(
+        self, account_id: str, trigger_uuid: str, body: CreateBuildRequest
+    ) -> Build:
+        """POST …/triggers/{uuid}/builds: on a Worker with Previews on, a build of the
+        production trigger for another branch builds that branch's Preview (made first if
+        need be), as a push of it would; anything else is the plain manual build."""
+        if body.branch:
+            async with self._db.transaction() as conn:
+                trigger = await triggers.get(conn, account_id, trigger_uuid)
+                target = await self._preview_target(conn, trigger, body.branch)
+                if target is not None:
+                    queued = await self._builds.queue(
+                        conn,
+                        target,
+                        source="manual",
+                        branch=body.branch,
+                        commit_hash=(body.commit_hash or "").lower(),
+                    )
+                    return builds.to_wire(queued, target)
+        return await self._builds.create_manual(account_id, trigger_uuid, body)
+
     # --- pushes -------------------------------------------------------------------------------
 
     async def for_push(self, conn: Connection, repo_connection_uuid: str, branch: str) -> list[Row]:
@@ -294,6 +315,22 @@ class Previews:
         """The Worker is this account's and has a build configuration (else 12040)."""
         if not await legacy_live(conn, account_id, tag):
             raise NoBuildConfiguration()
+
+    async def _preview_target(self, conn: Connection, trigger: Row, branch: str) -> Row | None:
+        """The Preview trigger a manual build of `branch` with this trigger belongs to."""
+        account_id, tag = trigger["account_id"], trigger["external_script_id"]
+        config = await previews.config(conn, account_id, tag)
+        if config is None or not config["previews_enabled"]:
+            return None
+        production, _ = roles(await legacy_live(conn, account_id, tag))
+        if production["trigger_uuid"] != trigger["trigger_uuid"]:
+            return None  # a legacy or other trigger builds as it always did
+        if patterns(production, "branch_includes")[0] == branch:
+            return None
+        existing = await previews.of_branch(conn, account_id, tag, branch)
+        if existing is not None:
+            return await triggers.get_any(conn, existing["trigger_uuid"])
+        return await self._make(conn, config, branch)
 
     async def _make(self, conn: Connection, config: Row, branch: str) -> Row:
         account_id, tag = config["account_id"], config["external_script_id"]
