@@ -103,6 +103,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gitlab_webhook_token: str | None = None
     # A push that queues a build cancels that trigger's queued builds of the same branch.
     cancel_superseded: bool = False
+    # Worker Previews per Worker; a new one past it deletes the least recently deployed.
+    previews_max_per_worker: int = 100
     # Matched deliveries older than this are deleted by the matcher; 0 keeps them forever.
     webhook_delivery_retention_days: int = 30
     # A delivery with the repository, branch, head commit and event of one accepted within this
@@ -202,6 +204,7 @@ def _check(settings: Settings) -> None:
         "build_processes",
         "build_open_files",
         "build_file_bytes",
+        "previews_max_per_worker",
     ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")

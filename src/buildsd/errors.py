@@ -8,6 +8,7 @@ envelope ``{"success": false, "errors": [{code, message, ...}], "messages": [], 
     │   ├── BodyTooLarge               (413, 12002)  body over BUILDSD_MAX_BODY_BYTES
     │   └── BodyTimeout                (408, 12002)  body not in by BUILDSD_BODY_TIMEOUT_SECONDS
     ├── InvalidQueryParameter          (400, 12013)
+    ├── PreviewsNeedMigration          (400, 12048)  previews_enabled:true beside a legacy trigger
     ├── InvalidRequestHeaders          (400, 6003)   with an error_chain of 6100-6111 causes
     │   └── RequestHeadersTooLarge     (431, 6003)   over BUILDSD_MAX_HEADER_BYTES or 100 fields
     ├── NoRoute                        (400, 7000)   unknown path outside /accounts/{id}/builds
@@ -123,6 +124,18 @@ class InvalidQueryParameter(BuildsError):
     def __init__(self, detail: str | None = None, *, pointer: str | None = None) -> None:
         chain = (Cause(self.code, detail),) if detail else ()
         super().__init__(chain=chain, pointer=pointer)
+
+
+class PreviewsNeedMigration(BuildsError):
+    """PATCH /builds/workers/{tag} with previews_enabled:true while a legacy non-production
+    trigger exists. The message is Cloudflare's (recorded); the status was not, 400 is ours."""
+
+    status = 400
+    code = 12048
+    message = (
+        "Cannot enable preview settings while a non-production trigger exists. "
+        "Use the migrate_to_previews endpoint instead."
+    )
 
 
 class InvalidRequestHeaders(BuildsError):

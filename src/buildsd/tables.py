@@ -321,9 +321,9 @@ builds = Table(
     # the wire shows, so a list page reads one column a build (migration 0009; null before).
     Column("build_json", Text, nullable=True),
     # The Worker's build number, from worker_build_counts in the insert's transaction: ties of
-    # created_on (one millisecond) break by it, so "newest first" is the order of creation (0018).
+    # created_on (one millisecond) break by it, so "newest first" is the order of creation (0014).
     Column("seq", BigInteger, nullable=True),
-    # Newest-first pages of a Worker's builds, ties broken by seq without a sort (0006, 0018).
+    # Newest-first pages of a Worker's builds, ties broken by seq without a sort (0006, 0014).
     Index(None, "account_id", "external_script_id", "created_on", "seq"),
     # The rest are partial (0008): each holds only the builds its queries look for, so a new
     # queued build writes four index entries, not eight.
@@ -333,6 +333,7 @@ builds = Table(
     _partial("ix_builds_version_id", "version_id IS NOT NULL", "account_id", "version_id"),
     _partial("ix_builds_stopped_on", "stopped_on IS NOT NULL", "account_id", "stopped_on"),
     _partial("ix_builds_deploy_hook", HOOK_BUILT, "account_id", "created_on"),  # hook limits
+    Index(None, "trigger_uuid", "created_on", "seq"),  # a Preview's builds (0015)
 )
 
 # How many builds each Worker has: list pages then cost the same at 1k or 10M builds (D10),
@@ -379,6 +380,39 @@ deploy_hooks = Table(
     Column("created_on", TIME, nullable=False),
     Column("modified_on", TIME, nullable=False),
     UniqueConstraint("account_id", "external_script_id", "deploy_hook_name"),
+)
+
+# --- Worker Previews (migration 0015, docs/builds.md#worker-previews) ----------------------------
+
+# A Worker's Previews settings: the trigger row holding the base config (it matches no branch,
+# so it never builds itself) and whether pushes to other branches make Previews.
+previews_configs = Table(
+    "previews_configs",
+    metadata,
+    Column("account_id", HEX32, ForeignKey("accounts.id"), primary_key=True),
+    Column("external_script_id", HEX32, primary_key=True),
+    Column("trigger_uuid", UUID, ForeignKey("triggers.trigger_uuid"), nullable=False),
+    Column("previews_enabled", Boolean, nullable=False),
+    Column("created_on", TIME, nullable=False),
+    Column("modified_on", TIME, nullable=False),
+)
+
+# One Preview per branch of a Worker; its build settings are its own trigger row, which
+# builds that branch alone (so its builds list under the Worker's builds too). Hard-deleted.
+previews = Table(
+    "previews",
+    metadata,
+    Column("preview_id", UUID, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("external_script_id", HEX32, nullable=False),
+    Column("branch", Text, nullable=False),
+    Column("trigger_uuid", UUID, ForeignKey("triggers.trigger_uuid"), nullable=False),
+    Column("delete_on_branch_delete", Boolean, nullable=False),
+    Column("created_on", TIME, nullable=False),
+    Column("modified_on", TIME, nullable=False),
+    UniqueConstraint("account_id", "external_script_id", "branch"),
+    Index(None, "account_id", "external_script_id", "created_on", "preview_id"),
+    Index(None, "trigger_uuid"),
 )
 
 # --- push webhooks (migration 0004, docs/webhooks.md) ------------------------------------------

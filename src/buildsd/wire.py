@@ -538,8 +538,9 @@ class WorkerBuild(Struct):
     git_repository: WorkerGitRepository
     production_settings: WorkerBuildSettings
     previews_enabled: bool
-    # Sent only when previews are on, as Cloudflare's own MCP types have it (`.optional()`).
-    previews_base_config: WorkerBuildSettings | UnsetType = UNSET
+    # Always sent (issue 13: live Cloudflare does): the Previews base config, else the legacy
+    # non-production trigger's settings, else the base config switching Previews on would make.
+    previews_base_config: WorkerBuildSettings
 
 
 # --- config autofill (spec §3.3) ---------------------------------------------------------------

@@ -20,14 +20,38 @@ from tests.api.flows import (
     ok,
     trigger_body,
 )
+from tests.api.test_worker_builds import create, create_body
 from tests.conftest import World
 
 PAGED = [op for op in OPERATIONS if op.paged]
 UNKNOWN = "6f1c9e3e-1111-4222-8333-944455556666"
 
 
-def _url(path: str, world: World) -> str:
-    return path.format(account_id=world.account, external_script_id=TAG, script_name="my-worker")
+def _url(path: str, world: World, **more: str) -> str:
+    return path.format(
+        account_id=world.account, external_script_id=TAG, script_name="my-worker", **more
+    )
+
+
+def _with_a_preview(world: World) -> str:
+    """The Worker TAG with builds, Previews on, and one Preview (of branch `feature`)."""
+    create(world, create_body(build_token(world)))
+    on = {"previews_enabled": True}
+    ok(world.client.patch(base(world) + f"/workers/{TAG}", json=on, headers=world.auth))
+
+    async def make() -> str:
+        async with world.services.db.transaction() as conn:
+            (row,) = await conn.all("SELECT repo_connection_uuid FROM repo_connections")
+            uuid = row["repo_connection_uuid"]
+            (made,) = await world.services.previews.for_push(conn, uuid, "feature")
+            found = await conn.one(
+                "SELECT preview_id FROM previews WHERE trigger_uuid = :t",
+                {"t": made["trigger_uuid"]},
+            )
+            assert found is not None
+            return str(found["preview_id"])
+
+    return str(world.run(make()))
 
 
 @pytest.mark.parametrize("op", PAGED, ids=[op.operation_id for op in PAGED])
@@ -35,7 +59,12 @@ def test_a_page_number_past_any_offset_is_a_bad_query_not_a_500(
     world: World, op: Operation
 ) -> None:
     # Was: OverflowError in the SQLite driver (bigint out of range on PostgreSQL) → 500.
-    url = _url(op.path, world)
+    extra = (
+        {"script_tag": TAG, "preview_id": _with_a_preview(world)}
+        if "{script_tag}" in op.path
+        else {}
+    )
+    url = _url(op.path, world, **extra)
     if "{script_name}" in op.path:  # a Worker's versions: the Worker exists, it has none
         world.run(world.services.workers.create(world.account, "my-worker"))
     for page in (MAX_PAGE + 1, 36196212027601016848384):

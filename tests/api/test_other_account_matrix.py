@@ -24,6 +24,8 @@ BODIES: dict[str, Any] = {
     "explainTrigger": {"branch": "main", "changed_files": []},
     "patchWorkerScriptSettings": {"logpush": True, "tags": ["mine"]},
     "setWorkerScriptSubdomain": {"enabled": False},
+    "migrateToPreviews": {"deploy_command": "npx wrangler preview"},
+    "updatePreview": {"delete_on_branch_delete": False},
 }
 # A name is the account's own: an upload under another account's Worker name makes (or
 # updates) a Worker of the uploader's, with a tag of its own; theirs stays as it was.
@@ -97,7 +99,14 @@ def theirs(world: World) -> dict[str, str]:
     uploaded = client.put(script, content=body, headers={**auth, "Content-Type": kind})
     assert ok(uploaded)["tag"] == OTHER_TAG
     deployments = ok(client.get(script + "/deployments", headers=auth))["deployments"]
+    # Previews on, and one Preview, as a push of branch `feature` makes it.
+    on = {"previews_enabled": True}
+    assert ok(client.patch(url + f"/workers/{OTHER_TAG}", headers=auth, json=on))[
+        "previews_enabled"
+    ]
+    preview_id = world.run(_preview_of(world, conn["repo_connection_uuid"]))
     return {
+        "preview_id": preview_id,
         "repo_connection_uuid": conn["repo_connection_uuid"],
         "build_token_uuid": token["build_token_uuid"],
         "trigger_uuid": trigger["trigger_uuid"],
@@ -118,6 +127,17 @@ def theirs(world: World) -> dict[str, str]:
         "_account": account,
         "_auth": auth["Authorization"],
     }
+
+
+async def _preview_of(world: World, repo_connection_uuid: str) -> str:
+    async with world.services.db.transaction() as conn:
+        (made,) = await world.services.previews.for_push(conn, repo_connection_uuid, "feature")
+        row = await conn.one(
+            "SELECT preview_id FROM previews WHERE trigger_uuid = :uuid",
+            {"uuid": made["trigger_uuid"]},
+        )
+        assert row is not None
+        return str(row["preview_id"])
 
 
 @pytest.mark.parametrize("op", SCOPED, ids=[op.operation_id for op in SCOPED])
@@ -177,3 +197,12 @@ def test_another_accounts_id_is_not_found(world: World, theirs: dict[str, str], 
     assert [v["id"] for v in versions] == [theirs["version_id"]]
     deployments = ok(world.client.get(script + "/deployments", headers=auth))["deployments"]
     assert [d["id"] for d in deployments] == [theirs["deployment_id"]]
+    config = ok(world.client.get(url + f"/workers/{OTHER_TAG}", headers=auth))
+    assert config["previews_enabled"] is True
+    preview = ok(
+        world.client.get(
+            url + f"/workers/{OTHER_TAG}/previews/{theirs['preview_id']}", headers=auth
+        )
+    )
+    assert preview["branch"] == "feature" and preview["delete_on_branch_delete"] is True
+    assert preview["latest_build_uuid"] is None

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from buildsd.errors import AlreadyExists
+from buildsd.store import previews as preview_store
 from buildsd.wire import CreateWorkerBuildRequest
 from tests.api.flows import TAG, base, build, build_token, connection, failure, ok, trigger
 from tests.api.test_deploy_hooks import warm_up
@@ -84,6 +85,16 @@ def test_create_is_201_and_makes_a_connection_and_a_production_trigger(world: Wo
             "environment_variables": {},
         },
         "previews_enabled": False,
+        # Always present (issue 13): what switching Previews on would make.
+        "previews_base_config": {
+            **settings(token),
+            "deploy_command": "npx wrangler preview",
+            "root_directory": "/",
+            "path_includes": ["*"],
+            "path_excludes": [],
+            "build_caching_enabled": True,
+            "environment_variables": {},
+        },
     }
     assert ok(world.client.get(url(world), headers=world.auth)) == result
     (made,) = worker_triggers(world)
@@ -126,7 +137,8 @@ def test_create_with_previews_and_variables(world: World) -> None:
     assert production["environment_variables"]["API_KEY"]["value"] is None
     assert production["environment_variables"]["API_KEY"]["is_secret"] is True
     assert production["environment_variables"]["NODE_ENV"]["value"] == "production"
-    assert result["previews_enabled"] is True
+    # Cloudflare's recorded quirk: a legacy trigger, and previews_enabled false (issue 13).
+    assert result["previews_enabled"] is False
     previews = result["previews_base_config"]
     assert previews["deploy_command"] == "npx wrangler versions upload"
     assert set(previews["environment_variables"]) == {"STAGE"}
@@ -141,13 +153,19 @@ def test_previews_without_a_base_config_build_as_production(world: World) -> Non
     assert result["previews_base_config"] == result["production_settings"]
 
 
-def test_a_base_config_with_previews_off_is_ignored(world: World) -> None:
+def test_a_base_config_with_previews_off_is_kept_for_later(world: World) -> None:
     # What an IaC provider sends: both settings objects, previews off.
     token = build_token(world)
-    body = create_body(token, previews_enabled=False, previews_base_config=settings(token))
+    given = settings(token, deploy_command="npx wrangler preview --x")
+    body = create_body(token, previews_enabled=False, previews_base_config=given)
     result = create(world, body)
-    assert result["previews_enabled"] is False and "previews_base_config" not in result
+    assert result["previews_enabled"] is False
+    assert result["previews_base_config"]["deploy_command"] == "npx wrangler preview --x"
+    # The row holding it is no trigger of the Worker's.
     assert [t["trigger_name"] for t in worker_triggers(world)] == ["Production"]
+    on = ok(world.client.patch(url(world), json={"previews_enabled": True}, headers=world.auth))
+    assert on["previews_enabled"] is True
+    assert on["previews_base_config"] == result["previews_base_config"]
 
 
 def test_create_refuses_a_worker_that_has_a_configuration(world: World) -> None:
@@ -365,13 +383,14 @@ def test_patch_turns_previews_on_and_off(world: World) -> None:
         world,
         create_body(token, production_settings=settings(token, environment_variables=variables)),
     )
-    # A base config while previews stay off has nothing to apply to.
+    # A base config while previews stay off (and none kept) has nothing to apply to.
     off = ok(
         world.client.patch(
             url(world), json={"previews_base_config": {"build_command": "x"}}, headers=world.auth
         )
     )
-    assert off["previews_enabled"] is False and "previews_base_config" not in off
+    assert off["previews_enabled"] is False
+    assert off["previews_base_config"]["build_command"] == "npm run build"
 
     on = ok(
         world.client.patch(
@@ -386,20 +405,42 @@ def test_patch_turns_previews_on_and_off(world: World) -> None:
     assert previews["build_command"] == on["production_settings"]["build_command"]
     # Production's variables are copied, secrets staying secret.
     assert previews["environment_variables"]["API_KEY"]["is_secret"] is True
-    (preview_trigger,) = [t for t in worker_triggers(world) if t["trigger_name"] == "Previews"]
-    plain = world.run(_plain_variables(world, preview_trigger["trigger_uuid"]))
+    # Previews proper: no legacy trigger is made.
+    assert [t["trigger_name"] for t in worker_triggers(world)] == ["Production"]
+    config = world.run(_config(world))
+    assert config is not None and config["previews_enabled"]
+    plain = world.run(_plain_variables(world, config["trigger_uuid"]))
     assert plain == {"API_KEY": (SECRET, True)}
 
     again = ok(world.client.patch(url(world), json={"previews_enabled": True}, headers=world.auth))
     assert again == on  # already on: nothing new
-    queued = build(world, preview_trigger["trigger_uuid"], branch="feature")
     off = ok(world.client.patch(url(world), json={"previews_enabled": False}, headers=world.auth))
-    assert off["previews_enabled"] is False and "previews_base_config" not in off
+    assert off["previews_enabled"] is False
+    assert off["previews_base_config"] == on["previews_base_config"]  # kept
+
+
+def test_legacy_previews_are_turned_off_by_removing_their_trigger(world: World) -> None:
+    token = build_token(world)
+    create(world, create_body(token, previews_enabled=True))
+    (legacy,) = [t for t in worker_triggers(world) if t["trigger_name"] == "Previews"]
+    # Until migrated, previews_base_config is the legacy trigger's, and a PATCH edits it.
+    change = {"previews_base_config": {"build_command": "npm run legacy"}}
+    patched = ok(world.client.patch(url(world), json=change, headers=world.auth))
+    assert patched["previews_base_config"]["build_command"] == "npm run legacy"
+    assert patched["previews_enabled"] is False
+    queued = build(world, legacy["trigger_uuid"], branch="feature")
+    off = ok(world.client.patch(url(world), json={"previews_enabled": False}, headers=world.auth))
+    assert off["previews_enabled"] is False
     assert [t["trigger_name"] for t in worker_triggers(world)] == ["Production"]
     stopped = ok(
         world.client.get(base(world) + f"/builds/{queued['build_uuid']}", headers=world.auth)
     )
     assert stopped["build_outcome"] == "cancelled"
+
+
+async def _config(world: World) -> Any:
+    async with world.services.db.connection() as conn:
+        return await preview_store.config(conn, world.account, TAG)
 
 
 async def _plain_variables(world: World, trigger_uuid: str) -> dict[str, tuple[str, bool]]:

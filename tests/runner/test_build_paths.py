@@ -57,7 +57,8 @@ def test_dependencies_install_by_the_lockfile_found(runner_world, repo: Repo) ->
     done = wait_for(world, queued["build_uuid"], timeout=120)
     lines = log_lines(world, queued["build_uuid"])
     assert done["build_outcome"] == "success", "\n".join(lines)
-    installing = [n for n, line in enumerate(lines) if line == "Installing dependencies: npm ci"]
+    wanted = "Installing project dependencies: npm ci"
+    installing = [n for n, line in enumerate(lines) if line == wanted]
     assert installing and installing[0] < lines.index("INSTALLED") < lines.index("BUILT")
     assert not [line for line in lines if "Unknown env config" in line], lines
 
@@ -73,7 +74,7 @@ def test_dependencies_install_by_the_lockfile_found(runner_world, repo: Repo) ->
     lines = log_lines(world, skipped["build_uuid"])
     assert done["build_outcome"] == "success"
     assert "BUILT" in lines and "INSTALLED" not in lines
-    assert not [line for line in lines if line.startswith("Installing dependencies")]
+    assert not [line for line in lines if line.startswith("Installing project dependencies")]
 
 
 @pytest.mark.parametrize(("limit", "kept"), [(1024, False), (1024 * 1024, True)])

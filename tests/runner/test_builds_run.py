@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from buildsd.runner import phases, tools
 from tests.api.flows import (
     BUILD_TOKEN_SECRET,
     base,
@@ -65,8 +66,54 @@ def test_a_build_runs_to_success_with_variables_and_metadata(runner_world, repo:
     logs = ok(
         world.client.get(base(world) + f"/builds/{queued['build_uuid']}/logs", headers=world.auth)
     )
-    assert [e["type"] for e in logs["events"]] == ["initializing", "build", "deploy"]
+    assert [e["type"] for e in logs["events"]] == list(phases.EVENT_TYPES)
     assert all(e["started_on"] and e["ended_on"] for e in logs["events"])
+    # Cloudflare's phase lines, in its order, with buildsd's own lines between them.
+    expected = [
+        phases.INITIALIZING_LINE,
+        phases.INITIALIZED_LINE,
+        phases.CLONING_LINE,
+        phases.build_line(t["build_command"]),
+        phases.BUILD_DONE_LINE,
+        phases.deploy_line(t["deploy_command"]),
+        phases.DEPLOY_DONE_LINE,
+    ]
+    at = [lines.index(line) for line in expected]
+    assert at == sorted(at), lines
+    detected = [line for line in lines if line.startswith("Detected the following tools")]
+    assert len(detected) <= 1 and all("@" in line for line in detected)
+
+
+def test_a_failing_deploy_logs_cloudflares_failure_line_then_the_reason(
+    runner_world, repo: Repo
+) -> None:
+    world = runner_world()
+    t = make_trigger(world, build_command="", deploy_command="echo deploying; exit 7")
+    queued = build(world, t["trigger_uuid"])
+    done = wait_for(world, queued["build_uuid"])
+    lines = log_lines(world, queued["build_uuid"])
+    assert done["build_outcome"] == "fail"
+    assert phases.NO_BUILD_COMMAND_LINE in lines
+    failed = lines.index("Failed: error occurred while running deploy command")
+    assert lines[failed + 1] == "Failed: deploy command exited with code 7"
+    assert phases.DEPLOY_DONE_LINE not in lines
+    logs = ok(
+        world.client.get(base(world) + f"/builds/{queued['build_uuid']}/logs", headers=world.auth)
+    )
+    assert [e["type"] for e in logs["events"]] == list(phases.EVENT_TYPES)
+
+
+def test_tools_are_named_with_their_versions_and_absent_ones_left_out(tmp_path) -> None:
+    fake = tmp_path / "npm"
+    fake.write_text("#!/bin/sh\necho 10.9.2\n")
+    fake.chmod(0o755)
+    mute = tmp_path / "node"
+    mute.write_text("#!/bin/sh\necho no version here\n")
+    mute.chmod(0o755)
+    broken = tmp_path / "pnpm"  # not a program at all: exec fails, the tool is left out
+    broken.write_bytes(b"\x00\x01\x02")
+    broken.chmod(0o755)
+    assert tools.detected(str(tmp_path)) == ("npm@10.9.2",)
 
 
 def test_a_pinned_older_commit_is_built_exactly(runner_world, repo: Repo) -> None:
@@ -103,6 +150,9 @@ def test_a_failing_command_fails_the_build_with_its_exit_code(runner_world, repo
     lines = log_lines(world, queued["build_uuid"])
     assert done["build_outcome"] == "fail"
     assert "Failed: build command exited with code 3" in lines
+    assert lines.index("Failed: error occurred while running build command") == (
+        lines.index("Failed: build command exited with code 3") - 1
+    )
     assert "never" not in lines
 
 

@@ -30,7 +30,7 @@ PR_42 = "https://github.com/octo-org/my-worker/pull/42"
 
 # Migration 0008 replaced six build indexes by six partial ones: the old names back (any
 # columns will do, 0008 drops them by name).
-BEFORE_0018 = (
+BEFORE_0014 = (
     "DROP INDEX ix_builds_account_id_external_script_id_created_on_seq; "
     "CREATE INDEX ix_builds_account_id_external_script_id_created_on_build_uuid "
     "ON builds (account_id, external_script_id, created_on, build_uuid); "
@@ -201,9 +201,11 @@ def test_builds_made_before_the_upgrade_are_marked_too(
     accepted(deliver_github(world, closed(41), "pull_request"), "ignored")
     accepted(deliver_github(world, pull_request("opened"), "pull_request"))
     settle(world)
-    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 to 0018 made gone
+    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 to 0015 made gone
         raw.executescript(
-            BEFORE_0018
+            "DROP TABLE previews; DROP TABLE previews_configs; "
+            "DROP INDEX ix_builds_trigger_uuid_created_on_seq;"
+            + BEFORE_0014
             + BEFORE_0012
             + "DROP TABLE pull_request_builds; DROP INDEX ix_webhook_deliveries_processed_on; "
             "DROP INDEX ix_webhook_matches_delivery_uuid; "

@@ -43,7 +43,8 @@ class LogsQuery(Struct):
 
 
 async def create_manual(call: Call) -> Build:
-    return await call.services.builds.create_manual(
+    # Through Previews: a non-production branch of a Worker on Previews builds its Preview.
+    return await call.services.previews.create_manual(
         call.account_id, call.params["trigger_uuid"], call.body
     )
 

@@ -12,6 +12,7 @@ from buildsd.api import (
     health,
     identity,
     metrics,
+    previews,
     repo_connections,
     scripts,
     triggers,
@@ -54,6 +55,7 @@ from buildsd.wire import (
     WebhookDelivery,
     WorkerBuild,
 )
+from buildsd.wire_previews import MigrateToPreviewsRequest, Preview, UpdatePreviewRequest
 from buildsd.wire_workers import (
     CreateDeploymentRequest,
     Deployment,
@@ -85,6 +87,8 @@ TRIGGER = TRIGGERS + "/{trigger_uuid}"
 WORKERS = BUILDS + "/workers"
 WORKER = WORKERS + "/{external_script_id}"
 WORKER_BUILD = WORKERS + "/{script_tag}"
+PREVIEWS = WORKER_BUILD + "/previews"
+PREVIEW = PREVIEWS + "/{preview_id}"
 HOOKS = WORKERS + "/{script_name}/deploy_hooks"  # the Worker's name, not its tag (D16)
 HOOK = HOOKS + "/{deploy_hook_uuid}"
 BUILD = BUILDS + "/builds/{build_uuid}"
@@ -218,6 +222,26 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("DELETE", WORKER_BUILD, "deleteWorkerBuild", worker_builds.delete,
               "builds:write", "Remove a Worker's build configuration (its triggers)",
               result=str, audit=Audited("worker_build", "script_tag", "delete")),
+    # --- Worker Previews (issue 13; docs/builds.md#worker-previews) ----------------------------
+    Operation("POST", WORKER_BUILD + "/migrate_to_previews", "migrateToPreviews",
+              previews.migrate, "builds:write",
+              "Turn the legacy non-production trigger into the Previews base config",
+              body=MigrateToPreviewsRequest, result=WorkerBuild,
+              audit=Audited("worker_build", "script_tag", "migrate_to_previews")),
+    Operation("GET", PREVIEWS, "listPreviews", previews.list_, "builds:read",
+              "List a Worker's Previews", query=PageQuery, result=list[Preview], paged=True),
+    Operation("GET", PREVIEW, "getPreview", previews.get, "builds:read",
+              "A Preview, with the build settings it uses", result=Preview),
+    Operation("PATCH", PREVIEW, "updatePreview", previews.update, "builds:write",
+              "Update a Preview's branch, flags or build settings",
+              body=UpdatePreviewRequest, result=Preview,
+              audit=Audited("preview", "preview_id", "update")),
+    Operation("GET", PREVIEW + "/builds", "listPreviewBuilds", previews.list_builds,
+              "builds:read", "A Preview's builds, newest first", query=PageQuery,
+              result=list[Build], paged=True),
+    Operation("POST", PREVIEW + "/builds", "createPreviewBuild", previews.create_build,
+              "builds:write", "Build a Preview", body=CreateBuildRequest, result=Build,
+              audit=Audited("build", "build_uuid", "create")),
     # --- push webhooks (docs/webhooks.md); the intake itself is /webhooks/{provider} ---------
     Operation("GET", BUILDS + "/webhook_deliveries", "listWebhookDeliveries", webhooks.list_,
               "builds:read", "Webhook deliveries for the account's repositories, newest first",

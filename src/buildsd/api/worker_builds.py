@@ -9,7 +9,7 @@ from buildsd.wire import WorkerBuild
 
 
 class UpdateQuery(Struct):
-    # Sent by real clients to also update existing previews; buildsd has no previews to update.
+    # Also apply previews_base_config changes to the Worker's existing Previews.
     patch_existing_previews: bool = False
 
 
@@ -22,8 +22,9 @@ async def get(call: Call) -> WorkerBuild:
 
 
 async def update(call: Call) -> WorkerBuild:
+    query: UpdateQuery = call.query
     return await call.services.worker_builds.update(
-        call.account_id, call.params["script_tag"], call.body
+        call.account_id, call.params["script_tag"], call.body, query.patch_existing_previews
     )
 
 

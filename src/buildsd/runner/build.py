@@ -15,7 +15,7 @@ from pathlib import Path
 
 from buildsd import git
 from buildsd.config import Settings
-from buildsd.runner import executor
+from buildsd.runner import executor, phases, tools
 from buildsd.runner.masking import Masker
 from buildsd.runner.sandbox import CACHE, HOME, TMP, Bind, Sandbox, entries_under
 from buildsd.services.runs import Job, LeaseLost, Runs
@@ -29,14 +29,6 @@ DELETED_CREDENTIAL_LINE = (
 )
 VERSION_ID = re.compile(r"Current Version ID:\s*([0-9a-fA-F-]{36})")
 PREVIEW_URL = re.compile(r"(?:Version )?Preview URL:\s*(https?://\S+)")
-# Lockfile → install command, first match wins (spec §3.3's package managers).
-INSTALLERS = (
-    ("bun.lockb", ["bun", "install", "--frozen-lockfile"]),
-    ("bun.lock", ["bun", "install", "--frozen-lockfile"]),
-    ("pnpm-lock.yaml", ["pnpm", "install", "--frozen-lockfile"]),
-    ("yarn.lock", ["yarn", "install", "--frozen-lockfile"]),
-    ("package-lock.json", ["npm", "ci"]),
-)
 # Each package manager's cache, kept per trigger. pnpm's store goes under PNPM_HOME (its store
 # is `$PNPM_HOME/store`): as `npm_config_store_dir` it made every npm warn of an unknown config.
 CACHE_ENV = {
@@ -189,10 +181,12 @@ class BuildRun:
         step: str,
         limit: float | None = None,
         binds: list[Bind] | None = None,
+        failed: str | None = None,
     ) -> None:
         """Run one step in the sandbox; `limit` (seconds) caps it below the build's deadline;
         `binds` (a clone's) replace the build's, and keep the network whatever
-        BUILDSD_BUILD_NETWORK says."""
+        BUILDSD_BUILD_NETWORK says. `failed` is Cloudflare's line for this step's failure,
+        written before buildsd's own reason."""
         await self._refresh()
         self._check_stop()
         deadline = self.deadline
@@ -212,16 +206,19 @@ class BuildRun:
             sandboxed=self.sandbox.confined,
         )
         if outcome.stopped == "timeout":
-            if deadline < self.deadline:
+            if deadline < self.deadline:  # only the clone has a limit of its own
                 raise Stopped("fail", f"Failed: {step} took longer than {limit:.0f} s")
             raise Stopped("terminated", "Build was timed out")
         if outcome.stopped:
             self._check_stop()
         if outcome.exit_code != 0:
+            if failed:
+                logs.line(failed)
             raise Stopped("fail", f"Failed: {step} exited with code {outcome.exit_code}")
 
     async def _steps(self, logs: LogWriter) -> str:
         job, trigger = self.job, self.job.trigger
+        logs.line(phases.INITIALIZING_LINE)
         if job.token is None:
             raise Stopped("fail", DELETED_CREDENTIAL_LINE)
         if trigger["c_deleted_on"] is not None:
@@ -244,8 +241,11 @@ class BuildRun:
         clone_binds = [*self.binds, *self.sandbox.clone_binds(url)]
         inside = self.sandbox.inside(repo, self.binds)
         described = self.workspace / "tmp" / DESCRIBED
+        logs.line(phases.INITIALIZED_LINE)
 
-        logs.line(f"Cloning repository {git.redact(url)}")
+        await self.runs.phase(job, phases.CLONING)
+        logs.line(phases.CLONING_LINE)
+        logs.line(f"Cloning {git.redact(url)}")  # buildsd's own: which repository
         # One sandbox for the clone and for describing the commit: each costs ~10 ms to set up.
         steps = git.clone_commands(url, inside, build["branch"], build["commit_hash"])
         script = " && ".join(shlex.join(argv) for argv in steps)
@@ -278,23 +278,41 @@ class BuildRun:
             self._check_stop()
             raise Stopped(None, "Build cancelled.")
 
-        installer = self._installer(root, env)
+        await self.runs.phase(job, phases.INSTALLING)
+        if found := await asyncio.to_thread(tools.detected, env["PATH"]):
+            logs.line(phases.tools_line(list(found)))
+        installer = tools.installer(root, env)
         if installer is not None:
-            await self.runs.phase(job, "install")
-            logs.line(f"Installing dependencies: {' '.join(installer)}")
-            await self._run(logs, installer, root, env, "dependency install")
-        if trigger["build_command"].strip():
-            await self.runs.phase(job, "build")
-            logs.line(f"Executing user build command: {trigger['build_command']}")
+            logs.line(phases.installing_line(" ".join(installer)))
             await self._run(
-                logs, ["/bin/sh", "-c", trigger["build_command"]], root, env, "build command"
+                logs, installer, root, env, "dependency install", failed=phases.INSTALL_FAILED_LINE
             )
-        await self.runs.phase(job, "deploy")
+        await self.runs.phase(job, phases.BUILDING)
+        if trigger["build_command"].strip():
+            logs.line(phases.build_line(trigger["build_command"]))
+            await self._run(
+                logs,
+                ["/bin/sh", "-c", trigger["build_command"]],
+                root,
+                env,
+                "build command",
+                failed=phases.failed_line("build command"),
+            )
+            logs.line(phases.BUILD_DONE_LINE)
+        else:
+            logs.line(phases.NO_BUILD_COMMAND_LINE)
+        await self.runs.phase(job, phases.DEPLOYING)
         logs.watchers = [VERSION_ID, PREVIEW_URL]
-        logs.line(f"Executing user deploy command: {trigger['deploy_command']}")
+        logs.line(phases.deploy_line(trigger["deploy_command"]))
         await self._run(
-            logs, ["/bin/sh", "-c", trigger["deploy_command"]], root, env, "deploy command"
+            logs,
+            ["/bin/sh", "-c", trigger["deploy_command"]],
+            root,
+            env,
+            "deploy command",
+            failed=phases.failed_line("deploy command"),
         )
+        logs.line(phases.DEPLOY_DONE_LINE)
         version = logs.seen.get(VERSION_ID.pattern)
         preview = logs.seen.get(PREVIEW_URL.pattern)
         if version or preview:
@@ -351,6 +369,8 @@ class BuildRun:
             WRANGLER_CI_OVERRIDE_NAME=job.worker_name,
             WRANGLER_CI_MATCH_TAG=str(job.trigger["external_script_id"]),
         )
+        if job.preview:  # wrangler derives the Preview's alias from WORKERS_CI_BRANCH
+            env["WRANGLER_CI_GENERATE_PREVIEW_ALIAS"] = "true"
         if self.settings.deploy_target == "self":  # D25: wrangler deploys to this buildsd
             env["CLOUDFLARE_API_BASE_URL"] = self.settings.self_api_url
         if job.trigger["build_caching_enabled"]:
@@ -367,15 +387,6 @@ class BuildRun:
             with contextlib.suppress(FileExistsError):  # a file or link a build left
                 (self.cache_dir / sub).mkdir()
             self.sandbox.own(self.cache_dir / sub)
-
-    @staticmethod
-    def _installer(root: Path, env: dict[str, str]) -> list[str] | None:
-        if env.get("SKIP_DEPENDENCY_INSTALL") or not (root / "package.json").exists():
-            return None
-        for lockfile, argv in INSTALLERS:
-            if (root / lockfile).exists():
-                return argv
-        return ["npm", "install"]
 
     def _trim_cache(self) -> None:
         if not self.cache_dir.exists():

@@ -21,6 +21,10 @@ INITIALIZED_LINE = "Success: Finished initializing build environment"
 CLONING_LINE = "Cloning repository..."
 BUILD_DONE_LINE = "Success: Build command completed"
 DEPLOY_DONE_LINE = "Success: Deploy command completed"
+NO_BUILD_COMMAND_LINE = "No build command specified. Skipping build step."
+# Cloudflare's wording for a failed dependency install (low confidence: seen in user reports,
+# not in a recorded log); the build and deploy failures use `failed_line`.
+INSTALL_FAILED_LINE = "Failed: error occurred while installing tools or dependencies"
 
 
 def tools_line(tools: list[str]) -> str:

@@ -17,6 +17,7 @@ from buildsd.services.grants import Grants
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
 from buildsd.services.metrics import Metrics
+from buildsd.services.previews import Previews
 from buildsd.services.repo_connections import RepoConnections
 from buildsd.services.runs import Runs
 from buildsd.services.sandboxing import Confinement
@@ -59,7 +60,10 @@ class Services:
         self.builds = Builds(db, settings, access_log, on_queued=self.runs.notify)
         self.deploy_hooks = DeployHooks(db, self.builds)
         self.webhook_secrets = WebhookSecrets(db, settings, cipher)
-        self.webhooks = Webhooks(db, settings, self.builds, self.grants, self.webhook_secrets)
+        self.previews = Previews(db, settings, self.triggers, self.builds)
+        self.webhooks = Webhooks(
+            db, settings, self.builds, self.grants, self.webhook_secrets, self.previews
+        )
         self.worker_builds = WorkerBuilds(db, self.triggers, self.grants)
         self.workers = Workers(db)
         self.scripts = Scripts(db)

@@ -17,7 +17,7 @@ from buildsd.logs import AccessLog
 from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.metrics import Metrics
 from buildsd.services.triggers import Triggers
-from buildsd.store import accounts, builds, runs, triggers, workers
+from buildsd.store import accounts, builds, previews, runs, triggers, workers
 
 
 class LeaseLost(Exception):
@@ -36,6 +36,7 @@ class Job:
     owner: str
     secrets: list[str] = field(default_factory=list)
     worker_name: str = ""  # the connected Worker's (WRANGLER_CI_OVERRIDE_NAME)
+    preview: bool = False  # a Worker Preview's build (WRANGLER_CI_GENERATE_PREVIEW_ALIAS)
 
     @property
     def build_uuid(self) -> str:
@@ -100,6 +101,7 @@ class Runs:
             worker = await workers.find_by_tag(
                 conn, build["account_id"], trigger["external_script_id"]
             )
+            preview = await previews.owns(conn, build["trigger_uuid"])
         self._log.build_state(
             build["build_uuid"], build["account_id"], "initializing", runner=owner
         )
@@ -108,7 +110,9 @@ class Runs:
         if token:
             secrets.append(token)
         name = worker["name"] if worker is not None else trigger["external_script_id"]
-        return Job(build, trigger, token, variables, owner, secrets, worker_name=name)
+        return Job(
+            build, trigger, token, variables, owner, secrets, worker_name=name, preview=preview
+        )
 
     async def renew(self, job: Job) -> str | None:
         """Extend the lease; the build's status now (stopped = cancelled by the API), or None

@@ -15,7 +15,15 @@ from buildsd.db import Connection, Database
 from buildsd.errors import InvalidRequestBody, NotFound
 from buildsd.services import audit
 from buildsd.services.patterns import some_branch_builds
-from buildsd.store import build_tokens, builds, repo_connections, triggers, variables, workers
+from buildsd.store import (
+    build_tokens,
+    builds,
+    previews,
+    repo_connections,
+    triggers,
+    variables,
+    workers,
+)
 from buildsd.wire import (
     MAX_VARIABLES,
     CreateTriggerRequest,
@@ -109,9 +117,12 @@ class Triggers:
 
     async def list_by_worker(self, account_id: str, tag: str) -> list[Trigger]:
         async with self._db.connection() as conn:
+            # The rows holding Previews settings are no triggers of the Worker's (issue 13).
+            hidden = await previews.owned(conn, account_id, tag)
             return [
                 triggers.to_wire(row)
                 for row in await triggers.list_by_worker(conn, account_id, tag)
+                if row["trigger_uuid"] not in hidden
             ]
 
     async def page(self, account_id: str, page: Page) -> tuple[list[Trigger], int]:

@@ -20,6 +20,7 @@ from buildsd.services.webhook_payloads import (
     clean,
     closed,
     decode,
+    deleted,
     from_fork,
     head_of,
     ignored,
@@ -88,7 +89,7 @@ def parse(event: str, raw: bytes) -> Event:
         repo = _repo(push.repository)
         branch, why = branch_of(push.ref)
         if branch is not None and (push.deleted or ZERO.match(push.after)):
-            branch, why = None, "branch deleted: nothing to build"
+            return deleted(repo, branch)
         if branch is None:
             return ignored(why, repo)
         head = push.head_commit or head_of(push.commits, push.after)

@@ -24,6 +24,7 @@ from buildsd.services.webhook_payloads import (
     clean,
     closed,
     decode,
+    deleted,
     from_fork,
     head_of,
     ignored,
@@ -85,7 +86,7 @@ def parse(event: str, raw: bytes) -> Event:
         if event == "Tag Push Hook":
             branch, why = None, "tag push: tags do not start builds"
         if branch is not None and ZERO.match(push.after):
-            branch, why = None, "branch deleted: nothing to build"
+            return deleted(repo, branch)
         if branch is None:
             return ignored(why, repo)
         sha = push.checkout_sha or push.after

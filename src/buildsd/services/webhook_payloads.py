@@ -44,6 +44,8 @@ class Event:
     commit_count: int = 0
     # A build's pull_request; for a closed pull request (ignored: no build), closed_on is set.
     pull_request: PullRequest | None = None
+    # A push deleting `branch` (ignored: no build): its Preview may go with it (issue 13).
+    deleted: bool = False
 
 
 # --- payloads: only the fields buildsd reads (payloads are large; the rest is skipped) -----------
@@ -145,6 +147,12 @@ def closed(repo: Repo, branch: str, sha: str, url: str, times: tuple[str | None,
     reason = "pull request closed: no build; its builds get closed_on"
     event = replace(ignored(reason, repo), pull_request=closed)
     return replace(event, branch=clean(branch), commit_hash=sha.lower() if SHA.match(sha) else "")
+
+
+def deleted(repo: Repo, branch: str) -> Event:
+    """No build; the matcher deletes the branch's Previews whose flag says so."""
+    event = ignored("branch deleted: nothing to build", repo)
+    return replace(event, branch=clean(branch), deleted=True)
 
 
 def from_fork(repo: Repo) -> Event:

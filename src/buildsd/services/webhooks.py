@@ -20,6 +20,7 @@ from buildsd.services import pull_requests, webhook_events
 from buildsd.services.builds import Builds
 from buildsd.services.grants import Grants
 from buildsd.services.patterns import Verdict, verdict
+from buildsd.services.previews import Previews
 from buildsd.services.webhook_events import PROVIDER_TYPES, Event, Provider
 from buildsd.services.webhook_retention import Retention
 from buildsd.services.webhook_secrets import WebhookSecrets
@@ -79,8 +80,10 @@ class Webhooks:
         builds: Builds,
         grants: Grants,
         secrets: WebhookSecrets,
+        previews: Previews | None = None,
     ) -> None:
         self._db = db
+        self._previews = previews  # Worker Previews: made by a push, deleted with a branch
         self._settings = settings
         self._builds = builds
         self._grants = grants
@@ -128,8 +131,11 @@ class Webhooks:
             "repository": event.repository,
             "branch": event.branch,
             "commit_hash": event.commit_hash,
-            # Only an accepted delivery or a closed pull request is matched from its body.
-            "payload": _text(raw) if event.status == "accepted" or closes else None,
+            # Only an accepted delivery, a closed pull request or a deleted branch is matched
+            # from its body.
+            "payload": _text(raw)
+            if event.status == "accepted" or closes or event.deleted
+            else None,
             "received_on": clock.now(),
             # Nothing to match without a repository; the rest waits for the matcher.
             "processed_on": None if event.repo_id else clock.now(),
@@ -262,12 +268,14 @@ class Webhooks:
             marked = await pull_requests.close(conn, items, closes, row["received_on"])
         for item in items:
             decisions = found.setdefault(item["account_id"], [])
-            if event is not None and item["trigger_uuid"] is not None:
+            if event is not None and not event.deleted and item["trigger_uuid"] is not None:
                 trigger = await triggers.get_any(conn, item["trigger_uuid"])
                 if marked is not None:  # a closed pull request: no build, closed_on set
                     decisions.append(pull_requests.decision(trigger, marked))
                 else:
                     decisions.append(await self._decide(conn, trigger, event))
+        if event is not None and marked is None and self._previews is not None:
+            await self._previews_of(conn, items, event, found)
         for account, decisions in found.items():
             await webhook_deliveries.put_match(
                 conn,
@@ -277,6 +285,24 @@ class Webhooks:
                 decisions=decisions,
             )
         return found
+
+    async def _previews_of(
+        self,
+        conn: Connection,
+        items: list[Row],
+        event: Event,
+        found: dict[str, list[WebhookDecision]],
+    ) -> None:
+        """A deleted branch deletes its Previews (flag on); a push of a branch that has no
+        Preview yet makes one per Worker on Previews, and its trigger decides like the rest."""
+        assert self._previews is not None
+        connections = sorted({(item["account_id"], item["repo_connection_uuid"]) for item in items})
+        for account, connection_uuid in connections:
+            if event.deleted:
+                await self._previews.branch_deleted(conn, connection_uuid, event.branch)
+                continue
+            for trigger in await self._previews.for_push(conn, connection_uuid, event.branch):
+                found.setdefault(account, []).append(await self._decide(conn, trigger, event))
 
     async def _decide(self, conn: Connection, trigger: Row, event: Event) -> WebhookDecision:
         found = _verdict(trigger, event.branch, event.changed_files, event.commit_count)

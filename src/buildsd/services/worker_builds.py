@@ -1,12 +1,16 @@
-"""The Worker build configuration (spec §1b, §9): a view over a Worker's connection and triggers.
+"""The Worker build config (spec §1b, §9; issue 13): a view over a Worker's connection, its
+triggers and its Previews settings.
 
-Nothing is stored for it (D16): POST makes a repository connection and a "Production" trigger
-(plus a "Previews" trigger when previews are on), and GET reads them back. Which trigger plays
-which part:
+POST makes a repository connection and a "Production" trigger. Asked for previews beside it,
+it makes a legacy "Previews" trigger (`branch_includes ["*"]`) and answers
+`previews_enabled: false`, as live Cloudflare was recorded doing; `migrate_to_previews` then
+turns that trigger into the Previews base config (services/previews.py). Roles:
 
 * production: the oldest live trigger that builds exactly one branch named without `*`,
   else the oldest live trigger;
-* previews: another live trigger that builds every branch (`branch_includes ["*"]`).
+* legacy non-production: another live trigger that builds every branch;
+* Previews: the `previews_configs` row and its base-config trigger row (never a trigger of
+  its own: it matches no branch), and one trigger row per Preview.
 """
 
 from __future__ import annotations
@@ -23,28 +27,41 @@ from buildsd.errors import (
     InvalidRequestBody,
     NoBuildConfiguration,
     NotFound,
+    PreviewsNeedMigration,
 )
 from buildsd.services import audit
 from buildsd.services.grants import Grants
+from buildsd.services.previews import (
+    BASE,
+    LISTS,
+    SCALARS,
+    apply_settings,
+    changes_of,
+    copy_trigger,
+    legacy_live,
+    patterns,
+    retire,
+    roles,
+    settings_of,
+    write_variables,
+)
 from buildsd.services.repo_connections import check_names
 from buildsd.services.triggers import Triggers
-from buildsd.store import build_tokens, builds, repo_connections, triggers, workers
+from buildsd.store import build_tokens, previews, repo_connections, triggers, workers
 from buildsd.wire import (
     CreateWorkerBuildRequest,
     UpdateWorkerBuildRequest,
     UpdateWorkerBuildSettingsInput,
     UpdateWorkerGitRepositoryInput,
-    VariableInput,
     WorkerBuild,
     WorkerBuildSettings,
     WorkerBuildSettingsInput,
     WorkerGitRepository,
 )
+from buildsd.wire_previews import PREVIEW_COMMAND, MigrateToPreviewsRequest
 
 PRODUCTION = "Production"
 PREVIEWS = "Previews"
-_SCALARS = ("build_command", "deploy_command", "root_directory", "build_caching_enabled")
-_LISTS = ("path_includes", "path_excludes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,54 +74,10 @@ class _Where:
     now: str
 
 
-def _patterns(row: Row, column: str) -> list[str]:
-    return msgspec.json.decode(row[column], type=list[str])
-
-
-def _roles(live: list[Row]) -> tuple[Row, Row | None]:
-    """(production, previews) among a Worker's live triggers, oldest first."""
-    production = next(
-        (
-            row
-            for row in live
-            if len(includes := _patterns(row, "branch_includes")) == 1 and "*" not in includes[0]
-        ),
-        live[0],
-    )
-    previews = next(
-        (
-            row
-            for row in live
-            if row is not production and _patterns(row, "branch_includes") == ["*"]
-        ),
-        None,
-    )
-    return production, previews
-
-
 def _check_branch(branch: str, pointer: str) -> None:
     # A git ref cannot contain `*`; in a trigger it would become a pattern for many branches.
     if "*" in branch:
         raise InvalidRequestBody("branch is a branch name, not a pattern", pointer=pointer)
-
-
-def _changes(settings: UpdateWorkerBuildSettingsInput, pointer: str) -> dict[str, Any]:
-    """The fields a partial settings object sets (at least one, as the schema requires)."""
-    given = {
-        name: value
-        for name, value in msgspec.structs.asdict(settings).items()
-        if value is not msgspec.UNSET
-    }
-    if not given:
-        raise InvalidRequestBody("give at least one setting", pointer=pointer)
-    return given
-
-
-async def _retire(conn: Connection, trigger_uuid: str, now: str) -> None:
-    """Soft-delete a trigger and cancel its unfinished builds, as deleting a trigger does (D6)."""
-    await triggers.soft_delete(conn, trigger_uuid, now)
-    for build in await builds.unfinished_of_trigger(conn, trigger_uuid):
-        await builds.stop(conn, build["build_uuid"], outcome="cancelled", now=now, duration_ms=None)
 
 
 class WorkerBuilds:
@@ -152,12 +125,18 @@ class WorkerBuilds:
                 body.production_settings,
                 "/production_settings",
             )
+            base, pointer = body.previews_base_config, "/previews_base_config"
             if body.previews_enabled:
-                # Without a base config of their own, previews build as production does.
-                base, pointer = body.previews_base_config, "/previews_base_config"
+                # Cloudflare's recorded quirk: asked for previews, create makes a legacy
+                # non-production trigger and answers previews_enabled false; the client then
+                # calls migrate_to_previews. Without a base config it builds as production.
                 if base is None:
                     base, pointer = body.production_settings, "/production_settings"
                 await self._insert(conn, where, PREVIEWS, (["*"], [repo.branch]), base, pointer)
+            elif base is not None:
+                # Kept for later (previews off): the base config a PATCH can switch on.
+                row = await self._insert(conn, where, BASE, ([], []), base, pointer)
+                await previews.put_config(conn, account_id, tag, row, False, now)
             return await self._view(conn, account_id, tag)
 
     async def get(self, account_id: str, tag: str) -> WorkerBuild:
@@ -165,9 +144,14 @@ class WorkerBuilds:
             return await self._view(conn, account_id, tag)
 
     async def update(
-        self, account_id: str, tag: str, body: UpdateWorkerBuildRequest
+        self,
+        account_id: str,
+        tag: str,
+        body: UpdateWorkerBuildRequest,
+        patch_existing_previews: bool = False,
     ) -> WorkerBuild:
-        """PATCH: the production branch, either settings object, previews on or off."""
+        """PATCH: the production branch, either settings object, previews on or off;
+        `patch_existing_previews` also applies base-config changes to every Preview."""
         if all(value is msgspec.UNSET for value in msgspec.structs.astuple(body)):
             raise InvalidRequestBody("give at least one property", pointer="")
         branch: str | None = None
@@ -178,54 +162,100 @@ class WorkerBuilds:
             _check_branch(branch, "/git_repository/branch")
         production_changes = preview_changes = None
         if isinstance(body.production_settings, UpdateWorkerBuildSettingsInput):
-            production_changes = _changes(body.production_settings, "/production_settings")
+            production_changes = changes_of(body.production_settings, "/production_settings")
         if isinstance(body.previews_base_config, UpdateWorkerBuildSettingsInput):
-            preview_changes = _changes(body.previews_base_config, "/previews_base_config")
+            preview_changes = changes_of(body.previews_base_config, "/previews_base_config")
         async with self._db.transaction() as conn:
             await workers.lock(conn, account_id, tag)
-            live = await triggers.list_by_worker(conn, account_id, tag)
+            live = await legacy_live(conn, account_id, tag)
             if not live:
                 raise NoBuildConfiguration()
-            production, previews = _roles(live)
+            production, legacy = roles(live)
+            config = await previews.config(conn, account_id, tag)
+            if body.previews_enabled is True and legacy is not None:
+                raise PreviewsNeedMigration()
             now = clock.now()
             if branch is not None:
-                await self._move_branch(conn, production, previews, branch, now)
+                await self._move_branch(conn, production, legacy, branch, now)
             if production_changes is not None:
                 await self._apply(
                     conn, account_id, production, production_changes, "/production_settings"
                 )
-            if body.previews_enabled is False and previews is not None:
-                await _retire(conn, previews["trigger_uuid"], now)
-                previews = None
-            elif body.previews_enabled is True and previews is None:
-                previews = await self._start_previews(conn, account_id, tag)
-            # A base config for previews that stay off has nothing to apply to: ignored.
-            if preview_changes is not None and previews is not None:
-                await self._apply(
-                    conn, account_id, previews, preview_changes, "/previews_base_config"
+            if body.previews_enabled is False and legacy is not None:
+                await retire(conn, legacy["trigger_uuid"], now)
+                legacy = None
+            if body.previews_enabled is True and config is None:
+                # Previews on at once (no legacy trigger to migrate): based on production.
+                base = await self._base_from(conn, production, PREVIEW_COMMAND)
+                await previews.put_config(conn, account_id, tag, base["trigger_uuid"], True, now)
+            elif isinstance(body.previews_enabled, bool) and config is not None:
+                await previews.put_config(
+                    conn, account_id, tag, config["trigger_uuid"], body.previews_enabled, now
+                )
+            config = await previews.config(conn, account_id, tag)
+            if preview_changes is not None:
+                await self._patch_previews(
+                    conn, account_id, (config, legacy), preview_changes, patch_existing_previews
                 )
             return await self._view(conn, account_id, tag)
 
-    async def delete(self, account_id: str, tag: str) -> str:
-        """Soft-delete every live trigger of the Worker, cancelling their unfinished builds."""
+    async def migrate_to_previews(
+        self, account_id: str, tag: str, body: MigrateToPreviewsRequest
+    ) -> WorkerBuild:
+        """The legacy non-production trigger's settings (else production's) become the Previews
+        base config with `deploy_command`; the legacy trigger is removed; Previews are on.
+        A Worker already on Previews gets the deploy command and stays on (idempotent)."""
         async with self._db.transaction() as conn:
             await workers.lock(conn, account_id, tag)
-            live = await triggers.list_by_worker(conn, account_id, tag)
+            live = await legacy_live(conn, account_id, tag)
             if not live:
                 raise NoBuildConfiguration()
+            production, legacy = roles(live)
+            config = await previews.config(conn, account_id, tag)
             now = clock.now()
-            for row in live:
-                await _retire(conn, row["trigger_uuid"], now)
+            if config is not None and legacy is None:
+                trigger_uuid = config["trigger_uuid"]
+                await triggers.update(
+                    conn, trigger_uuid, {"deploy_command": body.deploy_command}, now
+                )
+            else:
+                base = await self._base_from(conn, legacy or production, body.deploy_command)
+                trigger_uuid = base["trigger_uuid"]
+                if config is not None:  # a base config kept while off: replaced by the legacy's
+                    await retire(conn, config["trigger_uuid"], now)
+                if legacy is not None:
+                    await retire(conn, legacy["trigger_uuid"], now)
+            await previews.put_config(conn, account_id, tag, trigger_uuid, True, now)
+            return await self._view(conn, account_id, tag)
+
+    async def delete(self, account_id: str, tag: str) -> str:
+        """Soft-delete every live trigger of the Worker (its Previews' too), cancelling their
+        unfinished builds; its Previews and Previews settings go."""
+        async with self._db.transaction() as conn:
+            await workers.lock(conn, account_id, tag)
+            if not await legacy_live(conn, account_id, tag):
+                raise NoBuildConfiguration()
+            now = clock.now()
+            for row in await previews.all_of_worker(conn, account_id, tag):
+                await previews.delete(conn, row["preview_id"])
+            await previews.delete_config(conn, account_id, tag)
+            for row in await triggers.list_by_worker(conn, account_id, tag):
+                await retire(conn, row["trigger_uuid"], now)
         return "ok"
 
     # --- inside a transaction ----------------------------------------------------------------
 
     async def _view(self, conn: Connection, account_id: str, tag: str) -> WorkerBuild:
-        live = await triggers.list_by_worker(conn, account_id, tag)
+        live = await legacy_live(conn, account_id, tag)
         if not live:
             raise NoBuildConfiguration()
-        production, previews = _roles(live)
-        result = WorkerBuild(
+        production, legacy = roles(live)
+        config = await previews.config(conn, account_id, tag)
+        base: Row | None = legacy
+        if config is not None and legacy is None:
+            # None if someone deleted that row as a trigger: the default base config then.
+            base = await triggers.find(conn, account_id, config["trigger_uuid"])
+        return WorkerBuild(
             script_tag=tag,
             git_repository=WorkerGitRepository(
                 provider_type=production["provider_type"],
@@ -233,27 +263,57 @@ class WorkerBuilds:
                 provider_account_name=production["provider_account_name"],
                 repo_id=production["repo_id"],
                 repo_name=production["repo_name"],
-                branch=_patterns(production, "branch_includes")[0],
+                branch=patterns(production, "branch_includes")[0],
                 grant_id=None,  # connections keep no grant (D17)
             ),
-            production_settings=await self._settings(conn, production),
-            previews_enabled=previews is not None,
+            production_settings=await settings_of(conn, self._triggers, production),
+            # On only through Previews proper: a legacy trigger is not Previews (issue 13).
+            previews_enabled=bool(config is not None and config["previews_enabled"]),
+            previews_base_config=await self._base_settings(conn, production, base),
         )
-        if previews is not None:
-            result.previews_base_config = await self._settings(conn, previews)
-        return result
 
-    async def _settings(self, conn: Connection, row: Row) -> WorkerBuildSettings:
-        return WorkerBuildSettings(
-            build_command=row["build_command"],
-            deploy_command=row["deploy_command"],
-            build_token_uuid=row["build_token_uuid"],
-            root_directory=row["root_directory"],
-            path_includes=_patterns(row, "path_includes"),
-            path_excludes=_patterns(row, "path_excludes"),
-            build_caching_enabled=bool(row["build_caching_enabled"]),
-            environment_variables=await self._triggers.read_variables(conn, row["trigger_uuid"]),
+    async def _base_settings(
+        self, conn: Connection, production: Row, base: Row | None
+    ) -> WorkerBuildSettings:
+        """Always an object (issue 13): with neither a base config nor a legacy trigger, the
+        one switching Previews on would make, production's settings with the Preview command."""
+        if base is not None:
+            return await settings_of(conn, self._triggers, base)
+        settings = await settings_of(conn, self._triggers, production)
+        settings.deploy_command = PREVIEW_COMMAND
+        return settings
+
+    async def _base_from(self, conn: Connection, source: Row, deploy_command: str) -> Row:
+        """A base-config trigger row copied from `source` (matches no branch)."""
+        return await copy_trigger(
+            conn, self._triggers, source, BASE, ([], []), {"deploy_command": deploy_command}
         )
+
+    async def _patch_previews(
+        self,
+        conn: Connection,
+        account_id: str,
+        where: tuple[Row | None, Row | None],
+        changes: dict[str, Any],
+        existing: bool,
+    ) -> None:
+        """Base-config changes onto the legacy trigger, else the Previews base config (and,
+        asked, every Preview); with neither there is nothing to apply them to: ignored."""
+        config, legacy = where
+        pointer = "/previews_base_config"
+        if legacy is not None:
+            await self._apply(conn, account_id, legacy, changes, pointer)
+            return
+        if config is None:
+            return
+        await apply_settings(
+            conn, self._triggers, account_id, config["trigger_uuid"], changes, pointer
+        )
+        if existing:
+            for row in await previews.all_of_worker(conn, account_id, config["external_script_id"]):
+                await apply_settings(
+                    conn, self._triggers, account_id, row["trigger_uuid"], changes, pointer
+                )
 
     async def _insert(
         self,
@@ -263,10 +323,10 @@ class WorkerBuilds:
         branches: tuple[list[str], list[str]],
         settings: WorkerBuildSettingsInput,
         pointer: str,
-    ) -> None:
+    ) -> str:
         token_uuid = settings.build_token_uuid.lower()
         await build_tokens.get(conn, where.account_id, token_uuid)
-        values: dict[str, Any] = {field: getattr(settings, field) for field in _SCALARS + _LISTS}
+        values: dict[str, Any] = {field: getattr(settings, field) for field in SCALARS + LISTS}
         values.update(
             trigger_uuid=clock.new_uuid(),
             account_id=where.account_id,
@@ -281,77 +341,26 @@ class WorkerBuilds:
             deleted_on=None,
         )
         await triggers.insert(conn, values)
-        await self._variables(conn, values["trigger_uuid"], settings.environment_variables, pointer)
+        await write_variables(
+            conn, self._triggers, values["trigger_uuid"], settings.environment_variables, pointer
+        )
+        return str(values["trigger_uuid"])
 
     async def _apply(
         self, conn: Connection, account_id: str, row: Row, changes: dict[str, Any], pointer: str
     ) -> None:
-        """A partial settings object onto one trigger; variables merge (a null entry deletes)."""
-        changes = dict(changes)
-        variables = changes.pop("environment_variables", None)
-        if "build_token_uuid" in changes:
-            changes["build_token_uuid"] = changes["build_token_uuid"].lower()
-            await build_tokens.get(conn, account_id, changes["build_token_uuid"])
-        if changes:
-            await triggers.update(conn, row["trigger_uuid"], changes, clock.now())
-        if variables is not None:
-            await self._variables(conn, row["trigger_uuid"], variables, pointer)
-
-    async def _variables(
-        self,
-        conn: Connection,
-        trigger_uuid: str,
-        changes: dict[str, VariableInput | None],
-        pointer: str,
-    ) -> None:
-        try:
-            await self._triggers.write_variables(conn, trigger_uuid, changes)
-        except InvalidRequestBody as exc:
-            # Point into this body, not into a bare variables map.
-            detail = exc.chain[0].message if exc.chain else None
-            where = f"{pointer}/environment_variables{exc.pointer or ''}"
-            raise InvalidRequestBody(detail, pointer=where) from exc
+        await apply_settings(
+            conn, self._triggers, account_id, row["trigger_uuid"], changes, pointer
+        )
 
     async def _move_branch(
-        self, conn: Connection, production: Row, previews: Row | None, branch: str, now: str
+        self, conn: Connection, production: Row, legacy: Row | None, branch: str, now: str
     ) -> None:
-        """Production builds the new branch; previews stop excluding the old one for it."""
-        old = _patterns(production, "branch_includes")[0]
+        """Production builds the new branch; a legacy trigger stops excluding the old one."""
+        old = patterns(production, "branch_includes")[0]
         await triggers.update(conn, production["trigger_uuid"], {"branch_includes": [branch]}, now)
-        if previews is not None:
-            excludes = [branch if p == old else p for p in _patterns(previews, "branch_excludes")]
+        if legacy is not None:
+            excludes = [branch if p == old else p for p in patterns(legacy, "branch_excludes")]
             if branch not in excludes:
                 excludes.append(branch)
-            await triggers.update(
-                conn, previews["trigger_uuid"], {"branch_excludes": excludes}, now
-            )
-
-    async def _start_previews(self, conn: Connection, account_id: str, tag: str) -> Row:
-        """A Previews trigger copied from production as it now is, variables included."""
-        production, _ = _roles(await triggers.list_by_worker(conn, account_id, tag))
-        now = clock.now()
-        values: dict[str, Any] = {field: production[field] for field in _SCALARS}
-        values.update({field: _patterns(production, field) for field in _LISTS})
-        values.update(
-            trigger_uuid=clock.new_uuid(),
-            account_id=account_id,
-            external_script_id=tag,
-            repo_connection_uuid=production["repo_connection_uuid"],
-            build_token_uuid=production["build_token_uuid"],
-            trigger_name=PREVIEWS,
-            branch_includes=["*"],
-            branch_excludes=[_patterns(production, "branch_includes")[0]],
-            build_caching_enabled=bool(production["build_caching_enabled"]),
-            created_on=now,
-            modified_on=now,
-            deleted_on=None,
-        )
-        await triggers.insert(conn, values)
-        copied: dict[str, VariableInput | None] = {
-            key: VariableInput(value=value, is_secret=is_secret)
-            for key, (value, is_secret) in (
-                await self._triggers.plain_variables(conn, production["trigger_uuid"])
-            ).items()
-        }
-        await self._triggers.write_variables(conn, values["trigger_uuid"], copied)
-        return await triggers.get(conn, account_id, values["trigger_uuid"])
+            await triggers.update(conn, legacy["trigger_uuid"], {"branch_excludes": excludes}, now)

@@ -278,7 +278,9 @@ async def queued_for_branch(conn: Connection, trigger_uuid: str, branch: str) ->
     return await conn.one(
         _SELECT + f"WHERE trigger_uuid = :uuid AND {UNFINISHED} AND branch = :branch "
         "AND status = 'queued' "
-        "ORDER BY created_on DESC, seq DESC LIMIT 1",
+        # By seq alone (the order of creation): ordered by created_on first, the planner
+        # prefers a Preview's builds index (0015) that avoids the sort to the small partial one.
+        "ORDER BY seq DESC LIMIT 1",
         {"uuid": trigger_uuid, "branch": branch},
     )
 

@@ -5,14 +5,14 @@ random. `seq` comes from the Worker's build counter, bumped in the build's own t
 counter row's lock orders concurrent inserts), so it only grows. Existing builds are numbered
 in their old order.
 
-Revision ID: 0018
+Revision ID: 0014
 Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
