@@ -48,6 +48,10 @@ async def create_manual(call: Call) -> Build:
     )
 
 
+async def retry(call: Call) -> Build:
+    return await call.services.builds.retry(call.account_id, call.params["build_uuid"])
+
+
 async def get(call: Call) -> Build:
     return await call.services.builds.get(call.account_id, call.params["build_uuid"])
 

@@ -175,6 +175,29 @@ class Builds:
             )
             return builds.to_wire(row, trigger)
 
+    async def retry(self, account_id: str, build_uuid: str) -> Build:
+        """Extension: build the same branch and commit again with the trigger's current settings
+        (Cloudflare's dashboard "Retry build"; the forge's check-run re-run).
+
+        Cloudflare's internal source `retry` is served as the public `manual` (spec newer §1.2).
+        A build whose trigger was deleted cannot be retried: 404, like its trigger.
+        """
+        async with self._db.transaction() as conn:
+            old = await builds.get(conn, account_id, build_uuid)
+            trigger = await triggers.get(conn, account_id, old["trigger_uuid"])
+            pull_request = builds.to_wire(old, trigger).pull_request
+            row = await self.queue(
+                conn,
+                trigger,
+                source="manual",
+                branch=old["branch"],
+                commit_hash=old["commit_hash"],
+                commit_message=old["commit_message"],
+                author=old["author"],
+                pull_request=pull_request,
+            )
+            return builds.to_wire(row, trigger)
+
     async def get(self, account_id: str, build_uuid: str) -> Build:
         async with self._db.connection() as conn:
             row = await builds.get(conn, account_id, build_uuid)
