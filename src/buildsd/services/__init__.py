@@ -42,6 +42,7 @@ class Services:
         self.config_autofill = ConfigAutofill(db, settings, self.grants, sandbox)
         self.health = Health(db, schema_head, sandbox)
         cipher = crypto.Cipher(crypto.load_key(settings.secret_key, settings.data_path))
+        self.cipher = cipher  # also seals the dashboard's session cookie
         self.build_tokens = BuildTokens(db, cipher)
         self.triggers = Triggers(db, cipher, settings.data_path / "cache")
         self.secret_keys = SecretKeys(db)
