@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -127,7 +126,7 @@ def test_dashboard_in_chromium(start_server, env: dict[str, str], tmp_path: Path
                 page.goto(web + "/")
                 page.get_by_label("API token").fill(token)
                 page.get_by_role("button", name="Sign in").click()
-                page.wait_for_url(f"**/a/*")
+                page.wait_for_url("**/a/*")
 
             sign_in(TOKEN)
             page.screenshot(path=str(ARTIFACTS / "workers.png"), full_page=True)
