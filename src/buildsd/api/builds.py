@@ -8,7 +8,6 @@ from msgspec import Meta, Struct
 from starlette.responses import StreamingResponse
 
 from buildsd.api.endpoint import Call, PageQuery, Reply
-from buildsd.services.log_stream import open_stream
 from buildsd.wire import (
     SINGLE_LINE,
     AccountLimits,
@@ -80,8 +79,8 @@ async def logs(call: Call) -> BuildLogs:
 async def stream_logs(call: Call) -> StreamingResponse:
     """Extension: the log lines as Server-Sent Events while the build runs (log_stream.py)."""
     cursor = call.headers.get("last-event-id") or call.query.cursor
-    events = await open_stream(
-        call.services.builds, call.account_id, call.params["build_uuid"], cursor
+    events = await call.services.log_streams.open(
+        call.account_id, call.params["build_uuid"], cursor
     )
     return StreamingResponse(
         events, media_type="text/event-stream", headers={"Cache-Control": "no-store"}

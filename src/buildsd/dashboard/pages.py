@@ -22,7 +22,6 @@ from buildsd.dashboard.http import (
 )
 from buildsd.errors import BuildsError
 from buildsd.services import Services
-from buildsd.services.log_stream import open_stream
 from buildsd.wire import Build, Page
 
 PER_PAGE = 25
@@ -261,8 +260,8 @@ class Dashboard:
         _, account_id = found
         cursor = request.headers.get("last-event-id") or request.query.get("cursor") or None
         try:
-            events = await open_stream(
-                self.services.builds, account_id, request.params["build_uuid"], cursor
+            events = await self.services.log_streams.open(
+                account_id, request.params["build_uuid"], cursor
             )
         except BuildsError as exc:
             return Reply(status=exc.status, body=b"", media_type="text/plain")

@@ -14,6 +14,7 @@ from buildsd.services.deployments import Deployments
 from buildsd.services.grants import Grants
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
+from buildsd.services.log_stream import LogStreams
 from buildsd.services.metrics import Metrics
 from buildsd.services.repo_connections import RepoConnections
 from buildsd.services.runs import Runs
@@ -49,6 +50,7 @@ class Services:
         self.metrics = Metrics()
         self.runs = Runs(db, settings, self.build_tokens, self.triggers, self.metrics)
         self.builds = Builds(db, settings, on_queued=self.runs.notify)
+        self.log_streams = LogStreams(self.builds)  # one reader per watched build
         self.deploy_hooks = DeployHooks(db, self.builds)
         self.webhook_secrets = WebhookSecrets(db, settings, cipher)
         self.webhooks = Webhooks(db, settings, self.builds, self.grants, self.webhook_secrets)

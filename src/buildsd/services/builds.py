@@ -269,17 +269,14 @@ class Builds:
             ],
         )
 
-    async def tail(
-        self, account_id: str, build_uuid: str, cursor: str | None
-    ) -> tuple[list[tuple[str, int, str]], str]:
-        """Lines after `cursor` as (their own cursor, epoch_ms, text), and the build's status
-        read before them: a stopped status means these are the last lines (for streaming)."""
-        after = decode_cursor(cursor) if cursor else 0
+    async def tail_rows(
+        self, account_id: str, build_uuid: str, after: int
+    ) -> tuple[list[tuple[int, int, str]], str]:
+        """Lines after line `after` as (line number, epoch_ms, text), and the status read first."""
         async with self._db.connection() as conn:
             status = (await builds.get(conn, account_id, build_uuid))["status"]
             rows = await builds.log_lines(conn, build_uuid, after, LOG_PAGE_LINES)
-        lines = [(encode_cursor(int(r["seq"])), int(r["ts"]), r["line"]) for r in rows]
-        return lines, str(status)
+        return [(int(r["seq"]), int(r["ts"]), r["line"]) for r in rows], str(status)
 
     async def account_limits(self, account_id: str) -> AccountLimits:
         """Minutes used this calendar month (UTC) against BUILDSD_BUILD_MINUTES_LIMIT."""
