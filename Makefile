@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-fast fuzz check fmt bench bench-instructions soak clean bwrap chromium
+.PHONY: serve test test-fast fuzz check fmt bench bench-instructions bench-dashboard soak clean bwrap chromium
 
 $(STAMP): pyproject.toml
 	@echo "buildsd: installing into $(VENV) (the first time takes about a minute)..."
@@ -64,6 +64,11 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| (echo "wrk is needed: apt-get install wrk" && exit 1)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The dashboard's bars (docs/dashboard.md): 100 SSE watchers of a build writing 1,000 lines/s,
+# and its build-list page at 100,000 builds; writes bench/out/dashboard.json.
+bench-dashboard: $(STAMP)
+	$(BIN)/python -m bench.dashboard $(BENCH_ARGS)
 
 # Instructions per request under valgrind, app in-process: a measure the machine's neighbours
 # do not move; writes docs/benchmarks-instructions.md.
