@@ -210,3 +210,12 @@ def test_a_token_of_two_accounts_chooses(web: World) -> None:
 def test_strict_mode_keeps_the_dashboard(make_world) -> None:
     strict = make_world(strict=True)
     assert strict.client.get("/").status_code == 200  # no Cloudflare path is shadowed
+
+
+def test_signed_out_pages_go_to_sign_in(web: World) -> None:
+    uuid = "6f1c9e3e-1111-4222-8333-944455556666"
+    for path in ("", f"/workers/{TAG}", f"/builds/{uuid}", f"/builds/{uuid}/stream", "/deliveries"):
+        page = web.client.get(f"/a/{web.account}{path}", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/", path
+    posted = web.client.post(f"/a/{web.account}/builds/{uuid}/retry", follow_redirects=False)
+    assert posted.status_code == 303

@@ -294,3 +294,25 @@ def test_git_push_to_a_bare_repository_with_the_hook_builds(served, tmp_path: Pa
         catch_exceptions=False,
     )
     assert moved.exit_code == 0 and "refs/heads/main" in moved.stdout
+
+
+def test_errors_say_what_went_wrong(served, tmp_path: Path) -> None:
+    server, _, repo = served
+    nowhere = "http://127.0.0.1:1"
+    unreachable = invoke(nowhere, "builds", "--account", ACCOUNT, "show", "x")
+    assert unreachable.exit_code == 1 and "cannot reach" in unreachable.output
+    unknown = invoke(server.url, "builds", "logs", "6f1c9e3e-1111-4222-8333-944455556666", "-f")
+    assert unknown.exit_code == 1 and "404" in unknown.output
+    no_worker = invoke(server.url, "builds", "list", "--worker", "no-such-worker")
+    assert no_worker.exit_code == 1 and "10007" in no_worker.output
+    send = ["webhooks", "send", "--repo-id", "1", "--secret", SECRET, "--url", server.url]
+    not_git = CliRunner().invoke(main, [*send, "--from-git", str(tmp_path / "data")])
+    assert not_git.exit_code == 1 and "git " in not_git.output
+    gone = CliRunner().invoke(main, [*send, "--from-git", str(repo.work), "--after", "0" * 40])
+    assert gone.exit_code == 0, gone.output
+    new_branch = CliRunner().invoke(
+        main, [*send, "--from-git", str(repo.work), "--before", "0" * 40]
+    )
+    assert new_branch.exit_code == 0, new_branch.output
+    away = CliRunner().invoke(main, [*send[:-1], nowhere, "--from-git", str(repo.work)])
+    assert away.exit_code == 1 and "cannot reach" in away.output

@@ -37,7 +37,9 @@ def _commit(repo: Path, sha: str) -> dict[str, Any]:
     head = _git(repo, "show", "-s", "--format=%H%x00%an%x00%ae%x00%aI%x00%B", sha)
     full, name, email, when, message = head.split("\x00", 4)
     changes: dict[str, list[str]] = {"added": [], "removed": [], "modified": []}
-    listing = _git(repo, "diff-tree", "--root", "--no-commit-id", "-r", "--name-status", "-z", sha)
+    listing = _git(
+        repo, "diff-tree", "--root", "--no-commit-id", "-r", "-M", "--name-status", "-z", sha
+    )
     parts = listing.split("\x00")
     i = 0
     while i + 1 < len(parts):
@@ -203,7 +205,12 @@ def send(
     else:
         pushed = ref or _git(path, "symbolic-ref", "HEAD").strip()
         new = after or _git(path, "rev-parse", pushed).strip()
-        old = before or (_git(path, "rev-list", "--max-count=1", "--skip=1", new).strip() or ZERO)
+        if before:
+            old = before
+        elif new == ZERO:  # a deletion: the ref's sha before it
+            old = _git(path, "rev-parse", pushed).strip()
+        else:
+            old = _git(path, "rev-list", "--max-count=1", "--skip=1", new).strip() or ZERO
         pushes.append((pushed, old, new))
     target = http_url(url) + "/webhooks/github" + (f"/{account_id}" if account_id else "")
     for pushed, old, new in pushes:
