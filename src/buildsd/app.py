@@ -52,6 +52,8 @@ def dashboard_route(handler: Handler, max_body: int) -> Callable[[Request], Awai
                 cookies=request.cookies,
                 headers=request.headers,
                 form=form,
+                # uvicorn sets the scheme from X-Forwarded-Proto for trusted proxies.
+                secure=request.url.scheme == "https",
             )
         )
         response: Response

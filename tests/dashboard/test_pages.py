@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from buildsd.services.identity import policy_for
 from tests.api.flows import TAG, base, build, ok, trigger
@@ -219,3 +220,10 @@ def test_signed_out_pages_go_to_sign_in(web: World) -> None:
         assert page.status_code == 303 and page.headers["location"] == "/", path
     posted = web.client.post(f"/a/{web.account}/builds/{uuid}/retry", follow_redirects=False)
     assert posted.status_code == 303
+
+
+def test_cookies_are_secure_over_https(web: World) -> None:
+    tls = TestClient(web.client.app, base_url="https://testserver")  # the app is already up
+    page = tls.get("/")
+    assert "Secure" in page.headers["set-cookie"]
+    assert "Secure" not in web.client.get("/").headers["set-cookie"]

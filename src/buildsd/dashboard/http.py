@@ -28,6 +28,7 @@ class Request:
     cookies: Mapping[str, str]
     headers: Mapping[str, str]
     form: Mapping[str, str] = field(default_factory=dict)
+    secure: bool = False  # reached over https (directly, or as the proxy says)
 
 
 @dataclass
@@ -41,9 +42,12 @@ class Reply:
     stream: AsyncIterator[bytes] | None = None
 
 
-def cookie(name: str, value: str, *, max_age: int | None = None) -> str:
-    """HttpOnly, SameSite=Strict, path /: never readable by script, never sent cross-site."""
+def cookie(name: str, value: str, *, secure: bool, max_age: int | None = None) -> str:
+    """HttpOnly, SameSite=Strict, path /: never readable by script, never sent cross-site;
+    Secure when the page came over https (never sent back in the clear)."""
     parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Strict"]
+    if secure:
+        parts.append("Secure")
     if max_age is not None:
         parts.append(f"Max-Age={max_age}")
     return "; ".join(parts)

@@ -78,7 +78,7 @@ class Dashboard:
         body = self.env.get_template(name).render(csrf=csrf, **values).encode()
         reply = Reply(status=status, body=body, headers=dict(SECURITY_HEADERS))
         if request.cookies.get(CSRF_COOKIE) != csrf:
-            reply.cookies.append(cookie(CSRF_COOKIE, csrf))
+            reply.cookies.append(cookie(CSRF_COOKIE, csrf, secure=request.secure))
         return reply
 
     def problem(self, request: Request, status: int, message: str, **values: Any) -> Reply:
@@ -156,14 +156,14 @@ class Dashboard:
                 error="That token is not a valid API token with Workers CI Read.",
             )
         sealed = session.seal(self.services, token)
-        return redirect("/", [cookie(SESSION_COOKIE, sealed)])
+        return redirect("/", [cookie(SESSION_COOKIE, sealed, secure=request.secure)])
 
     async def sign_out(self, request: Request) -> Reply:
         if not session.csrf_ok(request.cookies.get(CSRF_COOKIE), request.form.get("csrf")):
             return self.problem(
                 request, 403, "The form expired; reload the page.", session=None, account_id=None
             )
-        return redirect("/", [cookie(SESSION_COOKIE, "", max_age=0)])
+        return redirect("/", [cookie(SESSION_COOKIE, "", secure=request.secure, max_age=0)])
 
     async def static(self, request: Request) -> Reply:
         name = request.params["name"]
