@@ -142,6 +142,8 @@ def test_dashboard_in_chromium(start_server, env: dict[str, str], tmp_path: Path
             proxy.cut()  # the browser's stream drops mid-build ...
             page.get_by_text("reconnecting").or_(page.get_by_text("Following")).first.wait_for()
             page.locator("#status.success").wait_for(timeout=60_000)  # ... and resumes
+            # The phases follow too: the build phase with its end, and the deploy phase.
+            page.locator(".phases li", has_text="deploy").wait_for(timeout=10_000)
             assert proxy.accepted > streams_before
             shown = [t.split(" ", 1)[1] for t in log.all_inner_texts()]
             stored = []
@@ -162,6 +164,7 @@ def test_dashboard_in_chromium(start_server, env: dict[str, str], tmp_path: Path
                 f"line-{i}" for i in range(1, lines + 1)
             ]
             assert page.locator("#log b").count() == 0  # a log line is text, never markup
+            page.evaluate("window.scrollTo(0, 0)")  # the log followed to its end
             page.screenshot(path=str(ARTIFACTS / "build.png"))
             page.screenshot(path=str(ARTIFACTS / "build-full.png"), full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})

@@ -30,7 +30,7 @@ Handler = Callable[[Request], Awaitable[Reply]]
 
 
 def duration(build: Build) -> str:
-    started = build.running_on or build.initializing_on
+    started = build.initializing_on or build.running_on  # from when a runner took it
     if started is None:
         return ""
     end = clock.parse(build.stopped_on) if build.stopped_on else clock.parse(clock.now())

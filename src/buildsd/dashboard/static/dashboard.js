@@ -44,6 +44,7 @@
       stateLine.textContent = "The build has stopped: " + outcome + ".";
       const cancel = document.getElementById("cancel");
       if (cancel) cancel.closest("form").remove();
+      refreshPhases();
     });
     source.onerror = function () {
       source.close();
@@ -53,5 +54,23 @@
       retryMs = Math.min(retryMs * 2, 10000);
     };
   }
+  // Phases come with the page, not the stream: re-read them from the page every few seconds
+  // while the build runs, and once at its end (the server escaped them; nothing is parsed as
+  // script: DOMParser documents run none).
+  function refreshPhases() {
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (answer) { return answer.ok ? answer.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        const fresh = new DOMParser().parseFromString(html, "text/html").querySelector(".phases");
+        const shown = document.querySelector(".phases");
+        if (fresh && shown) shown.replaceChildren(...Array.from(fresh.childNodes));
+      })
+      .catch(function () {});
+  }
+  const phaseTimer = setInterval(function () {
+    refreshPhases();
+    if (ended) clearInterval(phaseTimer);
+  }, 3000);
   connect();
 })();
