@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-fast fuzz check fmt bench bench-instructions soak clean bwrap
+.PHONY: serve test test-fast fuzz check fmt bench bench-instructions bench-dashboard soak clean bwrap chromium
 
 $(STAMP): pyproject.toml
 	@echo "buildsd: installing into $(VENV) (the first time takes about a minute)..."
@@ -19,7 +19,7 @@ serve: $(STAMP) bwrap
 # The suite under coverage: src/ in this process and in every Python process it starts. Prints
 # the total; the whole report goes to coverage-report.txt. COVERAGE_APPEND=1 adds this run to the
 # previous one (.ci/run: SQLite, then PostgreSQL, then the floor in .ci/coverage-floor).
-test: $(STAMP) bwrap
+test: $(STAMP) bwrap chromium
 	@test -n "$(COVERAGE_APPEND)" || $(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	@$(BIN)/coverage combine -q --append
@@ -36,6 +36,13 @@ bwrap:
 	@command -v bwrap >/dev/null || [ "$$(id -u)" != 0 ] \
 		|| (apt-get update -qq && apt-get install -y -qq bubblewrap) \
 		|| echo "bubblewrap is missing (apt-get install bubblewrap): builds cannot be sandboxed"
+
+# The dashboard's browser tests drive Debian's chromium through Playwright (never `playwright
+# install`). As root it is installed when missing; otherwise those tests skip, saying why.
+chromium:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] \
+		|| (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium is missing (apt-get install chromium): the dashboard's browser tests skip"
 
 # Spec fuzzing, long: FUZZ_EXAMPLES examples per operation and mode (15 in `make test`), fresh
 # ones every run; a failure prints how to reproduce it.
@@ -57,6 +64,11 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| (echo "wrk is needed: apt-get install wrk" && exit 1)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The dashboard's bars (docs/dashboard.md): 100 SSE watchers of a build writing 1,000 lines/s,
+# and its build-list page at 100,000 builds; writes bench/out/dashboard.json.
+bench-dashboard: $(STAMP)
+	$(BIN)/python -m bench.dashboard $(BENCH_ARGS)
 
 # Instructions per request under valgrind, app in-process: a measure the machine's neighbours
 # do not move; writes docs/benchmarks-instructions.md.

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -22,6 +23,8 @@ from buildsd.api.ratelimit import RateLimitMiddleware
 from buildsd.api.router import IndexedRouter
 from buildsd.api.routes import served, withheld
 from buildsd.config import Settings
+from buildsd.dashboard import http as dashboard_http
+from buildsd.dashboard.pages import Dashboard, Handler
 from buildsd.db import create_database
 from buildsd.errors import NotFound
 from buildsd.logs import AccessLog
@@ -40,6 +43,41 @@ def build_services(settings: Settings, access_log: AccessLog | None = None) -> S
         Sandbox(settings),
         access_log or AccessLog(None),
     )
+
+
+def dashboard_route(handler: Handler, max_body: int) -> Callable[[Request], Awaitable[Response]]:
+    """Starlette's request in, the dashboard's Reply out (dashboard/ knows no Starlette)."""
+
+    async def endpoint(request: Request) -> Response:
+        form: dict[str, str] = {}
+        if request.method == "POST":
+            body = await request.body()
+            if len(body) <= max_body:
+                form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        reply = await handler(
+            dashboard_http.Request(
+                method=request.method,
+                path=request.url.path,
+                params=request.path_params,
+                query=request.query_params,
+                cookies=request.cookies,
+                headers=request.headers,
+                form=form,
+                # uvicorn sets the scheme from X-Forwarded-Proto for trusted proxies.
+                secure=request.url.scheme == "https",
+            )
+        )
+        response: Response
+        if reply.stream is not None:
+            response = StreamingResponse(reply.stream, reply.status, media_type=reply.media_type)
+        else:
+            response = Response(reply.body, reply.status, media_type=reply.media_type)
+        response.headers.update(reply.headers)
+        for value in reply.cookies:
+            response.headers.append("set-cookie", value)
+        return response
+
+    return endpoint
 
 
 class App(Starlette):
@@ -63,6 +101,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 
     routes.append(Route("/client/v4/openapi.json", openapi_json, methods=["GET"]))
     routes += webhooks.routes(services)
+    # The dashboard (D28) at /: none of its paths is Cloudflare's, so strict mode keeps it.
+    routes += [
+        Route(path, dashboard_route(handler, settings.max_body_bytes), methods=[method])
+        for method, path, handler in Dashboard(services).routes()
+    ]
 
     async def not_found(request: Request) -> Response:
         return envelope.error(NotFound())

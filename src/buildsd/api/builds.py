@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from msgspec import Meta, Struct
@@ -18,13 +16,8 @@ from buildsd.wire import (
     BuildsMap,
     CanceledBuild,
     Page,
-    encoder,
     result_info,
 )
-
-STREAM_POLL_SECONDS = 0.2
-KEEPALIVE_SECONDS = 15.0
-
 
 # Comma-separated ids; no id holds a control character (and PostgreSQL refuses NUL in text).
 IdList = Annotated[str, Meta(pattern=SINGLE_LINE)]
@@ -47,6 +40,10 @@ async def create_manual(call: Call) -> Build:
     return await call.services.previews.create_manual(
         call.account_id, call.params["trigger_uuid"], call.body
     )
+
+
+async def retry(call: Call) -> Build:
+    return await call.services.builds.retry(call.account_id, call.params["build_uuid"])
 
 
 async def get(call: Call) -> Build:
@@ -81,44 +78,13 @@ async def logs(call: Call) -> BuildLogs:
 
 
 async def stream_logs(call: Call) -> StreamingResponse:
-    """Extension: the log lines as Server-Sent Events while the build runs.
-
-    Each event's `id` is the cursor after its line, so a client that reconnects with
-    `Last-Event-ID` (or `?cursor=`) resumes exactly there; an `end` event closes the stream once
-    the build has stopped and every line was sent.
-    """
-    builds_service = call.services.builds
-    account_id, build_uuid = call.account_id, call.params["build_uuid"]
+    """Extension: the log lines as Server-Sent Events while the build runs (log_stream.py)."""
     cursor = call.headers.get("last-event-id") or call.query.cursor
-    first, status = await builds_service.tail(account_id, build_uuid, cursor)  # 404s before 200
-
-    async def events() -> AsyncIterator[bytes]:
-        nonlocal cursor, status
-        lines = first
-        idle = 0.0
-        while True:
-            for line_cursor, ts, text in lines:
-                cursor = line_cursor
-                yield b"id: %s\nevent: line\ndata: %s\n\n" % (
-                    line_cursor.encode(),
-                    encoder.encode([ts, text]),
-                )
-            if not lines and status == "stopped":
-                build = await builds_service.get(account_id, build_uuid)
-                yield b"event: end\ndata: %s\n\n" % encoder.encode(
-                    {"status": build.status, "build_outcome": build.build_outcome}
-                )
-                return
-            if not lines:
-                await asyncio.sleep(STREAM_POLL_SECONDS)
-                idle += STREAM_POLL_SECONDS
-                if idle >= KEEPALIVE_SECONDS:
-                    idle = 0.0
-                    yield b": keepalive\n\n"
-            lines, status = await builds_service.tail(account_id, build_uuid, cursor)
-
+    events = await call.services.log_streams.open(
+        call.account_id, call.params["build_uuid"], cursor
+    )
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
     )
 
 

@@ -24,6 +24,7 @@ import click
 from buildsd import crypto, git, logs, migrations
 from buildsd.api.protocol import guarded_protocol
 from buildsd.app import build_services, create_app
+from buildsd.cli import builds, webhooks_send
 from buildsd.cli.common import prepare, run_with_services, settings_of
 from buildsd.config import Settings
 from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
@@ -483,3 +484,7 @@ def webhooks_secret(ctx: click.Context, account_id: str, provider: str) -> None:
         err=True,
     )
     click.echo(secret)
+
+
+main.add_command(builds.builds)
+webhooks.add_command(webhooks_send.send)

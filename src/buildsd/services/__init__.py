@@ -16,6 +16,7 @@ from buildsd.services.deployments import Deployments
 from buildsd.services.grants import Grants
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
+from buildsd.services.log_stream import LogStreams
 from buildsd.services.metrics import Metrics
 from buildsd.services.previews import Previews
 from buildsd.services.repo_connections import RepoConnections
@@ -52,12 +53,14 @@ class Services:
         self.config_autofill = ConfigAutofill(db, settings, self.grants, sandbox)
         self.health = Health(db, schema_head, sandbox)
         cipher = crypto.Cipher(crypto.load_key(settings.secret_key, settings.data_path))
+        self.cipher = cipher  # also seals the dashboard's session cookie
         self.build_tokens = BuildTokens(db, cipher)
         self.triggers = Triggers(db, cipher, settings.data_path / "cache")
         self.secret_keys = SecretKeys(db)
         self.metrics = Metrics()
         self.runs = Runs(db, settings, self.build_tokens, self.triggers, self.metrics, access_log)
         self.builds = Builds(db, settings, access_log, on_queued=self.runs.notify)
+        self.log_streams = LogStreams(self.builds)  # one reader per watched build
         self.deploy_hooks = DeployHooks(db, self.builds)
         self.webhook_secrets = WebhookSecrets(db, settings, cipher)
         self.previews = Previews(db, settings, self.triggers, self.builds)

@@ -171,6 +171,29 @@ class Builds:
             )
             return builds.to_wire(row, trigger)
 
+    async def retry(self, account_id: str, build_uuid: str) -> Build:
+        """Extension: build the same branch and commit again with the trigger's current settings
+        (Cloudflare's dashboard "Retry build"; the forge's check-run re-run).
+
+        Cloudflare's internal source `retry` is served as the public `manual` (spec newer §1.2).
+        A build whose trigger was deleted cannot be retried: 404, like its trigger.
+        """
+        async with self._db.transaction() as conn:
+            old = await builds.get(conn, account_id, build_uuid)
+            trigger = await triggers.get(conn, account_id, old["trigger_uuid"])
+            pull_request = builds.to_wire(old, trigger).pull_request
+            row = await self.queue(
+                conn,
+                trigger,
+                source="manual",
+                branch=old["branch"],
+                commit_hash=old["commit_hash"],
+                commit_message=old["commit_message"],
+                author=old["author"],
+                pull_request=pull_request,
+            )
+            return builds.to_wire(row, trigger)
+
     async def get(self, account_id: str, build_uuid: str) -> Build:
         async with self._db.connection() as conn:
             row = await builds.get(conn, account_id, build_uuid)
@@ -242,17 +265,14 @@ class Builds:
             ],
         )
 
-    async def tail(
-        self, account_id: str, build_uuid: str, cursor: str | None
-    ) -> tuple[list[tuple[str, int, str]], str]:
-        """Lines after `cursor` as (their own cursor, epoch_ms, text), and the build's status
-        read before them: a stopped status means these are the last lines (for streaming)."""
-        after = decode_cursor(cursor) if cursor else 0
+    async def tail_rows(
+        self, account_id: str, build_uuid: str, after: int
+    ) -> tuple[list[tuple[int, int, str]], str]:
+        """Lines after line `after` as (line number, epoch_ms, text), and the status read first."""
         async with self._db.connection() as conn:
             status = (await builds.get(conn, account_id, build_uuid))["status"]
             rows = await builds.log_lines(conn, build_uuid, after, LOG_PAGE_LINES)
-        lines = [(encode_cursor(int(r["seq"])), int(r["ts"]), r["line"]) for r in rows]
-        return lines, str(status)
+        return [(int(r["seq"]), int(r["ts"]), r["line"]) for r in rows], str(status)
 
     async def account_limits(self, account_id: str) -> AccountLimits:
         """Minutes used this calendar month (UTC) against BUILDSD_BUILD_MINUTES_LIMIT."""

@@ -1,0 +1,1 @@
+"""The web dashboard (D28): server-rendered pages, the API's services and permissions."""
