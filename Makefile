@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-fast fuzz check fmt bench bench-instructions soak clean bwrap
+.PHONY: serve emulate test test-fast fuzz check fmt bench bench-instructions soak clean bwrap
 
 $(STAMP): pyproject.toml
 	@echo "buildsd: installing into $(VENV) (the first time takes about a minute)..."
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 serve: $(STAMP) bwrap
 	$(BIN)/buildsd serve
+
+# buildsd as a test double (docs/testing.md): prints one JSON line, then serves.
+emulate: $(STAMP)
+	$(BIN)/buildsd emulate
 
 # The suite under coverage: src/ in this process and in every Python process it starts. Prints
 # the total; the whole report goes to coverage-report.txt. COVERAGE_APPEND=1 adds this run to the

@@ -23,6 +23,7 @@ from buildsd.api.router import IndexedRouter
 from buildsd.api.routes import served, withheld
 from buildsd.config import Settings
 from buildsd.db import create_database
+from buildsd.emulator.middleware import Emulator
 from buildsd.errors import NotFound
 from buildsd.logs import access_log
 from buildsd.runner.sandbox import Sandbox
@@ -90,6 +91,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             access_log.flush()
 
     middleware = [Middleware(RequestObserver, metrics=services.metrics)]
+    if settings.control_api and not settings.strict:  # D26: never in strict mode
+        ids = [(op.method, op.path, op.operation_id) for op in operations]
+        middleware.insert(0, Middleware(Emulator, services=services, operations=ids))
     if settings.rate_limit > 0:
         middleware.append(Middleware(RateLimitMiddleware, counter=limits))
     middleware.append(Middleware(EnvelopeErrors))

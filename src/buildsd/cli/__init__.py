@@ -25,6 +25,7 @@ from buildsd import crypto, git, logs, migrations
 from buildsd.api.protocol import guarded_protocol
 from buildsd.app import create_app
 from buildsd.cli.common import prepare, run_with_services, settings_of
+from buildsd.cli.emulate import emulate
 from buildsd.config import Settings
 from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
 from buildsd.runner.worker import Runner
@@ -485,3 +486,6 @@ def webhooks_secret(ctx: click.Context, account_id: str, provider: str) -> None:
         err=True,
     )
     click.echo(secret)
+
+
+main.add_command(emulate)

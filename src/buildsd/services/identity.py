@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from buildsd import clock, crypto
@@ -58,7 +58,7 @@ class Caller:
 
     def effective_status(self, at: datetime | None = None) -> str:
         """active, disabled or expired (a token not yet valid counts as disabled)."""
-        at = at or datetime.now(UTC)
+        at = at or clock.utc_now()
         if self.status != "active":
             return self.status
         if self.expires_on is not None and at >= self.expires_on:

@@ -1,0 +1,62 @@
+"""The emulator's bulk queries: empty every table, or remove what one account owns (D26)."""
+
+from __future__ import annotations
+
+from buildsd import tables
+from buildsd.db import Connection
+
+# What an account keeps through its own reset: itself, its members and its credentials, so the
+# test that holds them can go on using them.
+_KEPT = {"accounts", "account_members", "api_tokens"}
+# Rows that name no account but belong to a row that does: (table, column, parent, key).
+_CHILDREN = (
+    ("build_log_lines", "build_uuid", "builds", "build_uuid"),
+    ("build_events", "build_uuid", "builds", "build_uuid"),
+    ("pull_request_builds", "build_uuid", "builds", "build_uuid"),
+    ("environment_variables", "trigger_uuid", "triggers", "trigger_uuid"),
+    ("worker_version_parts", "version_id", "worker_versions", "id"),
+)
+
+
+async def empty_all(conn: Connection) -> None:
+    """Every row of every table, children first (the schema stays, and its version)."""
+    for table in reversed(tables.metadata.sorted_tables):
+        await conn.run(f"DELETE FROM {table.name}")
+
+
+async def empty_account(conn: Connection, account_id: str) -> None:
+    """Every row the account owns, except the account and its credentials."""
+    params = {"account_id": account_id}
+    for child, column, parent, key in _CHILDREN:
+        await conn.run(
+            f"DELETE FROM {child} WHERE {column} IN "
+            f"(SELECT {key} FROM {parent} WHERE account_id = :account_id)",
+            params,
+        )
+    for table in reversed(tables.metadata.sorted_tables):
+        if table.name in _KEPT or "account_id" not in table.c:
+            continue
+        await conn.run(
+            f"DELETE FROM {table.name} WHERE account_id = :account_id",
+            params,
+        )
+
+
+async def dump_all(conn: Connection) -> dict[str, list[dict[str, object]]]:
+    """Every row of every table, parents first (a snapshot)."""
+    return {
+        table.name: [dict(row) for row in await conn.all(f"SELECT * FROM {table.name}")]
+        for table in tables.metadata.sorted_tables
+    }
+
+
+async def load_all(conn: Connection, rows: dict[str, list[dict[str, object]]]) -> None:
+    """Insert a snapshot's rows into empty tables, parents first."""
+    for table in tables.metadata.sorted_tables:
+        if batch := rows.get(table.name):
+            names = list(batch[0])
+            await conn.many(
+                f"INSERT INTO {table.name} ({', '.join(names)}) "
+                f"VALUES ({', '.join(':' + n for n in names)})",
+                batch,
+            )
