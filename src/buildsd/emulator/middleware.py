@@ -4,6 +4,7 @@ API calls, counts build polls and records every call in the journal, secrets mas
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ from buildsd.services import Services
 from buildsd.services.emulation import Entry, Fault
 from buildsd.wire import Envelope, ErrorItem, encoder
 
+log = logging.getLogger("buildsd.emulator")
 Scope = dict[str, Any]
 Receive = Any
 Send = Any
@@ -66,6 +68,10 @@ async def _respond(send: Send, status: int, payload: bytes, headers: list[Any]) 
     headers.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _ok(result: Any) -> Envelope:
+    return Envelope(success=True, errors=[], messages=[], result=result)
 
 
 def _error_body(code: int, message: str) -> bytes:
@@ -166,11 +172,11 @@ class Emulator:
             status, result = await dispatch(
                 self.services, scope["method"], scope["path"], query, body
             )
-            payload = encoder.encode(Envelope(success=True, errors=[], messages=[], result=result))
+            payload = encoder.encode(_ok(result))
         except BuildsError as exc:
-            status = exc.status
-            item = ErrorItem(code=exc.code, message=exc.message)
-            payload = encoder.encode(
-                Envelope(success=False, errors=[item], messages=[], result=None)
-            )
+            status, payload = exc.status, _error_body(exc.code, exc.message)
+        except Exception:  # a bug: said in the envelope, logged with its traceback
+            log.exception("control call %s %s failed", scope["method"], scope["path"])
+            failure = BuildsError()
+            status, payload = failure.status, _error_body(failure.code, failure.message)
         await _respond(send, status, payload, [])

@@ -19,6 +19,7 @@ from buildsd.services.runs import Job, Runs
 TICK_SECONDS = 0.02
 TOOLS = ["npm@10.9.2", "nodejs@22.16.0"]
 TIMED_OUT_LINE = "Build was timed out"
+GO = "go"  # what _wait says when the build may go on to its planned end
 
 
 class SimulatedBuild:
@@ -88,8 +89,8 @@ class SimulatedBuild:
         if plan.log:
             await self._lines(*plan.log)
         ended = await self._wait(plan, timed_out=fault == "timeout" or plan.outcome == "timeout")
-        if ended is not None:
-            return ended
+        if ended != GO:
+            return ended or None  # "": stopped through the API, nothing left to finish
         if plan.outcome == "fail":
             await self._lines(phases.failed_line("build command"))
             return "fail"
@@ -101,8 +102,8 @@ class SimulatedBuild:
         )
         return "success"
 
-    async def _wait(self, plan: Simulation, *, timed_out: bool) -> str | None:
-        """Until the plan lets the build end; an outcome when it ended otherwise (None: go on).
+    async def _wait(self, plan: Simulation, *, timed_out: bool) -> str:
+        """Until the plan lets the build end (GO); else its outcome ("": cancelled already).
 
         A timeout plan never ends by itself: it waits for the build's timeout on the virtual
         clock, which a test reaches by advancing it.
@@ -119,7 +120,7 @@ class SimulatedBuild:
                 await self._lines(TIMED_OUT_LINE)
                 return "terminated"
             if not timed_out and self._done(plan, now, until, released):
-                return None
+                return GO
             loop_now = asyncio.get_running_loop().time()
             due = loop_now - last_renew >= renew_every or self.stop_reason
             if (plan.mode != "immediate" or timed_out) and due:
@@ -136,9 +137,11 @@ class SimulatedBuild:
             return self.emulation.polls.get(self.job.build_uuid, 0) >= plan.polls
         return now >= until  # immediate and seconds
 
-    async def _stopped(self, status: str | None) -> str | None:
+    async def _stopped(self, status: str | None) -> str:
         if status is None or status == "stopped":
-            await self._lines("Build cancelled." if status else "Build taken over.")
-            return None  # cancelled through the API, which has stopped it already
+            # Stopped through the API, which released the lease too (no reaper runs beside
+            # simulated builds, so nothing else takes one away).
+            await self._lines("Build cancelled.")
+            return ""
         await self._lines("Build terminated: the runner was shut down.")
         return "terminated"

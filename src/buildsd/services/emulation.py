@@ -139,7 +139,7 @@ class Emulation:
             if POLLS_VARIABLE in variables:
                 plan.polls, plan.mode = int(variables[POLLS_VARIABLE][0]), None
         except ValueError:
-            plan.outcome = "fail"  # the build's log says why (runner/simulate.py)
+            return Simulation(outcome="invalid")  # the build's log says why (runner/simulate.py)
         if MODE_VARIABLE in variables:
             plan.mode = variables[MODE_VARIABLE][0].strip().lower()
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Table
+
 from buildsd import tables
 from buildsd.db import Connection
 
@@ -17,10 +19,19 @@ _CHILDREN = (
     ("worker_version_parts", "version_id", "worker_versions", "id"),
 )
 
+# Counts the database's own triggers keep (migrations 0010, 0013): emptied last, as deleting
+# their rows' sources bumps them, and never loaded, as inserting those sources rebuilds them.
+_DERIVED = ("account_connection_counts", "account_worker_counts")
+
+
+def _children_first() -> list[Table]:
+    tables_ = [t for t in reversed(tables.metadata.sorted_tables) if t.name not in _DERIVED]
+    return tables_ + [tables.metadata.tables[name] for name in _DERIVED]
+
 
 async def empty_all(conn: Connection) -> None:
     """Every row of every table, children first (the schema stays, and its version)."""
-    for table in reversed(tables.metadata.sorted_tables):
+    for table in _children_first():
         await conn.run(f"DELETE FROM {table.name}")
 
 
@@ -33,7 +44,7 @@ async def empty_account(conn: Connection, account_id: str) -> None:
             f"(SELECT {key} FROM {parent} WHERE account_id = :account_id)",
             params,
         )
-    for table in reversed(tables.metadata.sorted_tables):
+    for table in _children_first():
         if table.name in _KEPT or "account_id" not in table.c:
             continue
         await conn.run(
@@ -53,10 +64,13 @@ async def dump_all(conn: Connection) -> dict[str, list[dict[str, object]]]:
 async def load_all(conn: Connection, rows: dict[str, list[dict[str, object]]]) -> None:
     """Insert a snapshot's rows into empty tables, parents first."""
     for table in tables.metadata.sorted_tables:
+        if table.name in _DERIVED:
+            continue
         if batch := rows.get(table.name):
             names = list(batch[0])
+            columns = ", ".join(f'"{name}"' for name in names)  # a column may be `when`
             await conn.many(
-                f"INSERT INTO {table.name} ({', '.join(names)}) "
+                f"INSERT INTO {table.name} ({columns}) "
                 f"VALUES ({', '.join(':' + n for n in names)})",
                 batch,
             )
