@@ -22,6 +22,10 @@ TIMED_OUT_LINE = "Build was timed out"
 GO = "go"  # what _wait says when the build may go on to its planned end
 
 
+class Gone(Exception):
+    """A reset removed the build while it ran."""
+
+
 class SimulatedBuild:
     def __init__(self, job: Job, runs: Runs, settings: Settings, emulation: Emulation) -> None:
         self.job = job
@@ -29,8 +33,16 @@ class SimulatedBuild:
         self.settings = settings
         self.emulation = emulation
         self.stop_reason: str | None = None
+        self.plan = Simulation()
+        self.fault: str | None = None
         self._masker = Masker(job.secrets)
         self._seq = 0
+        self.started_ms = 0
+        self.generation = emulation.generation(job.account_id)  # taken under the gate
+
+    def _check_current(self) -> None:
+        if self.emulation.generation(self.job.account_id) != self.generation:
+            raise Gone
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
@@ -44,20 +56,45 @@ class SimulatedBuild:
         await self.runs.append_lines(self.job.build_uuid, batch)
 
     async def execute(self) -> None:
-        outcome = await self._steps()
-        if outcome is not None:
-            await self.runs.finish(self.job, outcome)
+        try:
+            outcome = await self._steps()
+            if outcome is not None:
+                async with self.emulation.gate:
+                    self._check_current()
+                    await self.runs.finish(self.job, outcome)
+        except Gone:
+            pass  # a reset removed the build: nothing of it is left to write
         self.emulation.released.pop(self.job.build_uuid, None)
         self.emulation.polls.pop(self.job.build_uuid, None)
 
     async def _steps(self) -> str | None:
+        async with self.emulation.gate:
+            self._check_current()
+            outcome = await self._until_wait()
+        if outcome is not None:
+            return outcome
+        plan = self.plan
+        ended = await self._wait(
+            plan, timed_out=self.fault == "timeout" or plan.outcome == "timeout"
+        )
+        if ended != GO:
+            return ended or None  # "": stopped through the API, nothing left to finish
+        async with self.emulation.gate:
+            self._check_current()
+            return await self._after_wait(plan)
+
+    async def _until_wait(self) -> str | None:
+        """Everything before the build command's wait; an outcome when the build ends here."""
         job, trigger = self.job, self.job.trigger
         self._seq = await self.runs.next_log_seq(job.build_uuid)
-        plan = self.emulation.plan_for(job.account_id, job.variables)
-        fault = self.emulation.runner_fault(job.account_id)
+        self.plan = plan = self.emulation.plan_for(job.account_id, job.variables)
+        self.fault = fault = self.emulation.runner_fault(job.account_id)
         await self._lines(phases.INITIALIZING_LINE, phases.INITIALIZED_LINE)
         if not await self.runs.start_running(job):
             return None  # cancelled while initializing
+        # Durations and the timeout count from here, as running_on does, whatever the phases
+        # before the wait take (a test may move the clock meanwhile).
+        self.started_ms = clock.epoch_ms()
         if job.token is None or fault == "token":
             await self._lines(DELETED_CREDENTIAL_LINE)
             return "fail"
@@ -88,9 +125,10 @@ class SimulatedBuild:
             return "fail"
         if plan.log:
             await self._lines(*plan.log)
-        ended = await self._wait(plan, timed_out=fault == "timeout" or plan.outcome == "timeout")
-        if ended != GO:
-            return ended or None  # "": stopped through the API, nothing left to finish
+        return None
+
+    async def _after_wait(self, plan: Simulation) -> str:
+        job, trigger = self.job, self.job.trigger
         if plan.outcome == "fail":
             await self._lines(phases.failed_line("build command"))
             return "fail"
@@ -108,7 +146,7 @@ class SimulatedBuild:
         A timeout plan never ends by itself: it waits for the build's timeout on the virtual
         clock, which a test reaches by advancing it.
         """
-        started = clock.epoch_ms()
+        started = self.started_ms
         deadline = started + self.settings.build_timeout_seconds * 1000
         until = started + int(plan.seconds * 1000)
         released = self.emulation.release_event(self.job.build_uuid)
@@ -117,17 +155,21 @@ class SimulatedBuild:
         while True:
             now = clock.epoch_ms()
             if now >= deadline:
-                await self._lines(TIMED_OUT_LINE)
+                async with self.emulation.gate:
+                    self._check_current()
+                    await self._lines(TIMED_OUT_LINE)
                 return "terminated"
             if not timed_out and self._done(plan, now, until, released):
                 return GO
             loop_now = asyncio.get_running_loop().time()
             due = loop_now - last_renew >= renew_every or self.stop_reason
             if (plan.mode != "immediate" or timed_out) and due:
-                status = await self.runs.renew(self.job)
-                last_renew = loop_now
-                if status != "running" or self.stop_reason == "shutdown":
-                    return await self._stopped(status)
+                async with self.emulation.gate:
+                    self._check_current()
+                    status = await self.runs.renew(self.job)
+                    last_renew = loop_now
+                    if status != "running" or self.stop_reason == "shutdown":
+                        return await self._stopped(status)
             await asyncio.sleep(TICK_SECONDS)
 
     def _done(self, plan: Simulation, now: int, until: int, released: asyncio.Event) -> bool:

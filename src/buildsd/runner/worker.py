@@ -59,10 +59,9 @@ class Runner:
                     await sweep(self.settings.data_path, runs, mine, scratch)
                     next_reap = loop.time() + max(1.0, self.settings.lease_seconds / 2)
                 while len(self.active) < self.settings.runner_slots:
-                    job = await runs.claim(self.owner)
-                    if job is None:
+                    build = await self._claim()
+                    if build is None:
                         break
-                    build = self._build(job)
                     task = asyncio.create_task(build.execute())
                     self.active[task] = build
                     task.add_done_callback(self._done)
@@ -72,9 +71,17 @@ class Runner:
             await runs.wait_for_work(POLL_SECONDS)
         await self.shutdown()
 
-    def _build(self, job: Job) -> BuildRun | SimulatedBuild:
-        if self.simulated:
-            return SimulatedBuild(job, self.services.runs, self.settings, self.services.emulation)
+    async def _claim(self) -> BuildRun | SimulatedBuild | None:
+        runs = self.services.runs
+        if self.simulated:  # under the emulator's gate: no reset between claim and start
+            emulation = self.services.emulation
+            async with emulation.gate:
+                job = await runs.claim(self.owner)
+                return None if job is None else SimulatedBuild(job, runs, self.settings, emulation)
+        job = await runs.claim(self.owner)
+        return None if job is None else self._build(job)
+
+    def _build(self, job: Job) -> BuildRun:
         cache = self.services.triggers.cache_dir(job.build["trigger_uuid"])
         return BuildRun(job, self.services.runs, self.settings, cache, self.sandbox)
 

@@ -119,6 +119,17 @@ class Emulation:
     released: dict[str, asyncio.Event] = field(default_factory=dict)
     snapshots: dict[str, dict[str, list[dict[str, object]]]] = field(default_factory=dict)
     next_id: int = 1
+    # Resets and restores hold the gate; simulated builds write only while holding it, and give
+    # up when a reset has passed since they began (their rows are gone): no write of theirs
+    # can land between a reset's deletes (PostgreSQL runs them side by side).
+    gate: asyncio.Lock = field(default_factory=asyncio.Lock)
+    generations: dict[str, int] = field(default_factory=dict)  # account ("" = all) → resets
+
+    def generation(self, account_id: str) -> tuple[int, int]:
+        return self.generations.get("", 0), self.generations.get(account_id, 0)
+
+    def _bump(self, account_id: str) -> None:
+        self.generations[account_id] = self.generations.get(account_id, 0) + 1
 
     # --- simulated builds ----------------------------------------------------------------
 
@@ -220,8 +231,10 @@ class Emulation:
         """Back to the first-run state (one account's resources, or everything); the ms taken."""
         started = time.perf_counter()
         if account_id is None:
-            async with self.db.transaction(exclusive=True) as conn:
-                await emulation.empty_all(conn)
+            async with self.gate:
+                async with self.db.transaction(exclusive=True) as conn:
+                    await emulation.empty_all(conn)
+                self._bump("")
             await self.identity.bootstrap()
             clock.reset_virtual()
             self.defaults.clear()
@@ -232,8 +245,10 @@ class Emulation:
         else:
             if not await self.identity.account_exists(account_id):
                 raise NotFound(f"no account {account_id}")
-            async with self.db.transaction(exclusive=True) as conn:
-                await emulation.empty_account(conn, account_id)
+            async with self.gate:
+                async with self.db.transaction(exclusive=True) as conn:
+                    await emulation.empty_account(conn, account_id)
+                self._bump(account_id)
             self.defaults.pop(account_id, None)
             self.rules = [r for r in self.rules if r.fault.account_id != account_id]
             kept = [e for e in self.journal if e.account_id != account_id]
@@ -266,9 +281,11 @@ class Emulation:
         rows = self.snapshots.get(name)
         if rows is None:
             raise NotFound(f"no snapshot {name}")
-        async with self.db.transaction(exclusive=True) as conn:
-            await emulation.empty_all(conn)
-            await emulation.load_all(conn, rows)
+        async with self.gate:
+            async with self.db.transaction(exclusive=True) as conn:
+                await emulation.empty_all(conn)
+                await emulation.load_all(conn, rows)
+            self._bump("")
         return sum(len(batch) for batch in rows.values())
 
 
