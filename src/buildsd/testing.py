@@ -194,6 +194,7 @@ def _child() -> Emulator:
     if not line or not line[0].strip():
         process.kill()
         process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
         log.seek(0)
         raise RuntimeError(f"buildsd emulate did not start: {log.read().decode()[-2000:]}")
 
@@ -204,6 +205,7 @@ def _child() -> Emulator:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
         log.close()
 
     found = json.loads(line[0])
