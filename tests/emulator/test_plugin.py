@@ -4,6 +4,7 @@ emulator in this process and as a `buildsd emulate` child process."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -190,3 +191,28 @@ def test_the_plugin_is_inert_without_its_fixtures(pytester: pytest.Pytester) -> 
     result.assert_outcomes(passed=1)
     assert time.monotonic() - started < 5
     assert "buildsd_" not in "\n".join(result.outlines)
+
+
+@pytest.mark.slow
+def test_the_node_recipe_of_the_guide(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """docs/testing.md's `node:test` recipe, as written there."""
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    guide = (Path(__file__).parents[2] / "docs" / "testing.md").read_text()
+    start = guide.index("```js\n") + len("```js\n")
+    (tmp_path / "builds.test.mjs").write_text(guide[start : guide.index("```", start)])
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["node", "--test", str(tmp_path / "builds.test.mjs")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "# pass 1" in done.stdout
