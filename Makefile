@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve emulate test test-fast fuzz check fmt bench bench-instructions soak clean bwrap
+.PHONY: serve emulate bench-emulator test test-fast fuzz check fmt bench bench-instructions soak clean bwrap
 
 $(STAMP): pyproject.toml
 	@echo "buildsd: installing into $(VENV) (the first time takes about a minute)..."
@@ -19,6 +19,10 @@ serve: $(STAMP) bwrap
 # buildsd as a test double (docs/testing.md): prints one JSON line, then serves.
 emulate: $(STAMP)
 	$(BIN)/buildsd emulate
+
+# The emulator's bars alone (bench/emulator.py): start-up, reset, accounts, a simulated build.
+bench-emulator: $(STAMP)
+	$(BIN)/python -m bench.emulator $(BENCH_ARGS)
 
 # The suite under coverage: src/ in this process and in every Python process it starts. Prints
 # the total; the whole report goes to coverage-report.txt. COVERAGE_APPEND=1 adds this run to the
