@@ -71,23 +71,10 @@ class Prepared:
             shutil.rmtree(self.ephemeral, ignore_errors=True)
 
 
-def prepare_emulator(host: str = "127.0.0.1", port: int = 0, **overrides: Any) -> Prepared:
-    """Listen, migrate and bootstrap with the emulator's defaults (BUILDSD_* env and
-    `overrides` win over them); the data dir is a new temporary one unless one is given."""
-    ephemeral = None
-    given = [overrides.get(name) or os.environ.get(f"BUILDSD_{name.upper()}") for name in _WHERE]
-    if not any(given):
-        ephemeral = tempfile.mkdtemp(prefix="buildsd-emulate-")
-        overrides["data_dir"] = ephemeral
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        sock = socket.create_server((host, port), family=family)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    port = sock.getsockname()[1]
+def _settings(host: str, port: int, overrides: dict[str, Any]) -> Settings:
     fixed = load_settings(**overrides)
     defaults = {k: v for k, v in _DEFAULTS.items() if f"BUILDSD_{k.upper()}" not in os.environ}
-    settings = load_settings(
+    return load_settings(
         **{
             **defaults,
             **{key: value for key, value in overrides.items() if value is not None},
@@ -100,6 +87,27 @@ def prepare_emulator(host: str = "127.0.0.1", port: int = 0, **overrides: Any) -
             "bootstrap_token": fixed.bootstrap_token or secrets.token_urlsafe(30)[:40],
         }
     )
+
+
+def prepare_emulator(host: str = "127.0.0.1", port: int = 0, **overrides: Any) -> Prepared:
+    """Listen, and settle the emulator's settings (BUILDSD_* env and
+    `overrides` win over them); the data dir is a new temporary one unless one is given."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    ephemeral = None
+    given = [overrides.get(name) or os.environ.get(f"BUILDSD_{name.upper()}") for name in _WHERE]
+    if not any(given):
+        ephemeral = tempfile.mkdtemp(prefix="buildsd-emulate-")
+        overrides["data_dir"] = ephemeral
+    try:
+        settings = _settings(host, sock.getsockname()[1], overrides)
+    except ConfigError:
+        Prepared(Settings(), sock, {}, ephemeral).close()
+        raise
+    port = settings.port
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     line = {
         "url": f"{url}/client/v4",
