@@ -116,6 +116,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # under /_buildsd/ (D26) is on in `buildsd emulate`, and in `serve` only when set here.
     runner: Literal["real", "simulate"] = "real"
     control_api: bool = False
+    seed_file: str = ""  # `buildsd emulate`: load this seed document at start-up
 
     @property
     def data_path(self) -> Path:

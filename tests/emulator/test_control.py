@@ -122,3 +122,59 @@ def test_a_bug_in_a_control_call_answers_500_in_the_envelope(emu: World, monkeyp
 
     monkeypatch.setattr(emu.services.emulation, "snapshot", broken)
     flows.failure(emu.client.post("/_buildsd/snapshots/x"), 500, 10001)
+
+
+def test_seed_from_an_exported_snapshot_round_trips_every_row_kind(emu: World) -> None:
+    trigger = flows.trigger(emu)
+    url = f"{flows.base(emu)}/triggers/{trigger['trigger_uuid']}/environment_variables"
+    secret = {"API_KEY": {"value": "s3cr3t-value-that-must-never-leak", "is_secret": True}}
+    flows.ok(emu.client.patch(url, json=secret, headers=emu.auth))
+    build = flows.build(emu, trigger["trigger_uuid"])
+    from tests.emulator.conftest import wait_stopped
+
+    wait_stopped(emu, build["build_uuid"])
+    control(emu, "POST", "snapshots/all")
+    document = control(emu, "GET", "snapshots/all")
+    kinds = {name for name, rows in document["tables"].items() if rows}
+    assert {
+        "repo_connections",
+        "build_tokens",
+        "triggers",
+        "environment_variables",
+        "builds",
+        "build_log_lines",
+        "build_events",
+        "api_tokens",
+        "accounts",
+    } <= kinds
+    control(emu, "POST", "reset")
+    loaded = control(emu, "POST", "seed", json=document)
+    assert loaded["rows"] == sum(len(rows) for rows in document["tables"].values())
+    assert (
+        control(emu, "POST", "snapshots/again")
+        and control(emu, "GET", "snapshots/again") == document
+    )
+    variables = flows.ok(emu.client.get(url, headers=emu.auth))
+    assert variables["API_KEY"]["value"] is None  # still secret, still there
+    flows.failure(emu.client.get("/_buildsd/snapshots/none"), 404, 12000)
+
+
+def test_bad_seeds_are_refused_and_change_nothing(emu: World) -> None:
+    flows.connection(emu)
+    for bad in (
+        {"tables": {"nope": []}},
+        {"tables": {"accounts": [{"id": "x", 'evil" = 1 --': 2}]}},
+        {"tables": {"accounts": [{"id": "a"}, {"name": "b"}]}},
+        {"tables": {"accounts": [{"id": "a", "name": {"nested": 1}}]}},
+        {"rows": {}},
+    ):
+        flows.failure(emu.client.post("/_buildsd/seed", json=bad), 400, 12002)
+    duplicate = {
+        "tables": {
+            "accounts": [{"id": "a" * 32, "name": "x", "created_on": "2026-01-01T00:00:00.000Z"}]
+            * 2
+        }
+    }
+    flows.failure(emu.client.post("/_buildsd/seed", json=duplicate), 400, 12002)
+    connections = flows.ok(emu.client.get(flows.base(emu) + "/repos/connections", headers=emu.auth))
+    assert len(connections) == 1

@@ -38,3 +38,47 @@ def test_a_bad_setting_stops_it_and_removes_its_data_dir(monkeypatch: pytest.Mon
     result = CliRunner().invoke(main, ["emulate"])
     assert result.exit_code == 1 and "BUILDSD_STRICT" in result.output
     assert _leftovers() <= before
+
+
+def test_a_seed_file_that_does_not_load_stops_it(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text('{"tables": {"nope": []}}')
+    result = CliRunner().invoke(main, ["emulate", "--seed", str(seed)])
+    assert result.exit_code == 1 and "unknown tables" in result.output
+    seed.write_text("not json")
+    result = CliRunner().invoke(main, ["emulate", "--seed", str(seed)])
+    assert result.exit_code == 1 and "seed" in result.output
+
+
+@pytest.mark.slow
+def test_a_seed_file_is_loaded_at_start_up(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import httpx
+
+    seeded = {"id": "b" * 32, "name": "seeded", "created_on": "2026-01-01T00:00:00.000Z"}
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"tables": {"accounts": [seeded]}}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "buildsd", "emulate", "--seed", str(seed)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = json.loads(process.stdout.readline())  # type: ignore[union-attr]
+        control = line["control_url"]
+        httpx.post(f"{control}/snapshots/now").raise_for_status()
+        rows = httpx.get(f"{control}/snapshots/now").json()["result"]["tables"]["accounts"]
+        assert seeded in rows and line["account_id"] in {row["id"] for row in rows}
+        # The JSON line's token works: the first account was made again beside the seed's.
+        auth = {"Authorization": f"Bearer {line['token']}"}
+        tokens = httpx.get(
+            f"{line['url']}/accounts/{line['account_id']}/builds/tokens", headers=auth
+        )
+        assert tokens.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(10)
+        process.stdout.close()  # type: ignore[union-attr]

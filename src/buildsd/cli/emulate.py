@@ -11,9 +11,12 @@ import socket
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from buildsd import clock, logs
 from buildsd.api.protocol import guarded_protocol
@@ -22,6 +25,7 @@ from buildsd.cli.common import prepare, run_with_services, settings_of
 from buildsd.config import Settings, load_settings
 from buildsd.errors import ConfigError
 from buildsd.services import Services
+from buildsd.services.emulation import Seed
 
 _WHERE = ("data_dir", "database_url")
 # Emulator defaults; a BUILDSD_* variable or a flag wins over each.
@@ -35,6 +39,14 @@ _DEFAULTS: dict[str, Any] = {
 
 async def _nothing(services: Services) -> None:
     return None
+
+
+async def _seed(path: str, services: Services) -> None:
+    try:
+        document = msgspec.json.decode(Path(path).read_bytes(), type=Seed)
+    except (OSError, msgspec.DecodeError) as exc:  # ValidationError is a DecodeError
+        raise click.ClickException(f"seed {path}: {exc}") from exc
+    await services.emulation.seed(document)
 
 
 @dataclass
@@ -128,6 +140,12 @@ def prepare_emulator(host: str = "127.0.0.1", port: int = 0, **overrides: Any) -
     help="Simulated builds (default), or real ones: git and commands",
 )
 @click.option("--runner-slots", type=int, help="Builds at once [8]")
+@click.option(
+    "--seed",
+    "seed_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Load this seed document at start-up [BUILDSD_SEED_FILE]",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
 def emulate(ctx: click.Context, /, host: str, port: int, **flags: Any) -> None:
@@ -145,6 +163,8 @@ def emulate(ctx: click.Context, /, host: str, port: int, **flags: Any) -> None:
         logs.configure(prepared.settings.log_level, prepared.settings.log_format)
         prepare(prepared.settings)
         run_with_services(prepared.settings, _nothing)  # bootstrap; its notice goes to stderr
+        if prepared.settings.seed_file:
+            run_with_services(prepared.settings, partial(_seed, prepared.settings.seed_file))
         # The socket listens already: a client that reads this line may connect at once.
         click.echo(json.dumps(prepared.line))
         sys.stdout.flush()

@@ -14,7 +14,7 @@ import msgspec
 from buildsd import clock
 from buildsd.errors import BuildsError, InvalidQueryParameter, InvalidRequestBody, NoRoute
 from buildsd.services import Services
-from buildsd.services.emulation import Fault, Simulation
+from buildsd.services.emulation import Fault, Seed, Simulation
 
 PREFIX = "/_buildsd/"
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -140,6 +140,14 @@ async def restore(services: Services, request: Request) -> tuple[int, Any]:
     return 200, {"name": name, "rows": await services.emulation.restore(name)}
 
 
+async def export(services: Services, request: Request) -> tuple[int, Any]:
+    return 200, services.emulation.exported(_snapshot_name(request))
+
+
+async def seed(services: Services, request: Request) -> tuple[int, Any]:
+    return 200, {"rows": await services.emulation.seed(_decode(request.body, Seed))}
+
+
 def _snapshot_name(request: Request) -> str:
     name = request.parts[1]
     if not _NAME.match(name):
@@ -161,6 +169,8 @@ _ROUTES: dict[tuple[str, str, int, str | None], Handler] = {
     ("POST", "simulate", 1, None): simulate,
     ("POST", "builds", 3, "advance"): advance_build,
     ("POST", "snapshots", 2, None): snapshot,
+    ("GET", "snapshots", 2, None): export,
+    ("POST", "seed", 1, None): seed,
     ("POST", "snapshots", 3, "restore"): restore,
 }
 

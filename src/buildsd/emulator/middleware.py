@@ -74,8 +74,10 @@ def _ok(result: Any) -> Envelope:
     return Envelope(success=True, errors=[], messages=[], result=result)
 
 
-def _error_body(code: int, message: str) -> bytes:
+def _error_body(code: int, message: str, chain: tuple[Any, ...] = ()) -> bytes:
     item = ErrorItem(code=code, message=message)
+    if chain:  # the detail a person needs (InvalidRequestBody keeps Cloudflare's message)
+        item.error_chain = [ErrorItem(code=c.code, message=c.message) for c in chain]
     return encoder.encode(Envelope(success=False, errors=[item], messages=[], result=None))
 
 
@@ -174,7 +176,7 @@ class Emulator:
             )
             payload = encoder.encode(_ok(result))
         except BuildsError as exc:
-            status, payload = exc.status, _error_body(exc.code, exc.message)
+            status, payload = exc.status, _error_body(exc.code, exc.message, exc.chain)
         except Exception:  # a bug: said in the envelope, logged with its traceback
             log.exception("control call %s %s failed", scope["method"], scope["path"])
             failure = BuildsError()

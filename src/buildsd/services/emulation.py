@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from buildsd import clock
-from buildsd.db import Database
+from buildsd.db import Database, IntegrityError
 from buildsd.errors import InvalidRequestBody, NotFound
 from buildsd.services.identity import Identity
 from buildsd.store import emulation
@@ -53,6 +53,12 @@ class Simulation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.mode is None:
             self.mode = "polls" if self.polls else "seconds" if self.seconds else "immediate"
         return self
+
+
+class Seed(msgspec.Struct, forbid_unknown_fields=True):
+    """A seed document: every table's rows, as GET /_buildsd/snapshots/{name} exports them."""
+
+    tables: dict[str, list[dict[str, str | int | float | bool | None]]]
 
 
 class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -276,6 +282,29 @@ class Emulation:
             rows = await emulation.dump_all(conn)
         self.snapshots[name] = rows
         return sum(len(batch) for batch in rows.values())
+
+    def exported(self, name: str) -> dict[str, Any]:
+        rows = self.snapshots.get(name)
+        if rows is None:
+            raise NotFound(f"no snapshot {name}")
+        return {"tables": rows}
+
+    async def seed(self, document: Seed) -> int:
+        """Replace every row with the document's (a snapshot's export), then make sure the
+        emulator's first account and token exist; the rows loaded."""
+        unknown = set(document.tables) - emulation.table_names()
+        if unknown:
+            raise InvalidRequestBody(f"unknown tables in the seed: {', '.join(sorted(unknown))}")
+        async with self.gate:
+            try:
+                async with self.db.transaction(exclusive=True) as conn:
+                    await emulation.empty_all(conn)
+                    await emulation.load_all(conn, document.tables)
+            except (ValueError, IntegrityError) as exc:
+                raise InvalidRequestBody(f"the seed does not load: {exc}") from exc
+            self._bump("")
+        await self.identity.bootstrap()
+        return sum(len(batch) for batch in document.tables.values())
 
     async def restore(self, name: str) -> int:
         rows = self.snapshots.get(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from sqlalchemy import Table
 
 from buildsd import tables
@@ -54,23 +56,30 @@ async def empty_account(conn: Connection, account_id: str) -> None:
 
 
 async def dump_all(conn: Connection) -> dict[str, list[dict[str, object]]]:
-    """Every row of every table, parents first (a snapshot)."""
+    """Every row of every table but the trigger-kept counts, parents first (a snapshot)."""
     return {
         table.name: [dict(row) for row in await conn.all(f"SELECT * FROM {table.name}")]
         for table in tables.metadata.sorted_tables
+        if table.name not in _DERIVED
     }
 
 
-async def load_all(conn: Connection, rows: dict[str, list[dict[str, object]]]) -> None:
+def table_names() -> set[str]:
+    return set(tables.metadata.tables) - set(_DERIVED)
+
+
+async def load_all(conn: Connection, rows: Mapping[str, Sequence[Mapping[str, object]]]) -> None:
     """Insert a snapshot's rows into empty tables, parents first."""
     for table in tables.metadata.sorted_tables:
         if table.name in _DERIVED:
             continue
         if batch := rows.get(table.name):
             names = list(batch[0])
+            if not set(names) <= set(table.c.keys()) or any(set(r) != set(names) for r in batch):
+                raise ValueError(f"{table.name}: rows must have the same columns, of the table's")
             columns = ", ".join(f'"{name}"' for name in names)  # a column may be `when`
             await conn.many(
                 f"INSERT INTO {table.name} ({columns}) "
                 f"VALUES ({', '.join(':' + n for n in names)})",
-                batch,
+                [dict(row) for row in batch],
             )
