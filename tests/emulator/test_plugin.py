@@ -216,3 +216,30 @@ def test_the_node_recipe_of_the_guide(tmp_path) -> None:  # type: ignore[no-unty
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "# pass 1" in done.stdout
+
+
+@pytest.mark.slow
+def test_xdist_workers_each_have_their_own_emulator_and_accounts(
+    pytester: pytest.Pytester, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("xdist")
+    seen = tmp_path / "seen.txt"
+    pytester.makepyfile(
+        test_par=f"""
+import os
+import pytest
+
+@pytest.mark.parametrize("n", range(8))
+def test_own_account(buildsd_account, buildsd_emulator, n):
+    assert buildsd_account.client.get(buildsd_account.builds_url + "/tokens").status_code == 200
+    with open({str(seen)!r}, "a") as f:
+        f.write(f"{{os.environ['PYTEST_XDIST_WORKER']}} {{buildsd_emulator.url}} "
+                f"{{buildsd_account.account_id}}\\n")
+"""
+    )
+    result = pytester.runpytest_subprocess("-n", "4", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
+    rows = [line.split() for line in seen.read_text().splitlines()]
+    assert len({row[2] for row in rows}) == 8  # an account per test
+    workers = {row[0]: row[1] for row in rows}
+    assert len(set(workers.values())) == len(workers)  # an emulator per worker
