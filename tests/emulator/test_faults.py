@@ -121,3 +121,12 @@ def test_the_journal_records_calls_with_secrets_masked(emu: World) -> None:
     emu.client.post(flows.base(emu) + "/tokens", content=b"not json", headers=emu.auth)
     raw = control(emu, "GET", "requests", params={"method": "POST"})[-1]
     assert raw["body"] == "not json" and raw["status"] == 400
+
+
+def test_poll_counts_stay_bounded(emu: World) -> None:
+    from buildsd.services import emulation
+
+    for n in range(emulation.JOURNAL_SIZE + 5):
+        emu.services.emulation.count_poll(str(n))
+    assert len(emu.services.emulation.polls) == emulation.JOURNAL_SIZE
+    assert "0" not in emu.services.emulation.polls

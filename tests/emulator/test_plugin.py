@@ -243,3 +243,15 @@ def test_own_account(buildsd_account, buildsd_emulator, n):
     assert len({row[2] for row in rows}) == 8  # an account per test
     workers = {row[0]: row[1] for row in rows}
     assert len(set(workers.values())) == len(workers)  # an emulator per worker
+
+
+@pytest.mark.slow
+def test_an_emulator_that_cannot_start_says_why(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUILDSD_RATE_LIMIT", "-1")
+    pytester.makepyfile(test_user="def test_one(buildsd_account):\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    assert "buildsd emulate did not start" in result.stdout.str()
+    assert "BUILDSD_RATE_LIMIT" in result.stdout.str()

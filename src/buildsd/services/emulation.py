@@ -166,6 +166,8 @@ class Emulation:
 
     def count_poll(self, build_uuid: str) -> None:
         self.polls[build_uuid] = self.polls.get(build_uuid, 0) + 1
+        if len(self.polls) > JOURNAL_SIZE:  # polls of builds long stopped: the oldest go
+            del self.polls[next(iter(self.polls))]
 
     def release(self, build_uuid: str) -> None:
         """Let a `manual` build go on to its end."""
