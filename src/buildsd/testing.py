@@ -196,7 +196,9 @@ def _child() -> Emulator:
         process.wait()
         process.stdout.close()  # type: ignore[union-attr]
         log.seek(0)
-        raise RuntimeError(f"buildsd emulate did not start: {log.read().decode()[-2000:]}")
+        said = log.read().decode()[-2000:]
+        log.close()
+        raise RuntimeError(f"buildsd emulate did not start: {said}")
 
     def stop() -> None:
         process.terminate()
