@@ -135,6 +135,12 @@ def test_read_token_and_isolation(buildsd_account, buildsd_emulator):
     other.close()
 
 
+def test_a_full_reset_inside_a_test(buildsd_account, buildsd_emulator):
+    buildsd_emulator.reset()
+    made = buildsd_emulator.new_account()
+    assert made.account_id != buildsd_account.account_id
+
+
 def test_refused_control_call(buildsd_emulator):
     from buildsd.testing import ControlError
     with pytest.raises(ControlError):
@@ -152,14 +158,14 @@ def sqlite_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_user_suite_in_process(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_SUITE)
     result = pytester.runpytest("--buildsd-mode", "inprocess", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=11)
 
 
 @pytest.mark.slow
 def test_a_user_suite_against_buildsd_emulate(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_SUITE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=11)
 
 
 @pytest.mark.slow
