@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-fast fuzz check fmt bench bench-instructions bench-dashboard soak clean bwrap chromium
+.PHONY: serve emulate test test-fast fuzz check fmt bench bench-instructions bench-dashboard bench-emulator soak clean bwrap chromium
 
 $(STAMP): pyproject.toml
 	@echo "buildsd: installing into $(VENV) (the first time takes about a minute)..."
@@ -15,6 +15,14 @@ $(STAMP): pyproject.toml
 
 serve: $(STAMP) bwrap
 	$(BIN)/buildsd serve
+
+# buildsd as a test double (docs/testing.md): prints one JSON line, then serves.
+emulate: $(STAMP)
+	$(BIN)/buildsd emulate
+
+# The emulator's bars alone (bench/emulator.py): start-up, reset, accounts, a simulated build.
+bench-emulator: $(STAMP)
+	$(BIN)/python -m bench.emulator $(BENCH_ARGS)
 
 # The suite under coverage: src/ in this process and in every Python process it starts. Prints
 # the total; the whole report goes to coverage-report.txt. COVERAGE_APPEND=1 adds this run to the

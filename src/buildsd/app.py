@@ -26,6 +26,7 @@ from buildsd.config import Settings
 from buildsd.dashboard import http as dashboard_http
 from buildsd.dashboard.pages import Dashboard, Handler
 from buildsd.db import create_database
+from buildsd.emulator.middleware import Emulator
 from buildsd.errors import NotFound
 from buildsd.logs import AccessLog
 from buildsd.runner.sandbox import Sandbox
@@ -142,6 +143,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     middleware = [
         Middleware(RequestObserver, metrics=services.metrics, access_log=services.access_log)
     ]
+    if settings.control_api and not settings.strict:  # D26: never in strict mode
+        ids = [(op.method, op.path, op.operation_id) for op in operations]
+        middleware.insert(0, Middleware(Emulator, services=services, operations=ids))
     if settings.rate_limit > 0:
         middleware.append(Middleware(RateLimitMiddleware, counter=limits))
     middleware.append(Middleware(EnvelopeErrors))

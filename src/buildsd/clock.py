@@ -8,13 +8,68 @@ import time
 from datetime import UTC, datetime
 
 
+class _Virtual:
+    """The emulator's virtual clock (D26): real time plus an offset, or frozen at an instant.
+
+    One per process; `serve` never moves it (only the control API of `buildsd emulate` does), so
+    it reads the system clock unchanged there.
+    """
+
+    offset_ms = 0
+    frozen_ms: int | None = None
+
+
+def epoch_ms() -> int:
+    """Milliseconds since the epoch on the one clock every time-dependent rule reads."""
+    if _Virtual.frozen_ms is not None:
+        return _Virtual.frozen_ms
+    return time.time_ns() // 1_000_000 + _Virtual.offset_ms
+
+
+def epoch() -> float:
+    """Seconds since the epoch on the same clock (for windows and deadlines)."""
+    return epoch_ms() / 1000
+
+
+def utc_now() -> datetime:
+    return datetime.fromtimestamp(epoch_ms() / 1000, tz=UTC)
+
+
+def freeze(at_ms: int | None) -> None:
+    """Stop the clock at `at_ms` (None: run again from where it stands)."""
+    if at_ms is None:
+        if _Virtual.frozen_ms is not None:
+            _Virtual.offset_ms = _Virtual.frozen_ms - time.time_ns() // 1_000_000
+        _Virtual.frozen_ms = None
+    else:
+        _Virtual.frozen_ms = at_ms
+
+
+def advance(seconds: float) -> None:
+    """Move the clock forward (frozen or running); never backward, as time only goes on."""
+    step = max(0, int(seconds * 1000))
+    if _Virtual.frozen_ms is not None:
+        _Virtual.frozen_ms += step
+    else:
+        _Virtual.offset_ms += step
+
+
+def is_frozen() -> bool:
+    return _Virtual.frozen_ms is not None
+
+
+def reset_virtual() -> None:
+    """Back to the system clock."""
+    _Virtual.offset_ms, _Virtual.frozen_ms = 0, None
+
+
 def now() -> str:
     """The current time as RFC 3339 UTC with milliseconds and Z, e.g. 2026-01-02T03:04:05.678Z.
 
     Stored as text in this exact fixed-width form, so it sorts and compares correctly as a string
     on SQLite and PostgreSQL alike and needs no conversion on the way out.
     """
-    return format_epoch_ms(time.time_ns() // 1_000_000)
+    return format_epoch_ms(epoch_ms())
 
 
 _last_second: list[object] = [None, ""]  # [epoch second, its formatted prefix]

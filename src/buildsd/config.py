@@ -114,6 +114,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # has one account and only `buildsd grants` once it has more; "all" grants everything
     # whatever the accounts (emulator and CI use; never for tenants who must not see each other).
     grants: Literal["auto", "all"] = "auto"
+    # Emulator (docs/testing.md): "simulate" runs no git and no commands (D27); the control API
+    # under /_buildsd/ (D26) is on in `buildsd emulate`, and in `serve` only when set here.
+    runner: Literal["real", "simulate"] = "real"
+    control_api: bool = False
+    seed_file: str = ""  # `buildsd emulate`: load this seed document at start-up
 
     @property
     def data_path(self) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from buildsd.config import Settings
 
@@ -102,6 +102,20 @@ def clone_url(settings: Settings, connection: Mapping[str, str]) -> str:
     except (KeyError, IndexError, ValueError) as exc:
         # Redacted: the message is the failed build's log line, which the account reads.
         raise CloneURLError(f"bad clone URL template {redact(template)!r}: {exc}") from exc
+
+
+def unreachable_hint(url: str, provider_type: str) -> str | None:
+    """For a failed clone from a public forge's host, which setting points buildsd elsewhere
+    (an offline machine or a CI job cannot reach github.com: issue 14)."""
+    host = urlsplit(url).hostname or ""
+    if host not in ("github.com", "gitlab.com"):
+        return None
+    return (
+        f"buildsd: could not clone from {host}. If this machine cannot reach it (offline, CI), "
+        f"set BUILDSD_GIT_URL_{provider_type.upper()} to a reachable template, e.g. "
+        "file:///srv/git/{provider_account_name}/{repo_name}.git, or use "
+        "BUILDSD_RUNNER=simulate (docs/testing.md)"
+    )
 
 
 def redact(url: str) -> str:

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from buildsd import clock
 from buildsd.api.envelope import JSON, error_body
 from buildsd.errors import RateLimited
 from buildsd.services.rate_limits import WINDOW_SECONDS, Counter
@@ -37,7 +37,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith("/client/v4"):
             await self.app(scope, receive, send)
             return
-        verdict = await self.counter.hit(credential_key(scope), time.time())
+        verdict = await self.counter.hit(credential_key(scope), clock.epoch())
         limit_headers = [
             (b"ratelimit", f'"default";r={verdict.remaining};t={verdict.reset}'.encode()),
             (b"ratelimit-policy", self.policy),

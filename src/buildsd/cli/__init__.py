@@ -26,6 +26,7 @@ from buildsd.api.protocol import guarded_protocol
 from buildsd.app import build_services, create_app
 from buildsd.cli import builds, webhooks_send
 from buildsd.cli.common import prepare, run_with_services, settings_of
+from buildsd.cli.emulate import emulate
 from buildsd.config import Settings
 from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
 from buildsd.runner.worker import Runner
@@ -488,3 +489,4 @@ def webhooks_secret(ctx: click.Context, account_id: str, provider: str) -> None:
 
 main.add_command(builds.builds)
 webhooks.add_command(webhooks_send.send)
+main.add_command(emulate)

@@ -251,15 +251,22 @@ class BuildRun:
         script = " && ".join(shlex.join(argv) for argv in steps)
         describe = shlex.join(git.describe_command(inside))
         script += f" && {describe} > {shlex.quote(self.sandbox.inside(described, self.binds))}"
-        await self._run(
-            logs,
-            ["/bin/sh", "-c", script],
-            self.workspace,
-            {**base_env, **git.GIT_ENV},
-            "git clone",
-            limit=self.settings.git_timeout_seconds,
-            binds=clone_binds,
-        )
+        try:
+            await self._run(
+                logs,
+                ["/bin/sh", "-c", script],
+                self.workspace,
+                {**base_env, **git.GIT_ENV},
+                "git clone",
+                limit=self.settings.git_timeout_seconds,
+                binds=clone_binds,
+            )
+        except Stopped as stopped:
+            if stopped.outcome == "fail" and (
+                hint := git.unreachable_hint(url, trigger["provider_type"])
+            ):
+                logs.line(hint)
+            raise
         sha, author, message = _described(described)
         await self.runs.record(
             job,

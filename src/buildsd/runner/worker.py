@@ -11,8 +11,10 @@ import socket
 from buildsd.config import Settings
 from buildsd.runner.build import BuildRun
 from buildsd.runner.sandbox import Sandbox
+from buildsd.runner.simulate import SimulatedBuild
 from buildsd.runner.sweep import sweep
 from buildsd.services import Services
+from buildsd.services.runs import Job
 
 log = logging.getLogger("buildsd.runner")
 
@@ -34,7 +36,8 @@ class Runner:
         self.settings = settings
         self.sandbox = sandbox or Sandbox(settings)
         self.owner = runner_id()
-        self.active: dict[asyncio.Task[None], BuildRun] = {}
+        self.active: dict[asyncio.Task[None], BuildRun | SimulatedBuild] = {}
+        self.simulated = settings.runner == "simulate"
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Until `stopping` is set; then the builds still running are terminated."""
@@ -42,10 +45,13 @@ class Runner:
         loop = asyncio.get_running_loop()
         next_reap = 0.0
         log.info("runner %s: %d slot(s)", self.owner, self.settings.runner_slots)
-        await asyncio.to_thread(announce, self.sandbox)
+        if not self.simulated:
+            await asyncio.to_thread(announce, self.sandbox)
         while not stopping.is_set():
             try:
-                if loop.time() >= next_reap:
+                # Simulated builds keep their own deadline on the virtual clock; a lease the
+                # clock jumped past says nothing about a runner lost (docs/testing.md).
+                if loop.time() >= next_reap and not self.simulated:
                     for build_uuid in await runs.reap():
                         log.warning("build %s terminated: its runner's lease lapsed", build_uuid)
                     mine = {build.job.build_uuid for build in self.active.values()}
@@ -53,11 +59,9 @@ class Runner:
                     await sweep(self.settings.data_path, runs, mine, scratch)
                     next_reap = loop.time() + max(1.0, self.settings.lease_seconds / 2)
                 while len(self.active) < self.settings.runner_slots:
-                    job = await runs.claim(self.owner)
-                    if job is None:
+                    build = await self._claim()
+                    if build is None:
                         break
-                    cache = self.services.triggers.cache_dir(job.build["trigger_uuid"])
-                    build = BuildRun(job, runs, self.settings, cache, self.sandbox)
                     task = asyncio.create_task(build.execute())
                     self.active[task] = build
                     task.add_done_callback(self._done)
@@ -66,6 +70,20 @@ class Runner:
                 await asyncio.sleep(1)
             await runs.wait_for_work(POLL_SECONDS)
         await self.shutdown()
+
+    async def _claim(self) -> BuildRun | SimulatedBuild | None:
+        runs = self.services.runs
+        if self.simulated:  # under the emulator's gate: no reset between claim and start
+            emulation = self.services.emulation
+            async with emulation.gate:
+                job = await runs.claim(self.owner)
+                return None if job is None else SimulatedBuild(job, runs, self.settings, emulation)
+        job = await runs.claim(self.owner)
+        return None if job is None else self._build(job)
+
+    def _build(self, job: Job) -> BuildRun:
+        cache = self.services.triggers.cache_dir(job.build["trigger_uuid"])
+        return BuildRun(job, self.services.runs, self.settings, cache, self.sandbox)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.active.pop(task, None)

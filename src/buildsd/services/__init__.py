@@ -13,6 +13,7 @@ from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.builds import Builds
 from buildsd.services.deploy_hooks import DeployHooks
 from buildsd.services.deployments import Deployments
+from buildsd.services.emulation import Emulation
 from buildsd.services.grants import Grants
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
@@ -72,6 +73,9 @@ class Services:
         self.scripts = Scripts(db)
         self.deployments = Deployments(db, self.scripts)
         self.audit = AuditLog(db)
+        self.emulation = Emulation(
+            db, self.identity, self.admin, self.grants
+        )  # empty unless the control API is on
 
     async def open(self) -> None:
         await self.db.open()

@@ -281,4 +281,4 @@ class Administration:
         async with self._db.transaction() as conn:
             if not await api_tokens.revoke(conn, token_id, clock.now()):
                 raise AdminError(f"no active token with id {token_id}")
-        self._identity.forget_credentials()
+        self._identity.forget()

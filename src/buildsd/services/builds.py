@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -276,7 +275,7 @@ class Builds:
 
     async def account_limits(self, account_id: str) -> AccountLimits:
         """Minutes used this calendar month (UTC) against BUILDSD_BUILD_MINUTES_LIMIT."""
-        now = datetime.now(UTC)
+        now = clock.utc_now()
         month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         following = month.replace(year=month.year + (month.month == 12), month=month.month % 12 + 1)
         limit = self._settings.build_minutes_limit

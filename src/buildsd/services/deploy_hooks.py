@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
 from buildsd import clock
@@ -144,7 +142,7 @@ class DeployHooks:
             queued = await builds.queued_for_branch(conn, trigger["trigger_uuid"], branch)
             if queued is not None:
                 return _triggered(queued, already_exists=True)
-            since = clock.format_epoch_ms(time.time_ns() // 1_000_000 - WINDOW_MS)
+            since = clock.format_epoch_ms(clock.epoch_ms() - WINDOW_MS)
             if (
                 await builds.hook_builds_since(conn, account_id, since, tag) >= PER_WORKER
                 or await builds.hook_builds_since(conn, account_id, since) >= PER_ACCOUNT

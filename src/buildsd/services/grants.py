@@ -87,9 +87,13 @@ class Grants:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._settings = settings
-        self._several = False  # seen more than one account (they are never deleted)
+        self._several = False  # seen more than one account (deleted only by an emulator reset)
 
     # --- the operator's (CLI) and the account's (API) views -----------------------------------
+
+    def forget(self) -> None:
+        """An emulator's reset deleted every account: count them again."""
+        self._several = False
 
     async def add(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from buildsd import clock, crypto
@@ -59,7 +59,7 @@ class Caller:
 
     def effective_status(self, at: datetime | None = None) -> str:
         """active, disabled or expired (a token not yet valid counts as disabled)."""
-        at = at or datetime.now(UTC)
+        at = at or clock.utc_now()
         if self.status != "active":
             return self.status
         if self.expires_on is not None and at >= self.expires_on:
@@ -239,6 +239,8 @@ class Identity:
             for account in accounts_page
         ], total
 
-    def forget_credentials(self) -> None:
-        """Drop every cached credential: a revocation made here takes effect at once."""
+    def forget(self) -> None:
+        """Drop every cached credential and known account: a revocation made here takes effect
+        at once, and so does an emulator's reset (which deletes accounts and tokens)."""
         self._cache.clear()
+        self._known_accounts.clear()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from dataclasses import dataclass, field
 
 from buildsd import clock
@@ -48,7 +47,7 @@ class Job:
 
 
 def _after(seconds: float) -> str:
-    return clock.format_epoch_ms(int((time.time() + seconds) * 1000))
+    return clock.format_epoch_ms(clock.epoch_ms() + int(seconds * 1000))
 
 
 class Runs:
@@ -182,7 +181,7 @@ class Runs:
     async def log(self, build_uuid: str, text: str) -> None:
         """One line of buildsd's own (not a command's output)."""
         seq = await self.next_log_seq(build_uuid)
-        await self.append_lines(build_uuid, [(seq, int(time.time() * 1000), text)])
+        await self.append_lines(build_uuid, [(seq, clock.epoch_ms(), text)])
 
     # --- the sandbox and what a killed runner left ----------------------------------------------
 
@@ -214,7 +213,7 @@ class Runs:
                         f"its lease at {row['lease_expires_on']} (process killed or machine lost)."
                     )
                     await runs.append_lines(
-                        conn, row["build_uuid"], [(seq, int(time.time() * 1000), text)]
+                        conn, row["build_uuid"], [(seq, clock.epoch_ms(), text)]
                     )
                     stopped.append(str(row["build_uuid"]))
                     self._log.build_state(

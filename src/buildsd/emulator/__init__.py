@@ -1,0 +1,2 @@
+"""The emulator's room (D26): the control API under /_buildsd/ and the middleware that keeps the
+request journal and applies faults; it reaches data only through services/."""
