@@ -24,6 +24,7 @@ from buildsd.api.routes import served, withheld
 from buildsd.config import Settings
 from buildsd.db import create_database
 from buildsd.errors import NotFound
+from buildsd.forges.sender import Sender
 from buildsd.logs import access_log
 from buildsd.runner.sandbox import Sandbox
 from buildsd.runner.worker import Runner
@@ -76,6 +77,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             runner = asyncio.create_task(Runner(services, settings).run(stopping))
         # Matches stored webhook deliveries, beginning with any a stopped process left behind.
         matcher = asyncio.create_task(services.webhooks.run(stopping))
+        sender = asyncio.create_task(Sender(services.outbox, settings).run(stopping))  # D29
         try:
             yield
         finally:
@@ -85,6 +87,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             if runner is not None:
                 await runner
             await matcher
+            await sender
             await limits.close()  # before the database: its counts may still be sent there
             await services.close()
             access_log.flush()

@@ -654,3 +654,18 @@ class AuditLog(Struct):
     owner: AuditLogOwner
     resource: AuditLogResource
     when: str
+
+
+class ForgeUpdate(Struct):
+    """One build state change queued for the forge and its delivery (extension, D29)."""
+
+    id: int
+    forge: str
+    status: str
+    build_outcome: str | None
+    created_on: str
+    state: str  # pending | delivered | failed (given up)
+    attempts: int
+    next_attempt_on: str
+    delivered_on: str | None
+    last_error: str | None

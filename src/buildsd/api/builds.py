@@ -17,6 +17,7 @@ from buildsd.wire import (
     BuildLogs,
     BuildsMap,
     CanceledBuild,
+    ForgeUpdate,
     Page,
     encoder,
     result_info,
@@ -71,6 +72,10 @@ async def latest(call: Call) -> BuildsMap:
 
 async def cancel(call: Call) -> CanceledBuild:
     return await call.services.builds.cancel(call.account_id, call.params["build_uuid"])
+
+
+async def forge_updates(call: Call) -> list[ForgeUpdate]:
+    return await call.services.outbox.updates(call.account_id, call.params["build_uuid"])
 
 
 async def logs(call: Call) -> BuildLogs:

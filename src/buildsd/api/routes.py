@@ -41,6 +41,7 @@ from buildsd.wire import (
     DetailedDeployHook,
     ExplainRequest,
     Explanation,
+    ForgeUpdate,
     Grant,
     RepoConnection,
     TokenVerification,
@@ -183,6 +184,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", BUILD + "/logs/stream", "streamBuildLogs", builds.stream_logs,
               "builds:read", "A build's log lines as Server-Sent Events",
               query=builds.LogsQuery, result=None, extension=True, media_type="text/event-stream"),
+    Operation("GET", BUILD + "/forge_updates", "listBuildForgeUpdates", builds.forge_updates,
+              "builds:read", "The build's updates for its forge and their delivery (D29)",
+              result=list[ForgeUpdate], extension=True),
     Operation("GET", BUILDS + "/account/limits", "getAccountLimits", builds.account_limits,
               "builds:read", "Build-minute limits", result=AccountLimits),
     # --- deploy hooks (spec §8) ------------------------------------------------------------------

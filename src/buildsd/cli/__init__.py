@@ -27,6 +27,7 @@ from buildsd.app import create_app
 from buildsd.cli.common import prepare, run_with_services, settings_of
 from buildsd.config import Settings
 from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
+from buildsd.forges.sender import Sender
 from buildsd.runner.worker import Runner
 from buildsd.services import Services
 from buildsd.services.identity import PERMISSION_GROUPS
@@ -156,7 +157,9 @@ def worker(ctx: click.Context, /, **flags: Any) -> None:
         # The webhook matcher too: what a `serve` stored and could not match (it died, or it
         # is busy) is matched here within its poll interval (docs/webhooks.md).
         await asyncio.gather(
-            Runner(services, settings).run(stopping), services.webhooks.run(stopping)
+            Runner(services, settings).run(stopping),
+            services.webhooks.run(stopping),
+            Sender(services.outbox, settings).run(stopping),  # forge updates (D29)
         )
 
     run_with_services(settings, run_until_signalled)
@@ -485,3 +488,7 @@ def webhooks_secret(ctx: click.Context, account_id: str, provider: str) -> None:
         err=True,
     )
     click.echo(secret)
+
+from buildsd.cli.forge import forge  # noqa: E402
+
+main.add_command(forge)

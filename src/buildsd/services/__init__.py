@@ -15,6 +15,7 @@ from buildsd.services.grants import Grants
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
 from buildsd.services.metrics import Metrics
+from buildsd.services.outbox import Outbox
 from buildsd.services.repo_connections import RepoConnections
 from buildsd.services.runs import Runs
 from buildsd.services.sandboxing import Confinement
@@ -56,6 +57,7 @@ class Services:
         self.scripts = Scripts(db)
         self.deployments = Deployments(db, self.scripts)
         self.audit = AuditLog(db)
+        self.outbox = Outbox(db, settings, cipher)
 
     async def open(self) -> None:
         await self.db.open()

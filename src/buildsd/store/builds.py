@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from buildsd.db import Connection, Row
-from buildsd.store import required, triggers
+from buildsd.store import outbox, required, triggers
 from buildsd.tables import HOOK_BUILT, UNFINISHED
 from buildsd.wire import (
     Build,
@@ -220,6 +220,7 @@ async def insert(conn: Connection, values: dict[str, Any]) -> Row:
         "DO UPDATE SET build_count = worker_build_counts.build_count + 1",
         {"account_id": values["account_id"], "tag": values["external_script_id"]},
     )
+    await outbox.build_changed(conn, values["build_uuid"], values["modified_on"])  # D29
     return row
 
 
@@ -262,6 +263,7 @@ async def stop(
     )
     if count:
         await rerender(conn, build_uuid)
+        await outbox.build_changed(conn, build_uuid, now)  # D29, whoever stops it
     return count > 0
 
 
