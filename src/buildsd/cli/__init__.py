@@ -489,6 +489,7 @@ def webhooks_secret(ctx: click.Context, account_id: str, provider: str) -> None:
     )
     click.echo(secret)
 
+
 from buildsd.cli.forge import forge  # noqa: E402
 
 main.add_command(forge)
