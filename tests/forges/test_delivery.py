@@ -1,0 +1,129 @@
+"""The outbox's delivery: outages retried with backoff, order per build kept, give-ups recorded,
+and a restart mid-retry losing nothing."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from starlette.testclient import TestClient
+
+from buildsd.app import create_app
+from buildsd.config import Settings
+from buildsd.services.outbox import backoff
+from tests.conftest import World
+from tests.forges.conftest import FAST, queue_build, run_build, set_forge, updates
+from tests.forges.fakeforge import Forge
+
+
+def _wait_updates(world: World, build_uuid: str, check, timeout: float = 15):
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = updates(world, build_uuid)
+        if check(listed):
+            return listed
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.05)
+
+
+def test_500s_and_a_timeout_are_retried_and_order_per_build_holds(forge_world, forge: Forge):
+    world = forge_world()
+    set_forge(world, "github", forge.url)
+    forge.failures = [500, 502, "slow"]  # the queued status fails three times
+    forge.slow = 1.0
+    build_uuid = queue_build(world)
+    run_build(world, "fail")
+    seen = forge.wait(4)
+    # The later changes waited for the first: the forge saw them in the build's order.
+    assert [s.body["description"] for s in seen] == [
+        "Build queued",
+        "Build in progress",
+        "Build in progress",
+        "Build failed",
+    ]
+    listed = _wait_updates(world, build_uuid, lambda u: u[-1]["state"] == "delivered")
+    assert [u["attempts"] for u in listed] == [4, 1, 1, 1]
+    assert all(u["state"] == "delivered" and u["last_error"] is None for u in listed)
+
+
+def test_a_refusing_forge_is_given_up_at_once_and_later_updates_go_on(forge_world, forge):
+    world = forge_world()
+    set_forge(world, "github", forge.url)
+    forge.failures = [404]
+    build_uuid = queue_build(world)
+    run_build(world)
+    forge.wait(3)
+    listed = _wait_updates(world, build_uuid, lambda u: u[-1]["state"] == "delivered")
+    assert listed[0]["state"] == "failed" and listed[0]["attempts"] == 1
+    assert "HTTP 404" in listed[0]["last_error"]
+
+
+def _closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_connection_refused_until_given_up(forge_world):
+    world = forge_world(outbox_max_attempts=3)
+    set_forge(world, "gitlab", _closed_port())
+    from tests.api.flows import base, build_token, connection_body, ok, trigger_body
+
+    made = ok(
+        world.client.put(
+            base(world) + "/repos/connections",
+            json=connection_body(provider_type="gitlab"),
+            headers=world.auth,
+        )
+    )
+    trig = ok(
+        world.client.post(
+            base(world) + "/triggers",
+            json=trigger_body(made, build_token(world)),
+            headers=world.auth,
+        )
+    )
+    build_uuid = ok(
+        world.client.post(
+            base(world) + f"/triggers/{trig['trigger_uuid']}/builds",
+            json={"branch": "main", "commit_hash": "abcdef12"},
+            headers=world.auth,
+        )
+    )["build_uuid"]
+    listed = _wait_updates(world, build_uuid, lambda u: u and u[0]["state"] == "failed")
+    assert listed[0]["attempts"] == 3 and listed[0]["last_error"].startswith("gave up after 3")
+
+
+def test_a_restart_mid_retry_loses_nothing(make_settings, forge_world, forge: Forge):
+    slow = {**FAST, "outbox_backoff_seconds": 0.5, "outbox_backoff_cap_seconds": 0.5}
+    app = create_app(make_settings(**slow))
+    client = TestClient(app, raise_server_exceptions=False)
+    client.__enter__()
+    world = World(client=client, services=app.state.services)
+    world.run(world.services.identity.bootstrap())
+    set_forge(world, "github", forge.url)
+    forge.failures = [503] * 50
+    build_uuid = queue_build(world)
+    run_build(world)
+    _wait_updates(world, build_uuid, lambda u: u[0]["attempts"] >= 1 and u[0]["last_error"])
+    client.__exit__(None, None, None)  # buildsd stops mid-retry
+    forge.failures = []
+    again = forge_world()  # the same database and data dir: a restart
+    forge.wait(4)
+    listed = _wait_updates(again, build_uuid, lambda u: u[-1]["state"] == "delivered")
+    assert [u["state"] for u in listed] == ["delivered"] * 4
+    descriptions = [s.body["description"] for s in forge.ok()]
+    assert descriptions == [
+        "Build queued",
+        "Build in progress",
+        "Build in progress",
+        "Build succeeded",
+    ]  # each once, in order
+
+
+def test_backoff_grows_with_jitter_up_to_the_cap():
+    settings = Settings(outbox_backoff_seconds=1.0, outbox_backoff_cap_seconds=10.0)
+    for attempts, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (60, 10.0)):
+        waits = [backoff(settings, attempts) for _ in range(50)]
+        assert all(ceiling / 2 <= w <= ceiling for w in waits)
+    assert FAST["runner_slots"] == 0
