@@ -12,7 +12,7 @@ from buildsd.app import create_app
 from buildsd.config import Settings
 from buildsd.services.outbox import backoff
 from tests.conftest import World
-from tests.forges.conftest import FAST, queue_build, run_build, set_forge, updates
+from tests.forges.conftest import FAST, FORGE_TOKEN, queue_build, run_build, set_forge, updates
 from tests.forges.fakeforge import Forge
 
 
@@ -127,3 +127,22 @@ def test_backoff_grows_with_jitter_up_to_the_cap():
         waits = [backoff(settings, attempts) for _ in range(50)]
         assert all(ceiling / 2 <= w <= ceiling for w in waits)
     assert FAST["runner_slots"] == 0
+
+
+def test_a_key_rotation_re_encrypts_forge_tokens(forge_world):
+    from buildsd import crypto
+
+    world = forge_world()
+    set_forge(world, "gitea", "https://git.example/api/v1")
+    old = crypto.Cipher(
+        crypto.load_key(world.services.settings.secret_key, world.services.settings.data_path)
+    )
+    new = crypto.Cipher(crypto.new_key())
+    assert world.run(world.services.secret_keys.rotate(old, new)) >= 1
+
+    async def stored() -> str:
+        async with world.services.db.connection() as conn:
+            row = await conn.one("SELECT token FROM forge_credentials")
+        return str(row["token"])
+
+    assert new.decrypt(world.run(stored())) == FORGE_TOKEN
