@@ -71,6 +71,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_backoff_cap_seconds: float = 300.0
     outbox_poll_seconds: float = 1.0
     forge_timeout_seconds: float = 10.0
+    # Hosts an event subscription may send to, comma-separated (exact names, or ".example.com"
+    # for a domain's subdomains); empty = any. An operator of a shared server limits where
+    # tenants' build events can be sent (docs/events.md).
+    event_url_allow_hosts: str = ""
     build_timeout_seconds: int = 1200
     # After a cancel or timeout: SIGTERM to the build's process group, SIGKILL this much later.
     cancel_grace_seconds: int = 10
@@ -125,6 +129,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def data_path(self) -> Path:
         # Absolute: build commands and git run in other working directories.
         return Path(self.data_dir).resolve()
+
+    @property
+    def event_hosts(self) -> list[str]:
+        return [h.strip().lower() for h in self.event_url_allow_hosts.split(",") if h.strip()]
 
     @property
     def read_only_paths(self) -> list[str]:

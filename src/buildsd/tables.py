@@ -585,6 +585,12 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("delivered_on", TIME, nullable=True),
     Column("comment_id", String(64), nullable=True),  # the PR/MR comment, updated in place
+    # Build events (forge 'event'): the subscription, the event, its Standard Webhooks id
+    # (kept by retries and replays), and the build as the wire showed it then.
+    Column("subscription_id", HEX32, nullable=True),
+    Column("event_type", String(64), nullable=True),
+    Column("message_id", String(64), nullable=True),
+    Column("build_json", Text, nullable=True),
     Index(
         "ix_outbox_pending",
         "next_attempt_on",
@@ -593,4 +599,21 @@ outbox = Table(
         postgresql_where=text("state = 'pending'"),
     ),
     Index(None, "build_uuid", "id"),
+    Index(None, "subscription_id", "id"),  # a subscription's delivery ledger
+)
+
+# Where an account wants its build events (cf.workersBuilds.worker.build.*), signed per
+# Standard Webhooks with `secret` (encrypted: signing needs it). events: a JSON list.
+event_subscriptions = Table(
+    "event_subscriptions",
+    metadata,
+    Column("id", HEX32, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_on", TIME, nullable=False),
+    Index(None, "account_id", "created_on"),
 )

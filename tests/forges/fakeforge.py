@@ -19,6 +19,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 @dataclass
@@ -59,7 +60,7 @@ def _handler(forge: Forge) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            seen = Seen(self.command, self.path, headers, json.loads(raw) if raw else None)
+            seen = Seen(self.command, self.path, headers, json.loads(raw) if raw else None, raw)
             with forge.lock:
                 forge.seen.append(seen)
                 failure = forge.failures.pop(0) if forge.failures else None

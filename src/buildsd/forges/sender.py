@@ -11,14 +11,19 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from buildsd.config import Settings
-from buildsd.forges import gitea, github, gitlab
+from buildsd.forges import events, gitea, github, gitlab
 from buildsd.forges.text import ForgeError
 from buildsd.services.outbox import Delivery, Outbox
 
 log = logging.getLogger("buildsd.forges")
 
 Send = Callable[[httpx.AsyncClient, Delivery], Awaitable[str | None]]
-FORGES: dict[str, Send] = {"github": github.send, "gitlab": gitlab.send, "gitea": gitea.send}
+FORGES: dict[str, Send] = {
+    "github": github.send,
+    "gitlab": gitlab.send,
+    "gitea": gitea.send,
+    "event": events.send,
+}
 BATCH = 32  # updates in flight at once per sender (each of a different build)
 
 

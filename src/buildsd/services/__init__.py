@@ -11,6 +11,7 @@ from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.builds import Builds
 from buildsd.services.deploy_hooks import DeployHooks
 from buildsd.services.deployments import Deployments
+from buildsd.services.event_subscriptions import EventSubscriptions
 from buildsd.services.grants import Grants
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
@@ -57,7 +58,8 @@ class Services:
         self.scripts = Scripts(db)
         self.deployments = Deployments(db, self.scripts)
         self.audit = AuditLog(db)
-        self.outbox = Outbox(db, settings, cipher)
+        self.event_subscriptions = EventSubscriptions(db, settings, cipher)
+        self.outbox = Outbox(db, settings, cipher, self.event_subscriptions)
 
     async def open(self) -> None:
         await self.db.open()

@@ -12,8 +12,9 @@ import msgspec
 from buildsd import clock
 from buildsd.config import Settings
 from buildsd.crypto import Cipher
-from buildsd.db import Database, Row
+from buildsd.db import Connection, Database, Row
 from buildsd.errors import InvalidRequestBody, NotFound
+from buildsd.services.event_subscriptions import EventSubscriptions
 from buildsd.store import accounts, builds, outbox, workers
 from buildsd.wire import ForgeUpdate
 
@@ -55,10 +56,13 @@ def backoff(settings: Settings, attempts: int) -> float:
 
 
 class Outbox:
-    def __init__(self, db: Database, settings: Settings, cipher: Cipher) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, cipher: Cipher, subscriptions: EventSubscriptions
+    ) -> None:
         self._db = db
         self._settings = settings
         self._cipher = cipher
+        self._subscriptions = subscriptions
 
     # --- credentials (`buildsd forge set|show|unset`) ----------------------------------------
 
@@ -114,12 +118,10 @@ class Outbox:
             rows = await outbox.claim(conn, clock.now(), _after(lease), limit)
             found = []
             for row in rows:
-                credential = await outbox.find_credential(
-                    conn, row["account_id"], row["provider_type"]
-                )
-                if credential is None or credential["forge"] != row["forge"]:
-                    # Unset (or replaced by another forge) since: nobody to tell any more.
-                    await outbox.give_up(conn, row["id"], "the account's forge credential is gone")
+                target = await self._target(conn, row)
+                if target is None:
+                    # Unset, replaced, disabled or now refused since: nobody to tell any more.
+                    await outbox.give_up(conn, row["id"], "its forge or subscription is gone")
                     continue
                 worker = await workers.find_by_tag(
                     conn, row["account_id"], row["external_script_id"]
@@ -127,13 +129,22 @@ class Outbox:
                 found.append(
                     Delivery(
                         row=row,
-                        api_url=str(credential["api_url"]),
-                        token=self._cipher.decrypt(credential["token"]),
+                        api_url=target[0],
+                        token=target[1],
                         script=worker["name"] if worker else str(row["external_script_id"]),
                         comment_id=await outbox.comment_of(conn, row["build_uuid"]),
                     )
                 )
         return found
+
+    async def _target(self, conn: Connection, row: Row) -> tuple[str, str] | None:
+        """(URL, token or signing secret) for a claimed row, or None."""
+        if row["forge"] == "event":
+            return await self._subscriptions.target(row, conn)
+        credential = await outbox.find_credential(conn, row["account_id"], row["provider_type"])
+        if credential is None or credential["forge"] != row["forge"]:
+            return None
+        return str(credential["api_url"]), self._cipher.decrypt(credential["token"])
 
     async def delivered(self, delivery: Delivery, comment_id: str | None) -> None:
         async with self._db.transaction() as conn:

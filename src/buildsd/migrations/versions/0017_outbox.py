@@ -35,6 +35,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", "provider_type", name="pk_forge_credentials"),
     )
     op.create_table(
+        "event_subscriptions",
+        sa.Column("id", sa.String(32), nullable=False),
+        sa.Column("account_id", sa.String(32), nullable=False),
+        sa.Column("name", sa.String(256), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("events", sa.Text(), nullable=False),
+        sa.Column("secret", sa.Text(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_on", TIME, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name="fk_event_subscriptions_account_id_accounts"
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_event_subscriptions"),
+    )
+    op.create_index(
+        "ix_event_subscriptions_account_id_created_on",
+        "event_subscriptions",
+        ["account_id", "created_on"],
+    )
+    op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("account_id", sa.String(32), nullable=False),
@@ -58,6 +78,10 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("delivered_on", TIME, nullable=True),
         sa.Column("comment_id", sa.String(64), nullable=True),
+        sa.Column("subscription_id", sa.String(32), nullable=True),
+        sa.Column("event_type", sa.String(64), nullable=True),
+        sa.Column("message_id", sa.String(64), nullable=True),
+        sa.Column("build_json", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),
     )
     op.create_index(
@@ -68,3 +92,4 @@ def upgrade() -> None:
         postgresql_where=sa.text("state = 'pending'"),
     )
     op.create_index("ix_outbox_build_uuid_id", "outbox", ["build_uuid", "id"])
+    op.create_index("ix_outbox_subscription_id_id", "outbox", ["subscription_id", "id"])
