@@ -154,6 +154,7 @@ def test_bad_bodies_unknown_ids_and_the_allow_list(forge_world):
         {**good, "surprise": 1},
         {**good, "url": "http://127.0.0.1:8700/"},
         {**good, "url": "https://evil.example/"},
+        {**good, "url": "https://]x"},
     ):
         failure(world.client.post(url, json=bad, headers=world.auth), 400, 12002)
     ok(

@@ -21,10 +21,14 @@ from buildsd.wire import CreateEventSubscriptionRequest, EventDelivery, EventSub
 
 def allowed(settings: Settings, url: str) -> bool:
     """An http(s) URL whose host the operator's allow-list admits (an empty list: any)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # "https://]x": not a URL (a bracket opens an IPv6 address)
         return False
-    host, hosts = parts.hostname.lower(), settings.event_hosts
+    if parts.scheme not in ("http", "https") or not hostname:
+        return False
+    host, hosts = hostname.lower(), settings.event_hosts
     return not hosts or any(host == h or (h.startswith(".") and host.endswith(h)) for h in hosts)
 
 
