@@ -146,3 +146,59 @@ def test_a_key_rotation_re_encrypts_forge_tokens(forge_world):
         return str(row["token"])
 
     assert new.decrypt(world.run(stored())) == FORGE_TOKEN
+
+
+def test_an_update_whose_credential_is_unset_meanwhile_is_given_up(forge_world, forge):
+    world = forge_world()
+    set_forge(world, "github", forge.url)
+    forge.failures = [500] * 1000
+    build_uuid = queue_build(world)
+    _wait_updates(world, build_uuid, lambda u: u and u[0]["attempts"] >= 1)
+    assert world.run(world.services.outbox.unset_credential(world.account, "github"))
+    listed = _wait_updates(world, build_uuid, lambda u: u[0]["state"] == "failed")
+    assert listed[0]["last_error"] == "its forge or subscription is gone"
+
+
+def test_unknown_forges_are_refused(forge_world):
+    from buildsd.errors import InvalidRequestBody
+
+    world = forge_world()
+    for call in (
+        world.services.outbox.set_credential(world.account, "bitbucket", "t", None),
+        world.services.outbox.unset_credential(world.account, "bitbucket"),
+    ):
+        try:
+            world.run(call)
+        except InvalidRequestBody:
+            continue
+        raise AssertionError("accepted")
+
+
+def test_the_sender_survives_a_failing_claim(caplog):
+    import asyncio
+
+    from buildsd.forges.sender import Sender
+
+    class Failing:
+        calls = 0
+
+        async def claim(self, limit: int) -> list:
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError("database away")
+            stopping.set()
+            return []
+
+    stopping = asyncio.Event()
+    outbox = Failing()
+    settings = Settings(outbox_poll_seconds=0.01)
+    asyncio.run(Sender(outbox, settings).run(stopping))  # type: ignore[arg-type]
+    assert outbox.calls == 2 and "claiming updates failed" in caplog.text
+
+
+def test_owner_slash_repo_names_one_repository():
+    from buildsd.forges.text import repository
+    from buildsd.services.outbox import Delivery
+
+    row = {"provider_account_name": "ignored", "repo_name": "octo org/my-worker"}
+    assert repository(Delivery(row, "", "", "", None)) == ("octo%20org", "my-worker")

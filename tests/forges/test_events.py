@@ -155,6 +155,7 @@ def test_bad_bodies_unknown_ids_and_the_allow_list(forge_world):
         {**good, "url": "http://127.0.0.1:8700/"},
         {**good, "url": "https://evil.example/"},
         {**good, "url": "https://]x"},
+        {**good, "url": "http:///x"},
     ):
         failure(world.client.post(url, json=bad, headers=world.auth), 400, 12002)
     ok(
@@ -189,3 +190,21 @@ def test_another_accounts_build_never_reaches_this_accounts_subscription(forge_w
     world.account, world.token = home, mine_token
     assert ledger(world, mine["id"]) == []
     assert forge.seen == []
+
+
+def test_a_subscription_disabled_meanwhile_gets_nothing_more(forge_world, forge: Forge):
+    world = forge_world()
+    sub = subscribe(world, forge.url, ["build.started"])
+    forge.failures = [500] * 1000
+    queue_build(world)
+    job = world.run(world.services.runs.claim("test-runner"))
+    assert world.run(world.services.runs.start_running(job))
+    _wait_ledger(world, sub["id"], lambda r: r and r[0]["attempts"] >= 1)
+
+    async def disable() -> None:
+        async with world.services.db.transaction() as conn:
+            await conn.run("UPDATE event_subscriptions SET enabled = :no", {"no": False})
+
+    world.run(disable())
+    rows = _wait_ledger(world, sub["id"], lambda r: r[0]["state"] == "failed")
+    assert rows[0]["last_error"] == "its forge or subscription is gone"

@@ -69,7 +69,7 @@ def test_gitlab_status_and_merge_request_note(forge_world, forge: Forge):
         )
     )["build_uuid"]
     _open_pull_request(world, build_uuid, "https://gitlab.com/group/my-worker/-/merge_requests/3")
-    run_build(world, "fail")
+    run_build(world, "fail", preview_url=PREVIEW)
     forge.wait(4 + 3)
     seen = forge.ok()
     posted = [s for s in seen if "/statuses/" in s.path]
@@ -87,7 +87,7 @@ def test_gitea_status_without_comments(forge_world, forge: Forge):
     assert set_forge(world, "gitea", forge.url + "/api/v1") == "github"
     build_uuid = queue_build(world)
     _open_pull_request(world, build_uuid, "https://gitea.example/octo-org/my-worker/pulls/2")
-    job = run_build(world, "cancelled")
+    job = run_build(world, "cancelled", preview_url=PREVIEW)
     assert job.build_uuid == build_uuid
     seen = forge.wait(4)
     assert all(s.path == f"/api/v1/repos/octo-org/my-worker/statuses/{SHA}" for s in seen)

@@ -31,13 +31,9 @@ class Sender:
     def __init__(self, outbox: Outbox, settings: Settings) -> None:
         self._outbox = outbox
         self._settings = settings
-        self._wake = asyncio.Event()
-
-    def notify(self) -> None:
-        self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Until `stopping`: send what is due, else wait a poll interval (or a notify)."""
+        """Until `stopping`: send what is due, else wait a poll interval."""
         async with httpx.AsyncClient(
             timeout=self._settings.forge_timeout_seconds, follow_redirects=False
         ) as client:
@@ -48,11 +44,8 @@ class Sender:
                     log.exception("outbox: claiming updates failed")
                     sent = 0
                 if sent == 0:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            _first(stopping, self._wake), self._settings.outbox_poll_seconds
-                        )
+                        await asyncio.wait_for(stopping.wait(), self._settings.outbox_poll_seconds)
 
     async def once(self, client: httpx.AsyncClient) -> int:
         """One round: claim a batch and send it; how many were claimed."""
@@ -74,12 +67,3 @@ class Sender:
             )
             return
         await self._outbox.delivered(delivery, comment_id)
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
