@@ -4,7 +4,6 @@ records the answer; started beside the runner by `serve` and `worker`, never in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -24,7 +23,7 @@ FORGES: dict[str, Send] = {
     "gitea": gitea.send,
     "event": events.send,
 }
-BATCH = 32  # updates in flight at once per sender (each of a different build)
+BATCH = 32  # updates in flight at once per sender (at most one per build and target)
 
 
 class Sender:
@@ -33,25 +32,36 @@ class Sender:
         self._settings = settings
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Until `stopping`: send what is due, else wait a poll interval."""
+        """Until `stopping`: keep up to BATCH updates in flight, claiming more as sends end
+        (a slow forge holds one slot, not a round); idle, look again every poll interval."""
+        in_flight: set[asyncio.Task[None]] = set()
         async with httpx.AsyncClient(
             timeout=self._settings.forge_timeout_seconds, follow_redirects=False
         ) as client:
             while not stopping.is_set():
-                try:
-                    sent = await self.once(client)
-                except Exception:  # the database away, say: try again next round
-                    log.exception("outbox: claiming updates failed")
-                    sent = 0
-                if sent == 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), self._settings.outbox_poll_seconds)
+                claimed = (
+                    await self._claim(BATCH - len(in_flight)) if len(in_flight) < BATCH else []
+                )
+                in_flight |= {asyncio.create_task(self._send(client, d)) for d in claimed}
+                if claimed:
+                    continue
+                stop = asyncio.ensure_future(stopping.wait())
+                done, _ = await asyncio.wait(
+                    [*in_flight, stop],
+                    timeout=self._settings.outbox_poll_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                stop.cancel()
+                in_flight -= done
+            if in_flight:  # what is under way is finished, not dropped (its lease would lapse)
+                await asyncio.wait(in_flight)
 
-    async def once(self, client: httpx.AsyncClient) -> int:
-        """One round: claim a batch and send it; how many were claimed."""
-        deliveries = await self._outbox.claim(BATCH)
-        await asyncio.gather(*(self._send(client, d) for d in deliveries))
-        return len(deliveries)
+    async def _claim(self, limit: int) -> list[Delivery]:
+        try:
+            return await self._outbox.claim(limit)
+        except Exception:  # the database away, say: try again next round
+            log.exception("outbox: claiming updates failed")
+            return []
 
     async def _send(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         where = {"build_uuid": delivery.row["build_uuid"], "forge": delivery.row["forge"]}
