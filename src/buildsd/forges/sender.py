@@ -30,6 +30,9 @@ class Sender:
     def __init__(self, outbox: Outbox, settings: Settings) -> None:
         self._outbox = outbox
         self._settings = settings
+        # The sender's database work goes one statement group at a time: with 32 sends in
+        # flight it must not take the pool's connections from the builds it reports on.
+        self._db_turn = asyncio.Lock()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Until `stopping`: keep up to BATCH updates in flight, claiming more as sends end
@@ -58,7 +61,8 @@ class Sender:
 
     async def _claim(self, limit: int) -> list[Delivery]:
         try:
-            return await self._outbox.claim(limit)
+            async with self._db_turn:
+                return await self._outbox.claim(limit)
         except Exception:  # the database away, say: try again next round
             log.exception("outbox: claiming updates failed")
             return []
@@ -71,9 +75,11 @@ class Sender:
             # ValueError/KeyError: a 2xx answer without the JSON a forge documents.
             error = str(exc) or type(exc).__name__
             permanent = isinstance(exc, ForgeError) and exc.permanent
-            gave_up = await self._outbox.failed(delivery, error, permanent=permanent)
+            async with self._db_turn:
+                gave_up = await self._outbox.failed(delivery, error, permanent=permanent)
             log.warning(
                 "outbox: forge update failed", extra={**where, "error": error, "gave_up": gave_up}
             )
             return
-        await self._outbox.delivered(delivery, comment_id)
+        async with self._db_turn:
+            await self._outbox.delivered(delivery, comment_id)
