@@ -28,6 +28,7 @@ from buildsd.dashboard.pages import Dashboard, Handler
 from buildsd.db import create_database
 from buildsd.emulator.middleware import Emulator
 from buildsd.errors import NotFound
+from buildsd.forges.sender import Sender
 from buildsd.logs import AccessLog
 from buildsd.runner.sandbox import Sandbox
 from buildsd.runner.worker import Runner
@@ -127,6 +128,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             runner = asyncio.create_task(Runner(services, settings).run(stopping))
         # Matches stored webhook deliveries, beginning with any a stopped process left behind.
         matcher = asyncio.create_task(services.webhooks.run(stopping))
+        sender = asyncio.create_task(Sender(services.outbox, settings).run(stopping))  # D29
         try:
             yield
         finally:
@@ -136,6 +138,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             if runner is not None:
                 await runner
             await matcher
+            await sender
             await limits.close()  # before the database: its counts may still be sent there
             await services.close()
             services.access_log.flush()

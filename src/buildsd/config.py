@@ -63,6 +63,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A runner renews its lease on a build every third of this, and at least every second (that
     # renewal is also how it learns of a cancel); a lapsed lease → terminated.
     lease_seconds: int = 30
+    # The outbox (D29, docs/forges.md): a failed forge update is retried after
+    # backoff × 2^(attempt−1) seconds, jittered down to half, at most the cap, and given up
+    # (recorded as failed) after max_attempts; each request waits at most forge_timeout.
+    outbox_max_attempts: int = 10
+    outbox_backoff_seconds: float = 2.0
+    outbox_backoff_cap_seconds: float = 300.0
+    outbox_poll_seconds: float = 1.0
+    forge_timeout_seconds: float = 10.0
+    # Hosts an event subscription may send to, comma-separated (exact names, or ".example.com"
+    # for a domain's subdomains); empty = any. An operator of a shared server limits where
+    # tenants' build events can be sent (docs/events.md).
+    event_url_allow_hosts: str = ""
     build_timeout_seconds: int = 1200
     # After a cancel or timeout: SIGTERM to the build's process group, SIGKILL this much later.
     cancel_grace_seconds: int = 10
@@ -124,6 +136,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def data_path(self) -> Path:
         # Absolute: build commands and git run in other working directories.
         return Path(self.data_dir).resolve()
+
+    @property
+    def event_hosts(self) -> list[str]:
+        return [h.strip().lower() for h in self.event_url_allow_hosts.split(",") if h.strip()]
 
     @property
     def read_only_paths(self) -> list[str]:
@@ -203,6 +219,7 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0 or more")
     for name in (
         "lease_seconds",
+        "outbox_max_attempts",
         "build_timeout_seconds",
         "git_timeout_seconds",
         "build_memory_bytes",
@@ -223,7 +240,14 @@ def _check(settings: Settings) -> None:
         raise ConfigError("BUILDSD_MAX_SCRIPT_BYTES must be at least 1024")
     if settings.max_header_bytes < 1024:
         raise ConfigError("BUILDSD_MAX_HEADER_BYTES must be at least 1024")
-    for name in ("header_timeout_seconds", "body_timeout_seconds"):
+    for name in (
+        "header_timeout_seconds",
+        "body_timeout_seconds",
+        "outbox_backoff_seconds",
+        "outbox_backoff_cap_seconds",
+        "outbox_poll_seconds",
+        "forge_timeout_seconds",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
     if settings.sqlite_lock_timeout_seconds < 0:

@@ -576,3 +576,81 @@ rate_limit_buckets = Table(
     Column("hits", Integer, nullable=False),
     PrimaryKeyConstraint("credential", "bucket_start"),
 )
+
+# --- the outbox (migration 0016, D29, docs/forges.md) ------------------------------------------
+
+# Each account's forge token per provider type. Encrypted (crypto.Cipher), not hashed: the
+# sender presents the token itself. forge says which API speaks for that provider type (a
+# `github` connection may live on Gitea or Forgejo); api_url lets it be self-hosted.
+forge_credentials = Table(
+    "forge_credentials",
+    metadata,
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("provider_type", String(32), nullable=False),
+    Column("forge", String(16), nullable=False),  # github | gitlab | gitea
+    Column("api_url", Text, nullable=False),
+    Column("token", Text, nullable=False),
+    Column("created_on", TIME, nullable=False),
+    PrimaryKeyConstraint("account_id", "provider_type"),
+)
+
+# One row per build state change a forge should hear of, written by the transaction that made
+# the change (one INSERT … SELECT, nothing when the account has no forge credential). The
+# build's facts are copied as they were then; state is pending → delivered | failed (gave up).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the order per build
+    Column("account_id", HEX32, nullable=False),
+    Column("build_uuid", UUID, nullable=False),
+    Column("provider_type", String(32), nullable=False),
+    Column("forge", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("build_outcome", String(16), nullable=True),
+    Column("external_script_id", HEX32, nullable=False),
+    Column("commit_hash", String(64), nullable=False),
+    Column("provider_account_name", String(256), nullable=False),
+    Column("repo_name", String(256), nullable=False),
+    Column("pull_request", Text, nullable=True),
+    Column("version_id", UUID, nullable=True),
+    Column("preview_url", Text, nullable=True),
+    Column("created_on", TIME, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_on", TIME, nullable=False),
+    Column("lease_until", TIME, nullable=True),  # a sender holds the row until then
+    Column("last_error", Text, nullable=True),
+    Column("delivered_on", TIME, nullable=True),
+    Column("comment_id", String(64), nullable=True),  # the PR/MR comment, updated in place
+    # Build events (forge 'event'): the subscription, the event, its Standard Webhooks id
+    # (kept by retries and replays), and the build as the wire showed it then.
+    Column("subscription_id", HEX32, nullable=True),
+    Column("event_type", String(64), nullable=True),
+    Column("message_id", String(64), nullable=True),
+    Column("build_json", Text, nullable=True),
+    Index(
+        "ix_outbox_pending",
+        "next_attempt_on",
+        "id",
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
+    Index(None, "build_uuid", "id"),
+    Index(None, "subscription_id", "id"),  # a subscription's delivery ledger
+)
+
+# Where an account wants its build events (cf.workersBuilds.worker.build.*), signed per
+# Standard Webhooks with `secret` (encrypted: signing needs it). events: a JSON list.
+event_subscriptions = Table(
+    "event_subscriptions",
+    metadata,
+    Column("id", HEX32, primary_key=True),
+    Column("account_id", HEX32, ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_on", TIME, nullable=False),
+    Index(None, "account_id", "created_on"),
+)

@@ -655,3 +655,56 @@ class AuditLog(Struct):
     owner: AuditLogOwner
     resource: AuditLogResource
     when: str
+
+
+class ForgeUpdate(Struct):
+    """One build state change queued for the forge and its delivery (extension, D29)."""
+
+    id: int
+    forge: str
+    status: str
+    build_outcome: str | None
+    created_on: str
+    state: str  # pending | delivered | failed (given up)
+    attempts: int
+    next_attempt_on: str
+    delivered_on: str | None
+    last_error: str | None
+
+
+BuildEvent = Literal["build.started", "build.succeeded", "build.failed", "build.canceled"]
+
+
+class CreateEventSubscriptionRequest(Struct, forbid_unknown_fields=True):
+    name: Name
+    url: Annotated[str, Meta(min_length=1, max_length=2048, pattern=whole(r"https?://\S+"))]
+    events: Annotated[list[BuildEvent], Meta(min_length=1, max_length=4)]
+    enabled: bool = True
+
+
+class EventSubscription(Struct):
+    """Where an account's build events go (extension, D29); `secret` only in the create
+    answer (Standard Webhooks `whsec_…`), null everywhere else."""
+
+    id: str
+    name: str
+    url: str
+    events: list[str]
+    enabled: bool
+    created_on: str
+    secret: str | None = None
+
+
+class EventDelivery(Struct):
+    """One event sent (or being sent) to a subscription: the delivery ledger."""
+
+    id: int
+    message_id: str
+    build_uuid: str
+    event_type: str
+    created_on: str
+    state: str
+    attempts: int
+    next_attempt_on: str
+    delivered_on: str | None
+    last_error: str | None

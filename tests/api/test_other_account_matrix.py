@@ -26,6 +26,11 @@ BODIES: dict[str, Any] = {
     "setWorkerScriptSubdomain": {"enabled": False},
     "migrateToPreviews": {"deploy_command": "npx wrangler preview"},
     "updatePreview": {"delete_on_branch_delete": False},
+    "createEventSubscription": {
+        "name": "n",
+        "url": "https://e.example/",
+        "events": ["build.failed"],
+    },
 }
 # A name is the account's own: an upload under another account's Worker name makes (or
 # updates) a Worker of the uploader's, with a tag of its own; theirs stays as it was.
@@ -93,6 +98,13 @@ def theirs(world: World) -> dict[str, str]:
             json={"deploy_hook_name": "their-hook", "branch": "main"},
         )
     )
+    sub = ok(
+        client.post(
+            url + "/event_subscriptions",
+            headers=auth,
+            json={"name": "theirs", "url": "https://hooks.example/x", "events": ["build.failed"]},
+        )
+    )
     # The Worker the trigger registered (named by its tag), uploaded to: a version, a deployment.
     script = url.removesuffix("/builds") + f"/workers/scripts/{OTHER_TAG}"
     body, kind = form(META)
@@ -116,6 +128,8 @@ def theirs(world: World) -> dict[str, str]:
         "script_name": OTHER_TAG,  # a Worker registered by a trigger is named by its tag
         "deploy_hook_uuid": hook["deploy_hook_uuid"],
         "build_uuid": build["build_uuid"],
+        "subscription_id": sub["id"],
+        "delivery_id": "1",
         "delivery_uuid": "6f1c9e3e-1111-4222-8333-944455556666",
         "provider_type": "github",
         "provider_account_id": "77",

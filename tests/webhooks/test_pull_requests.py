@@ -230,6 +230,7 @@ def test_builds_made_before_the_upgrade_are_marked_too(
                     "previews_enabled",
                 )
             )
+            + "DROP TABLE outbox; DROP TABLE forge_credentials; DROP TABLE event_subscriptions;"
             + "UPDATE alembic_version SET version_num = '0006';"
         )
     migrations.upgrade(url)

@@ -15,6 +15,7 @@ from buildsd.wire import (
     BuildLogs,
     BuildsMap,
     CanceledBuild,
+    ForgeUpdate,
     Page,
     result_info,
 )
@@ -69,6 +70,10 @@ async def latest(call: Call) -> BuildsMap:
 
 async def cancel(call: Call) -> CanceledBuild:
     return await call.services.builds.cancel(call.account_id, call.params["build_uuid"])
+
+
+async def forge_updates(call: Call) -> list[ForgeUpdate]:
+    return await call.services.outbox.updates(call.account_id, call.params["build_uuid"])
 
 
 async def logs(call: Call) -> BuildLogs:

@@ -8,6 +8,7 @@ from buildsd.api import (
     build_tokens,
     builds,
     deploy_hooks,
+    event_subscriptions,
     grants,
     health,
     identity,
@@ -35,13 +36,17 @@ from buildsd.wire import (
     ConfigAutofill,
     CreateBuildRequest,
     CreateBuildTokenRequest,
+    CreateEventSubscriptionRequest,
     CreateTriggerRequest,
     CreateWorkerBuildRequest,
     DeployHook,
     DeployHookRequest,
     DetailedDeployHook,
+    EventDelivery,
+    EventSubscription,
     ExplainRequest,
     Explanation,
+    ForgeUpdate,
     Grant,
     RepoConnection,
     TokenVerification,
@@ -92,6 +97,8 @@ PREVIEW = PREVIEWS + "/{preview_id}"
 HOOKS = WORKERS + "/{script_name}/deploy_hooks"  # the Worker's name, not its tag (D16)
 HOOK = HOOKS + "/{deploy_hook_uuid}"
 BUILD = BUILDS + "/builds/{build_uuid}"
+SUBS = BUILDS + "/event_subscriptions"
+SUB = SUBS + "/{subscription_id}"
 # The Workers platform calls around Builds (D24): Cloudflare's own paths, kept in strict mode.
 SCRIPTS = ACCOUNT + "/workers/scripts"
 SCRIPT = SCRIPTS + "/{script_name}"
@@ -190,6 +197,30 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", BUILD + "/logs/stream", "streamBuildLogs", builds.stream_logs,
               "builds:read", "A build's log lines as Server-Sent Events",
               query=builds.LogsQuery, result=None, extension=True, media_type="text/event-stream"),
+    Operation("GET", BUILD + "/forge_updates", "listBuildForgeUpdates", builds.forge_updates,
+              "builds:read", "The build's updates for its forge and their delivery (D29)",
+              result=list[ForgeUpdate], extension=True),
+    # --- event subscriptions (extensions, D29, docs/events.md) ------------------------------------
+    Operation("POST", SUBS, "createEventSubscription", event_subscriptions.create,
+              "builds:write", "Send the account's build events to a URL (secret shown once)",
+              body=CreateEventSubscriptionRequest, result=EventSubscription, extension=True,
+              audit=Audited("event_subscription", "id", "create")),
+    Operation("GET", SUBS, "listEventSubscriptions", event_subscriptions.list_, "builds:read",
+              "List the account's event subscriptions", result=list[EventSubscription],
+              extension=True),
+    Operation("GET", SUB, "getEventSubscription", event_subscriptions.get, "builds:read",
+              "Get an event subscription", result=EventSubscription, extension=True),
+    Operation("DELETE", SUB, "deleteEventSubscription", event_subscriptions.delete,
+              "builds:write", "Delete an event subscription (returns it)",
+              result=EventSubscription, extension=True,
+              audit=Audited("event_subscription", "subscription_id", "delete")),
+    Operation("GET", SUB + "/deliveries", "listEventDeliveries", event_subscriptions.deliveries,
+              "builds:read", "The subscription's delivery ledger", result=list[EventDelivery],
+              extension=True),
+    Operation("POST", SUB + "/deliveries/{delivery_id}/replay", "replayEventDelivery",
+              event_subscriptions.replay, "builds:write", "Send a delivery again",
+              result=EventDelivery, extension=True,
+              audit=Audited("event_subscription", "subscription_id", "replay")),
     Operation("GET", BUILDS + "/account/limits", "getAccountLimits", builds.account_limits,
               "builds:read", "Build-minute limits", result=AccountLimits),
     # --- deploy hooks (spec §8) ------------------------------------------------------------------

@@ -29,6 +29,7 @@ from buildsd.cli.common import prepare, run_with_services, settings_of
 from buildsd.cli.emulate import emulate
 from buildsd.config import Settings
 from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
+from buildsd.forges.sender import Sender
 from buildsd.runner.worker import Runner
 from buildsd.services import Services
 from buildsd.services.identity import PERMISSION_GROUPS
@@ -158,7 +159,9 @@ def worker(ctx: click.Context, /, **flags: Any) -> None:
         # The webhook matcher too: what a `serve` stored and could not match (it died, or it
         # is busy) is matched here within its poll interval (docs/webhooks.md).
         await asyncio.gather(
-            Runner(services, settings).run(stopping), services.webhooks.run(stopping)
+            Runner(services, settings).run(stopping),
+            services.webhooks.run(stopping),
+            Sender(services.outbox, settings).run(stopping),  # forge updates (D29)
         )
 
     run_with_services(settings, run_until_signalled, access_log=access_log)
@@ -490,3 +493,6 @@ def webhooks_secret(ctx: click.Context, account_id: str, provider: str) -> None:
 main.add_command(builds.builds)
 webhooks.add_command(webhooks_send.send)
 main.add_command(emulate)
+from buildsd.cli.forge import forge  # noqa: E402
+
+main.add_command(forge)

@@ -14,11 +14,13 @@ from buildsd.services.builds import Builds
 from buildsd.services.deploy_hooks import DeployHooks
 from buildsd.services.deployments import Deployments
 from buildsd.services.emulation import Emulation
+from buildsd.services.event_subscriptions import EventSubscriptions
 from buildsd.services.grants import Grants
 from buildsd.services.health import Health
 from buildsd.services.identity import Identity
 from buildsd.services.log_stream import LogStreams
 from buildsd.services.metrics import Metrics
+from buildsd.services.outbox import Outbox
 from buildsd.services.previews import Previews
 from buildsd.services.repo_connections import RepoConnections
 from buildsd.services.runs import Runs
@@ -73,9 +75,10 @@ class Services:
         self.scripts = Scripts(db)
         self.deployments = Deployments(db, self.scripts)
         self.audit = AuditLog(db)
-        self.emulation = Emulation(
-            db, self.identity, self.admin, self.grants
-        )  # empty unless the control API is on
+        self.event_subscriptions = EventSubscriptions(db, settings, cipher)
+        self.outbox = Outbox(db, settings, cipher, self.event_subscriptions)
+        # Empty unless the control API is on.
+        self.emulation = Emulation(db, self.identity, self.admin, self.grants)
 
     async def open(self) -> None:
         await self.db.open()

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from buildsd.db import Connection, Row
-from buildsd.store import required, triggers
+from buildsd.store import outbox, required, triggers
 from buildsd.tables import HOOK_BUILT, UNFINISHED
 from buildsd.wire import (
     Build,
@@ -222,6 +222,7 @@ async def insert(conn: Connection, values: dict[str, Any]) -> Row:
     names = ", ".join(values)
     params = ", ".join(f":{name}" for name in values)
     await conn.run(f"INSERT INTO builds ({names}) VALUES ({params})", values)
+    await outbox.build_changed(conn, values["build_uuid"], values["modified_on"])  # D29
     return row
 
 
@@ -264,6 +265,7 @@ async def stop(
     )
     if count:
         await rerender(conn, build_uuid)
+        await outbox.build_changed(conn, build_uuid, now)  # D29, whoever stops it
     return count > 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from buildsd.db import Connection, Row
+from buildsd.store import outbox
 from buildsd.store.builds import COLUMNS, rerender
 from buildsd.tables import QUEUED, RUNNING, UNFINISHED
 
@@ -34,6 +35,7 @@ async def claim(
     )
     if row is not None:
         await rerender(conn, row["build_uuid"])
+        await outbox.build_changed(conn, row["build_uuid"], now)  # D29
     return row
 
 
@@ -55,6 +57,7 @@ async def set_running(conn: Connection, build_uuid: str, owner: str, now: str) -
     )
     if count:
         await rerender(conn, build_uuid)
+        await outbox.build_changed(conn, build_uuid, now)  # D29
     return count > 0
 
 

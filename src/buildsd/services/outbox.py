@@ -1,0 +1,175 @@
+"""The outbox (D29): forge credentials, queuing a build's change in its own transaction, and
+the claims, retries with backoff and give-ups of the senders that deliver them."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+import msgspec
+
+from buildsd import clock
+from buildsd.config import Settings
+from buildsd.crypto import Cipher
+from buildsd.db import Connection, Database, Row
+from buildsd.errors import InvalidRequestBody, NotFound
+from buildsd.services.event_subscriptions import EventSubscriptions
+from buildsd.store import accounts, builds, outbox, workers
+from buildsd.wire import ForgeUpdate
+
+FORGES = ("github", "gitlab", "gitea")
+# The API a forge speaks for each provider type a connection can have; Gitea and Forgejo are
+# connected as `github` (services/webhook_events.py) and speak their own status API.
+_PROVIDER_TYPES = {"github": "github", "gitlab": "gitlab", "gitea": "github"}
+_DEFAULT_API = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One claimed update and what sending it needs, the token decrypted."""
+
+    row: Row
+    api_url: str
+    token: str
+    script: str  # the Worker's name, or its tag if it has none
+    comment_id: str | None  # the build's PR/MR comment an earlier update made
+
+    @property
+    def id(self) -> int:
+        return int(self.row["id"])
+
+
+def _after(seconds: float) -> str:
+    return clock.format_epoch_ms(int((clock.parse(clock.now()).timestamp() + seconds) * 1000))
+
+
+def backoff(settings: Settings, attempts: int) -> float:
+    """Seconds before attempt `attempts + 1`: exponential, capped, with jitter (down to half)
+    so the updates of many builds failing together do not come back together."""
+    ceiling: float = min(
+        settings.outbox_backoff_cap_seconds,
+        settings.outbox_backoff_seconds * 2.0 ** min(attempts - 1, 30),
+    )
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+class Outbox:
+    def __init__(
+        self, db: Database, settings: Settings, cipher: Cipher, subscriptions: EventSubscriptions
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._cipher = cipher
+        self._subscriptions = subscriptions
+
+    # --- credentials (`buildsd forge set|show|unset`) ----------------------------------------
+
+    async def set_credential(
+        self, account_id: str, forge: str, token: str, api_url: str | None
+    ) -> str:
+        """Store the account's token for `forge` (encrypted); returns the provider type it
+        serves. A second one for the same provider type replaces the first."""
+        if forge not in FORGES:
+            raise InvalidRequestBody(f"forge must be one of {', '.join(FORGES)}")
+        url = (api_url or _DEFAULT_API.get(forge, "")).rstrip("/")
+        if not _URL.match(url):
+            raise InvalidRequestBody("the API URL must be an http(s) URL (Gitea has no default)")
+        if not token.strip():
+            raise InvalidRequestBody("the token must not be empty")
+        provider_type = _PROVIDER_TYPES[forge]
+        async with self._db.transaction() as conn:
+            if not await accounts.exists(conn, account_id):
+                raise NotFound("no such account")
+            await outbox.put_credential(
+                conn,
+                {
+                    "account_id": account_id,
+                    "provider_type": provider_type,
+                    "forge": forge,
+                    "api_url": url,
+                    "token": self._cipher.encrypt(token.strip()),
+                    "created_on": clock.now(),
+                },
+            )
+        return provider_type
+
+    async def credentials(self, account_id: str) -> list[Row]:
+        """The account's forges, without their tokens."""
+        async with self._db.connection() as conn:
+            return await outbox.credentials_of(conn, account_id)
+
+    async def unset_credential(self, account_id: str, forge: str) -> bool:
+        if forge not in FORGES:
+            raise InvalidRequestBody(f"forge must be one of {', '.join(FORGES)}")
+        async with self._db.transaction() as conn:
+            return await outbox.delete_credential(conn, account_id, _PROVIDER_TYPES[forge]) > 0
+
+    # --- the sender's side ---------------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[Delivery]:
+        """Due updates leased to this sender, at most one per build (the earliest)."""
+        lease = max(30.0, self._settings.forge_timeout_seconds * 3)
+        async with self._db.connection() as conn:
+            if not await outbox.any_due(conn, clock.now()):  # a read: no write lock when idle
+                return []
+        async with self._db.transaction() as conn:
+            rows = await outbox.claim(conn, clock.now(), _after(lease), limit)
+            found = []
+            for row in rows:
+                target = await self._target(conn, row)
+                if target is None:
+                    # Unset, replaced, disabled or now refused since: nobody to tell any more.
+                    await outbox.give_up(conn, row["id"], "its forge or subscription is gone")
+                    continue
+                worker = await workers.find_by_tag(
+                    conn, row["account_id"], row["external_script_id"]
+                )
+                found.append(
+                    Delivery(
+                        row=row,
+                        api_url=target[0],
+                        token=target[1],
+                        script=worker["name"] if worker else str(row["external_script_id"]),
+                        comment_id=await outbox.comment_of(conn, row["build_uuid"]),
+                    )
+                )
+        return found
+
+    async def _target(self, conn: Connection, row: Row) -> tuple[str, str] | None:
+        """(URL, token or signing secret) for a claimed row, or None."""
+        if row["forge"] == "event":
+            return await self._subscriptions.target(row, conn)
+        credential = await outbox.find_credential(conn, row["account_id"], row["provider_type"])
+        if credential is None or credential["forge"] != row["forge"]:
+            return None
+        return str(credential["api_url"]), self._cipher.decrypt(credential["token"])
+
+    async def delivered(self, delivery: Delivery, comment_id: str | None) -> None:
+        async with self._db.transaction() as conn:
+            await outbox.delivered(conn, delivery.id, clock.now(), comment_id)
+
+    async def failed(self, delivery: Delivery, error: str, *, permanent: bool = False) -> bool:
+        """Schedule the next attempt, or give up after the last (or a refusal retrying cannot
+        change, such as a 401 or 404); True when it gave up."""
+        attempts = int(delivery.row["attempts"])
+        async with self._db.transaction() as conn:
+            if permanent or attempts >= self._settings.outbox_max_attempts:
+                await outbox.give_up(conn, delivery.id, f"gave up after {attempts}: {error}")
+                return True
+            await outbox.retry(conn, delivery.id, error, _after(backoff(self._settings, attempts)))
+        return False
+
+    # --- the extension: GET …/builds/builds/{uuid}/forge_updates -------------------------------
+
+    async def updates(self, account_id: str, build_uuid: str) -> list[ForgeUpdate]:
+        async with self._db.connection() as conn:
+            await builds.get(conn, account_id, build_uuid)  # another account's → 404
+            rows = await outbox.of_build(conn, account_id, build_uuid)
+        return [
+            msgspec.convert(
+                {name: row[name] for name in ForgeUpdate.__struct_fields__}, ForgeUpdate
+            )
+            for row in rows
+        ]

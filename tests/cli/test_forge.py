@@ -1,0 +1,70 @@
+"""`buildsd forge set|show|unset`: the token is stored encrypted and never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from buildsd.cli import main
+from tests.conftest import ACCOUNT, TOKEN
+from tests.forges.conftest import FORGE_TOKEN
+
+
+def _run(tmp_path: Path, *args: str, input: str | None = None, **env: str):
+    env = {"BUILDSD_BOOTSTRAP_ACCOUNT_ID": ACCOUNT, "BUILDSD_BOOTSTRAP_TOKEN": TOKEN, **env}
+    argv = ["--data-dir", str(tmp_path / "data"), *args]
+    return CliRunner().invoke(main, argv, env=env, input=input)
+
+
+def test_set_show_unset(tmp_path: Path) -> None:
+    account = ["--account", ACCOUNT]
+    done = _run(
+        tmp_path,
+        "forge",
+        "set",
+        *account,
+        "--forge",
+        "gitea",
+        "--api-url",
+        "https://git.example/api/v1/",
+        BUILDSD_FORGE_TOKEN=FORGE_TOKEN,
+    )
+    assert done.exit_code == 0, done.output
+    assert done.output.strip().endswith("gitea updates for the account's github connections")
+    done = _run(tmp_path, "forge", "set", *account, "--forge", "gitlab", input=FORGE_TOKEN + "\n")
+    assert done.exit_code == 0, done.output
+    shown = _run(tmp_path, "forge", "show", *account)
+    lines = shown.output.strip().splitlines()
+    assert [line.split()[:3] for line in lines] == [
+        ["github", "gitea", "https://git.example/api/v1"],
+        ["gitlab", "gitlab", "https://gitlab.com/api/v4"],
+    ]
+    assert FORGE_TOKEN not in shown.output and FORGE_TOKEN not in done.output
+    db = (tmp_path / "data" / "buildsd.sqlite3").read_bytes()
+    assert FORGE_TOKEN.encode() not in db  # only its ciphertext
+    assert _run(tmp_path, "forge", "unset", *account, "--forge", "gitea").exit_code == 0
+    again = _run(tmp_path, "forge", "unset", *account, "--forge", "gitea")
+    assert again.exit_code != 0 and "no gitea token" in again.output
+    assert _run(tmp_path, "forge", "show", *account).output.count("\n") == 1
+
+
+def test_bad_input_is_refused(tmp_path: Path) -> None:
+    gitea = ["forge", "set", "--account", ACCOUNT, "--forge", "gitea"]
+    done = _run(tmp_path, *gitea, BUILDSD_FORGE_TOKEN=FORGE_TOKEN)
+    assert done.exit_code != 0 and "Gitea has no default" in done.output
+    done = _run(tmp_path, *gitea, "--api-url", "file:///etc", BUILDSD_FORGE_TOKEN=FORGE_TOKEN)
+    assert done.exit_code != 0 and "http(s)" in done.output
+    done = _run(tmp_path, *gitea, "--api-url", "https://g.example", BUILDSD_FORGE_TOKEN=" ")
+    assert done.exit_code != 0 and "must not be empty" in done.output
+    done = _run(
+        tmp_path,
+        "forge",
+        "set",
+        "--account",
+        "ab" * 16,
+        "--forge",
+        "github",
+        BUILDSD_FORGE_TOKEN=FORGE_TOKEN,
+    )
+    assert done.exit_code != 0 and "no such account" in done.output
