@@ -343,7 +343,7 @@ class Previews:
         await previews.insert(
             conn,
             {
-                "preview_id": clock.new_uuid(),
+                "preview_id": clock.new_hex32(),  # the reference types it as a Worker tag: 32 hex
                 "account_id": account_id,
                 "external_script_id": tag,
                 "branch": branch,
