@@ -76,7 +76,12 @@ def seed(world: World) -> dict[str, str]:
     delivery = ok(deliver_github(world, github_push()))
     world.run(world.services.webhooks.match_pending())
     grant_id = world.grant()
+    # Previews on, and the Preview a push of branch `feature` makes.
+    on = {"previews_enabled": True}
+    ok(world.client.patch(f"{base(world)}/workers/{tag}", json=on, headers=world.auth))
+    preview_id = world.run(_preview_of(world, conn["repo_connection_uuid"]))
     return {
+        "preview_id": preview_id,
         "account_id": world.account,
         "repo_connection_uuid": conn["repo_connection_uuid"],
         "provider_type": conn["provider_type"],
@@ -98,6 +103,17 @@ def seed(world: World) -> dict[str, str]:
         "subscription_id": subscription["id"],
         "delivery_id": str(event["id"]),
     }
+
+
+async def _preview_of(world: World, repo_connection_uuid: str) -> str:
+    async with world.services.db.transaction() as conn:
+        (made,) = await world.services.previews.for_push(conn, repo_connection_uuid, "feature")
+        row = await conn.one(
+            "SELECT preview_id FROM previews WHERE trigger_uuid = :uuid",
+            {"uuid": made["trigger_uuid"]},
+        )
+    assert row is not None
+    return str(row["preview_id"])
 
 
 @pytest.fixture(scope="session")
