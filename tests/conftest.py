@@ -289,6 +289,16 @@ async def _stale_kept_values(db: Any) -> list[str]:
 
 
 @pytest.fixture
+def frozen_clock() -> Iterator[None]:
+    """The virtual clock stopped at now for the test: every row it writes has one timestamp."""
+    from buildsd import clock
+
+    clock.freeze(clock.epoch_ms())
+    yield
+    clock.reset_virtual()
+
+
+@pytest.fixture
 def world(make_world: Callable[..., World]) -> World:
     return make_world()
 

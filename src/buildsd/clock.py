@@ -107,6 +107,20 @@ def new_uuid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_last_seq = [0]
+
+
+def next_seq() -> int:
+    """The insertion order of rows listed newest first by a millisecond timestamp (audit entries,
+    deployments, webhook deliveries): larger than any number this process gave before, and the
+    real time in microseconds when that is larger. One process's rows sort as they were written,
+    even under a frozen virtual clock; two replicas' rows as their clocks wrote them, with no
+    counter row for concurrent writers to wait on. Called on the event loop's thread only."""
+    value = max(time.time_ns() // 1000, _last_seq[0] + 1)
+    _last_seq[0] = value
+    return value
+
+
 def new_hex32() -> str:
     """Account ids, token ids, user ids, Worker tags: 32 lowercase hex."""
     return secrets.token_hex(16)

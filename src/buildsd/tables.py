@@ -198,7 +198,9 @@ worker_deployments = Table(
     Column("author_email", String(320), nullable=False),
     Column("versions", Text, nullable=False),  # JSON list of {version_id, percentage}
     Column("annotations", Text, nullable=False),  # JSON object
-    Index(None, "tag", "created_on"),
+    # Insertion order among rows of one millisecond: clock.next_seq() (migration 0018).
+    Column("seq", BigInteger, nullable=False, server_default="0"),
+    Index(None, "tag", "created_on", "seq"),
 )
 
 # An account's workers.dev subdomain, once PUT (until then a default is shown: services/).
@@ -443,6 +445,8 @@ webhook_deliveries = Table(
     Column("provider_account_id", String(256), nullable=False, server_default=""),
     # A pull request's action ("" for a push): part of what makes a delivery a replay (D22).
     Column("action", String(32), nullable=False, server_default=""),
+    # Insertion order among rows of one millisecond: clock.next_seq() (migration 0018).
+    Column("seq", BigInteger, nullable=False, server_default="0"),
     # Idempotency: one accepted (or ignored) delivery per id and secret; redeliveries are kept
     # beside it as `duplicate` rows, which this index leaves out.
     Index(
@@ -489,8 +493,10 @@ webhook_matches = Table(
     Column("delivery_uuid", UUID, ForeignKey("webhook_deliveries.delivery_uuid"), nullable=False),
     Column("received_on", TIME, nullable=False),
     Column("decisions", Text, nullable=False),
+    # Insertion order among rows of one millisecond: its delivery's seq (migration 0018).
+    Column("seq", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint("account_id", "delivery_uuid"),
-    Index(None, "account_id", "received_on", "delivery_uuid"),
+    Index(None, "account_id", "received_on", "seq"),
     Index(None, "delivery_uuid"),  # pruning deletes a delivery's rows of every account (0007)
 )
 
@@ -561,9 +567,12 @@ audit_logs = Table(
     Column("operation", String(64), nullable=False),  # the route table's operationId
     Column("status", Integer, nullable=False),  # the HTTP status answered
     Column("metadata", Text, nullable=False),  # JSON object: path ids and names, error code
-    # Pages are read newest (or oldest) first along these; id breaks ties of one millisecond.
-    Index(None, "account_id", "when", "id"),
-    Index(None, "account_id", "action_type", "when", "id"),
+    # Insertion order among rows of one millisecond: clock.next_seq() (migration 0018).
+    Column("seq", BigInteger, nullable=False, server_default="0"),
+    # Pages are read newest (or oldest) first along these; seq breaks ties of one millisecond,
+    # id those of rows from before 0018 (all seq 0).
+    Index(None, "account_id", "when", "seq", "id"),
+    Index(None, "account_id", "action_type", "when", "seq", "id"),
 )
 
 # Rate-limit counters shared by replicas (D15) when the database is PostgreSQL and no Redis is

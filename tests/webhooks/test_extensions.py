@@ -38,6 +38,16 @@ def test_deliveries_are_listed_newest_first_in_pages(world: World) -> None:
     failure(world.client.get(url, params={"per_page": 0}, headers=world.auth), 400, 12013)
 
 
+def test_deliveries_of_one_millisecond_list_as_received(world: World, frozen_clock: None) -> None:
+    add_trigger(world, connect(world))
+    acks = [accepted(deliver_github(world, github_push(f"b{i}"))) for i in range(12)]
+    settle(world)
+    url = base(world) + "/webhook_deliveries"
+    listed = world.client.get(url, params={"per_page": 100}, headers=world.auth).json()["result"]
+    assert len({d["received_on"] for d in listed}) == 1
+    assert [d["delivery_uuid"] for d in listed] == [a["delivery_uuid"] for a in acks][::-1]
+
+
 def test_replay_matches_again_against_current_triggers(world: World) -> None:
     setup = connect(world)
     add_trigger(world, setup, trigger_name="first", branch_includes=["main"])

@@ -36,6 +36,18 @@ BEFORE_0014 = (
     "ON builds (account_id, external_script_id, created_on, build_uuid); "
     "ALTER TABLE builds DROP COLUMN seq; "
 )
+BEFORE_0018 = (
+    "DROP INDEX ix_audit_logs_account_id_when_seq_id; "
+    "DROP INDEX ix_audit_logs_account_id_action_type_when_seq_id; "
+    "DROP INDEX ix_webhook_matches_account_id_received_on_seq; "
+    'CREATE INDEX ix_audit_logs_account_id_when_id ON audit_logs (account_id, "when", id); '
+    "CREATE INDEX ix_audit_logs_account_id_action_type_when_id "
+    'ON audit_logs (account_id, action_type, "when", id); '
+    "CREATE INDEX ix_webhook_matches_account_id_received_on_delivery_uuid "
+    "ON webhook_matches (account_id, received_on, delivery_uuid); "
+    "ALTER TABLE audit_logs DROP COLUMN seq; ALTER TABLE webhook_matches DROP COLUMN seq; "
+    "ALTER TABLE webhook_deliveries DROP COLUMN seq; "
+)
 BEFORE_0012 = (
     "DROP TABLE grants; DROP TABLE webhook_secrets; DROP INDEX ix_webhook_deliveries_replay; "
     "DROP INDEX uq_webhook_deliveries_key; "
@@ -201,9 +213,9 @@ def test_builds_made_before_the_upgrade_are_marked_too(
     accepted(deliver_github(world, closed(41), "pull_request"), "ignored")
     accepted(deliver_github(world, pull_request("opened"), "pull_request"))
     settle(world)
-    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 to 0015 made gone
+    with sqlite3.connect(path) as raw:  # back to 0006: what 0007 to 0018 made gone
         raw.executescript(
-            "DROP TABLE previews; DROP TABLE previews_configs; "
+            BEFORE_0018 + "DROP TABLE previews; DROP TABLE previews_configs; "
             "DROP INDEX ix_builds_trigger_uuid_created_on_seq;"
             + BEFORE_0014
             + BEFORE_0012

@@ -138,6 +138,7 @@ class AuditLog:
             "id": clock.new_uuid(),
             "account_id": account_id,
             "when": clock.now(),
+            "seq": clock.next_seq(),  # the order of entries of one millisecond
             "action_type": event.action_type,
             "action_result": 200 <= event.status < 400,
             "actor_id": user_id or "",

@@ -377,6 +377,7 @@ class Scripts:
                 [{"version_id": v["id"], "percentage": p} for v, p in shares]
             ).decode(),
             "annotations": msgspec.json.encode(annotations).decode(),
+            "seq": clock.next_seq(),  # the order of deployments of one millisecond
         }
         await worker_versions.insert_deployment(conn, **deployment)
         leading = max(shares, key=lambda pair: pair[1])[0]

@@ -122,6 +122,7 @@ class Webhooks:
         closes = pull_requests.closing(event.pull_request)
         values: dict[str, Any] = {
             "delivery_uuid": clock.new_uuid(),
+            "seq": clock.next_seq(),  # the order of deliveries of one millisecond
             "provider": provider,
             "delivery_id": webhook_events.delivery_id(provider, headers, raw),
             "event": name,
@@ -282,6 +283,7 @@ class Webhooks:
                 account_id=account,
                 delivery_uuid=row["delivery_uuid"],
                 received_on=row["received_on"],
+                seq=row["seq"],
                 decisions=decisions,
             )
         return found
@@ -379,6 +381,7 @@ class Webhooks:
                     account_id=account_id,
                     delivery_uuid=delivery_uuid,
                     received_on=row["received_on"],
+                    seq=row["seq"],
                     decisions=[],
                 )
             row = await webhook_deliveries.get(conn, account_id, delivery_uuid)

@@ -24,9 +24,9 @@ _COLUMNS = (
     "actor_type, credential_id, resource_type, resource_id, operation, status, metadata"
 )
 _INSERT = (
-    f"INSERT INTO audit_logs ({_COLUMNS}) VALUES (:id, :account_id, :when, :action_type, "
+    f"INSERT INTO audit_logs ({_COLUMNS}, seq) VALUES (:id, :account_id, :when, :action_type, "
     ":action_result, :actor_id, :actor_email, :actor_ip, :actor_type, :credential_id, "
-    ":resource_type, :resource_id, :operation, :status, :metadata)"
+    ":resource_type, :resource_id, :operation, :status, :metadata, :seq)"
 )
 _metadata = msgspec.json.Decoder(dict[str, Any])
 
@@ -97,14 +97,15 @@ def _where(account_id: str, filters: Filters) -> tuple[str, dict[str, Any]]:
 async def page(
     conn: Connection, account_id: str, filters: Filters, page: Page, *, newest_first: bool
 ) -> tuple[list[Row], int]:
-    """One page along (account_id, when, id), or (account_id, action_type, when, id) when the
-    action is given; the count reads the same index range."""
+    """One page along (account_id, when, seq, id), or (account_id, action_type, when, seq, id)
+    when the action is given; the count reads the same index range."""
     where, params = _where(account_id, filters)
     order = "DESC" if newest_first else "ASC"
     return await paged(
         conn,
         f"SELECT COUNT(*) AS n FROM audit_logs WHERE {where}",
-        f'SELECT {_COLUMNS} FROM audit_logs WHERE {where} ORDER BY "when" {order}, id {order}',
+        f"SELECT {_COLUMNS} FROM audit_logs WHERE {where} "
+        f'ORDER BY "when" {order}, seq {order}, id {order}',
         params,
         page,
     )

@@ -15,7 +15,7 @@ from buildsd.wire import Page, WebhookDecision, WebhookDelivery
 _COLUMNS = (
     "d.delivery_uuid, d.provider, d.delivery_id, d.event, d.status, d.reason, d.repo_id, "
     "d.repository, d.branch, d.commit_hash, d.received_on, d.processed_on, "
-    "d.secret_account_id, d.provider_account_id"
+    "d.secret_account_id, d.provider_account_id, d.seq"
 )
 # A delivery as an account sees it: only through that account's own match row.
 _SELECT = (
@@ -109,7 +109,7 @@ async def pending(conn: Connection, limit: int) -> list[str]:
     """Stored and not yet matched, oldest first (a partial index holds exactly these)."""
     rows = await conn.all(
         "SELECT delivery_uuid FROM webhook_deliveries WHERE processed_on IS NULL "
-        "ORDER BY received_on LIMIT :limit",
+        "ORDER BY received_on, seq LIMIT :limit",
         {"limit": limit},
     )
     return [str(row["delivery_uuid"]) for row in rows]
@@ -211,17 +211,19 @@ async def put_match(
     account_id: str,
     delivery_uuid: str,
     received_on: str,
+    seq: int,
     decisions: list[WebhookDecision],
 ) -> None:
     """This account's decisions for the delivery; a replay replaces them."""
     await conn.run(
-        "INSERT INTO webhook_matches (account_id, delivery_uuid, received_on, decisions) "
-        "VALUES (:account_id, :uuid, :received_on, :decisions) "
+        "INSERT INTO webhook_matches (account_id, delivery_uuid, received_on, seq, decisions) "
+        "VALUES (:account_id, :uuid, :received_on, :seq, :decisions) "
         "ON CONFLICT (account_id, delivery_uuid) DO UPDATE SET decisions = excluded.decisions",
         {
             "account_id": account_id,
             "uuid": delivery_uuid,
             "received_on": received_on,
+            "seq": seq,
             "decisions": msgspec.json.encode(decisions).decode(),
         },
     )
@@ -239,12 +241,12 @@ async def get(conn: Connection, account_id: str, delivery_uuid: str) -> Row:
 
 
 async def page(conn: Connection, account_id: str, page: Page) -> tuple[list[Row], int]:
-    """Newest first, read along the (account_id, received_on) index."""
+    """Newest first, read along the (account_id, received_on, seq) index."""
     return await paged(
         conn,
         "SELECT COUNT(*) AS n FROM webhook_matches WHERE account_id = :account_id",
         _SELECT + "WHERE m.account_id = :account_id "
-        "ORDER BY m.received_on DESC, m.delivery_uuid DESC",
+        "ORDER BY m.received_on DESC, m.seq DESC, m.delivery_uuid DESC",
         {"account_id": account_id},
         page,
     )

@@ -61,8 +61,8 @@ async def versions_page(conn: Connection, tag: str, page: Page) -> tuple[list[Ro
 
 async def insert_deployment(conn: Connection, **values: Any) -> None:
     await conn.run(
-        f"INSERT INTO worker_deployments ({_DEPLOYMENT}) VALUES (:id, :account_id, :tag, "
-        ":created_on, :source, :strategy, :author_email, :versions, :annotations)",
+        f"INSERT INTO worker_deployments ({_DEPLOYMENT}, seq) VALUES (:id, :account_id, :tag, "
+        ":created_on, :source, :strategy, :author_email, :versions, :annotations, :seq)",
         values,
     )
 
@@ -71,7 +71,7 @@ async def deployments(conn: Connection, tag: str, limit: int = 10) -> list[Row]:
     """The latest deployments, newest first (Cloudflare lists the last ten)."""
     return await conn.all(
         f"SELECT {_DEPLOYMENT} FROM worker_deployments WHERE tag = :tag "
-        "ORDER BY created_on DESC, id DESC LIMIT :limit",
+        "ORDER BY created_on DESC, seq DESC, id DESC LIMIT :limit",
         {"tag": tag, "limit": limit},
     )
 
