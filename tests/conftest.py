@@ -312,10 +312,21 @@ def run_sync(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, in the controller: a worker's operations join the whole run's tally."""
+    SEEN_OPERATIONS.update(getattr(node, "workeroutput", {}).get("seen_operations", []))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """When the whole suite ran and passed, every operation of the spec must have had at least
-    one successful answer checked against its schema: the suite is the contract test."""
+    one successful answer checked against its schema: the suite is the contract test. Under
+    pytest-xdist each worker hands its tally to the controller, which checks the union."""
     config = session.config
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: it saw only its share of the tests
+        workeroutput["seen_operations"] = sorted(SEEN_OPERATIONS)
+        return
     whole = [Path(arg.split("::")[0]).resolve() for arg in config.args] == [Path(__file__).parent]
     if exitstatus != 0 or not whole or config.option.keyword or config.option.markexpr:
         return

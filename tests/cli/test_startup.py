@@ -145,3 +145,30 @@ def test_the_start_up_line_shows_no_credential_of_a_clone_url_or_database(tmp_pa
     assert "gitlab https://gitlab.example/{provider_account_name}/x.git" in line
     for secret in ("p@ss", "ss-word", "hunter3", "glpat-token", "oauth2"):
         assert secret not in line
+
+
+def test_a_process_starting_beside_a_first_run_says_where_the_credentials_are(
+    tmp_path: Path,
+) -> None:
+    """Replicas started together on a new database: one makes the first account and prints its
+    secrets; the others name the account and say its secrets were shown by another process."""
+    _, first = _invoke(tmp_path, "accounts", "list")
+    _, second = _invoke(tmp_path, "accounts", "list")
+    assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
+    assert "first run, created" in first.output and "API token" in first.output
+    account_id = first.output.split("account id")[1].split()[0]
+    assert f"first run by another process: account id {account_id}" in second.output
+    assert "API token " not in second.output and "buildsd-" not in second.output
+
+
+def test_a_later_start_says_nothing_of_a_first_run(tmp_path: Path) -> None:
+    from buildsd import clock
+    from buildsd.services.administration import FIRST_RUN_SECONDS
+
+    _invoke(tmp_path, "accounts", "list")
+    clock.advance(FIRST_RUN_SECONDS + 1)
+    try:
+        _, later = _invoke(tmp_path, "accounts", "list")
+    finally:
+        clock.reset_virtual()
+    assert later.exit_code == 0 and "first run" not in later.output

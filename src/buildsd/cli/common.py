@@ -69,6 +69,13 @@ def run_with_services(
 
 
 def announce(made: Bootstrap, *, err: bool = False) -> None:
+    if made.made_elsewhere:
+        click.echo(
+            f"buildsd: first run by another process: account id {made.account_id}; its "
+            "credentials were shown there, once (`buildsd tokens create` makes another token)",
+            err=err,
+        )
+        return
     lines = ["buildsd: first run, created (secrets are shown only this once):"]
     lines.append(f"  account id     {made.account_id}")
     if made.email:

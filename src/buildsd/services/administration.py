@@ -40,6 +40,11 @@ class CreatedToken:
     value: str
 
 
+# How long after a first run another process starting on the same database still says whose output
+# holds the credentials: replicas started together.
+FIRST_RUN_SECONDS = 300
+
+
 @dataclass(frozen=True, slots=True)
 class Bootstrap:
     """What a first run made; printed once by `serve`."""
@@ -49,6 +54,9 @@ class Bootstrap:
     api_key: str | None
     token: str | None
     token_from_settings: bool = False
+    # Another process made them moments ago (replicas started together on a new database): its
+    # output has the secrets; this one can only say so.
+    made_elsewhere: bool = False
 
 
 def policy_for(account_id: str, permissions: list[str]) -> dict[str, Any]:
@@ -92,6 +100,7 @@ class Administration:
             now = clock.now()
             admin = await users.first(conn)
             email = api_key = None
+            first_run_on = now
             if admin is None:
                 api_key = crypto.new_global_api_key()
                 email = ADMIN_EMAIL
@@ -105,6 +114,7 @@ class Administration:
                 )
             else:
                 admin_id = admin["id"]
+                first_run_on = admin["created_on"]
             made_account = False
             if account_id is None:
                 existing = await accounts.list_all(conn)
@@ -135,6 +145,9 @@ class Administration:
                     now=now,
                 )
         if not (made_account or made_token or email):
+            age = clock.parse(now) - clock.parse(first_run_on)
+            if age.total_seconds() < FIRST_RUN_SECONDS:
+                return Bootstrap(account_id, None, None, None, made_elsewhere=True)
             return None
         # The configured token is the caller's own; only a generated one needs showing.
         shown = made_token if made_token is not None and token is None else None
