@@ -27,16 +27,19 @@ bench-emulator: $(STAMP)
 # The suite under coverage: src/ in this process and in every Python process it starts. Prints
 # the total; the whole report goes to coverage-report.txt. COVERAGE_APPEND=1 adds this run to the
 # previous one (.ci/run: SQLite, then PostgreSQL, then the floor in .ci/coverage-floor).
+# PYTEST_WORKERS pytest-xdist processes share the tests, each with databases of its own
+# (tests/conftest.py); PYTEST_WORKERS=0 runs them in this one process.
+PYTEST_WORKERS ?= 2
 test: $(STAMP) bwrap chromium
 	@test -n "$(COVERAGE_APPEND)" || $(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 	@$(BIN)/coverage combine -q --append
 	@$(BIN)/coverage report > coverage-report.txt || true
 	@echo "coverage of src/: $$(awk '/^TOTAL/ {print $$NF}' coverage-report.txt) (details: coverage-report.txt)"
 
 # The suite without the tests that start real server processes (marked slow), without coverage.
 test-fast: $(STAMP) bwrap
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 # Every build runs in bubblewrap (docs/builds.md). As root it is installed when missing;
 # otherwise `serve` says builds are unconfined and the sandbox tests skip, saying why.

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from buildsd import clock
 from buildsd.cli import main
+from buildsd.cli.common import prepare, run_with_services
+from buildsd.config import load_settings
+from buildsd.services.administration import FIRST_RUN_SECONDS
 
 
 def _invoke(tmp_path: Path, *args: str, **env: str):
@@ -147,28 +151,40 @@ def test_the_start_up_line_shows_no_credential_of_a_clone_url_or_database(tmp_pa
         assert secret not in line
 
 
+async def nothing(services: object) -> None:
+    return None
+
+
 def test_a_process_starting_beside_a_first_run_says_where_the_credentials_are(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Replicas started together on a new database: one makes the first account and prints its
-    secrets; the others name the account and say its secrets were shown by another process."""
-    _, first = _invoke(tmp_path, "accounts", "list")
-    _, second = _invoke(tmp_path, "accounts", "list")
-    assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
-    assert "first run, created" in first.output and "API token" in first.output
-    account_id = first.output.split("account id")[1].split()[0]
-    assert f"first run by another process: account id {account_id}" in second.output
-    assert "API token " not in second.output and "buildsd-" not in second.output
+    secrets; the others (serve and worker start this way) name the account and say its secrets
+    were shown by another process. An admin command run then says nothing of it."""
+    settings = load_settings(env={}, data_dir=str(tmp_path / "data"))
+    prepare(settings)
+    run_with_services(settings, nothing, err=False, replica=True)
+    first = capsys.readouterr().out
+    run_with_services(settings, nothing, err=False, replica=True)
+    second = capsys.readouterr().out
+    assert "first run, created" in first and "API token" in first
+    account_id = first.split("account id")[1].split()[0]
+    assert f"first run by another process: account id {account_id}" in second
+    assert "API token " not in second and "buildsd-" not in second
+    _, admin = _invoke(tmp_path, "accounts", "list")
+    assert admin.exit_code == 0 and "first run" not in admin.output
 
 
-def test_a_later_start_says_nothing_of_a_first_run(tmp_path: Path) -> None:
-    from buildsd import clock
-    from buildsd.services.administration import FIRST_RUN_SECONDS
-
-    _invoke(tmp_path, "accounts", "list")
+def test_a_later_start_says_nothing_of_a_first_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = load_settings(env={}, data_dir=str(tmp_path / "data"))
+    prepare(settings)
+    run_with_services(settings, nothing, err=False, replica=True)
+    capsys.readouterr()
     clock.advance(FIRST_RUN_SECONDS + 1)
     try:
-        _, later = _invoke(tmp_path, "accounts", "list")
+        run_with_services(settings, nothing, err=False, replica=True)
     finally:
         clock.reset_virtual()
-    assert later.exit_code == 0 and "first run" not in later.output
+    assert "first run" not in capsys.readouterr().out

@@ -80,7 +80,7 @@ def serve(ctx: click.Context, /, no_runner: bool, **flags: Any) -> None:
     access_log = logs.configure(settings.log_level, settings.log_format)
     _check_port_free(settings.host, settings.port)
     prepare(settings)
-    run_with_services(settings, _nothing, err=False)  # bootstrap, announced on stdout
+    run_with_services(settings, _nothing, err=False, replica=True)  # bootstrap, on stdout
     sys.stdout.flush()
     log.info("%s", _summary(settings))
     uvicorn.run(
@@ -164,7 +164,7 @@ def worker(ctx: click.Context, /, **flags: Any) -> None:
             Sender(services.outbox, settings).run(stopping),  # forge updates (D29)
         )
 
-    run_with_services(settings, run_until_signalled, access_log=access_log)
+    run_with_services(settings, run_until_signalled, access_log=access_log, replica=True)
 
 
 @main.group()

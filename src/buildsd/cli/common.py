@@ -46,16 +46,19 @@ def run_with_services(
     *,
     err: bool = True,
     access_log: AccessLog | None = None,
+    replica: bool = False,
 ) -> T:
     """Open the services, bootstrap if the database is new (told on stderr), do the work.
-    `access_log`: where build states go (logs.configure's), for a command that runs builds."""
+    `access_log`: where build states go (logs.configure's), for a command that runs builds.
+    `replica`: a long-running process (serve, worker), which also says so when another process's
+    first run made the credentials moments ago; an admin command does not."""
 
     async def main() -> T:
         services = build_services(settings, access_log)
         await services.open()
         try:
             made = await services.admin.bootstrap()
-            if made is not None:
+            if made is not None and (replica or not made.made_elsewhere):
                 announce(made, err=err)
             return await work(services)
         finally:
