@@ -9,14 +9,16 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
+from buildsd import clock
 from buildsd.config import Settings
 from buildsd.forges import events, gitea, github, gitlab
+from buildsd.forges.github_app import Installations
 from buildsd.forges.text import ForgeError
-from buildsd.services.outbox import Delivery, Outbox
+from buildsd.services.outbox import PRUNE_BATCH, Delivery, Outbox, Sent
 
 log = logging.getLogger("buildsd.forges")
 
-Send = Callable[[httpx.AsyncClient, Delivery], Awaitable[str | None]]
+Send = Callable[[httpx.AsyncClient, Delivery], Awaitable[Sent]]
 FORGES: dict[str, Send] = {
     "github": github.send,
     "gitlab": gitlab.send,
@@ -24,6 +26,9 @@ FORGES: dict[str, Send] = {
     "event": events.send,
 }
 BATCH = 32  # updates in flight at once per sender (at most one per build and target)
+# Settled rows past the retention are pruned a batch at a time, every PRUNE_SECONDS on the
+# clock (the virtual one moves it too), again at once while a batch comes back full.
+PRUNE_SECONDS = 60.0
 
 
 class Sender:
@@ -33,6 +38,8 @@ class Sender:
         # The sender's database work goes one statement group at a time: with 32 sends in
         # flight it must not take the pool's connections from the builds it reports on.
         self._db_turn = asyncio.Lock()
+        self._installations = Installations()
+        self._pruned_at: float | None = None  # clock time of a pass that left none behind
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Until `stopping`: keep up to BATCH updates in flight, claiming more as sends end
@@ -48,6 +55,7 @@ class Sender:
                 in_flight |= {asyncio.create_task(self._send(client, d)) for d in claimed}
                 if claimed:
                     continue
+                await self._prune_when_due()
                 stop = asyncio.ensure_future(stopping.wait())
                 done, _ = await asyncio.wait(
                     [*in_flight, stop],
@@ -67,10 +75,30 @@ class Sender:
             log.exception("outbox: claiming updates failed")
             return []
 
+    async def _prune_when_due(self) -> None:
+        """One batch when due: never while updates are due (claims come first)."""
+        now = clock.epoch()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_SECONDS:
+            return
+        try:
+            async with self._db_turn:
+                pruned = await self._outbox.prune()
+        except Exception:  # the database away, say: next time
+            log.exception("outbox: pruning failed")
+            return
+        if pruned:
+            log.info("outbox: pruned %d settled updates past the retention", pruned)
+        self._pruned_at = None if pruned == PRUNE_BATCH else now
+
+    def _forge(self, delivery: Delivery) -> Send:
+        if delivery.row["forge"] == "github" and delivery.app_id is not None:
+            return lambda client, d: github.send_checks(client, d, self._installations)
+        return FORGES[str(delivery.row["forge"])]
+
     async def _send(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         where = {"build_uuid": delivery.row["build_uuid"], "forge": delivery.row["forge"]}
         try:
-            comment_id = await FORGES[str(delivery.row["forge"])](client, delivery)
+            sent = await self._forge(delivery)(client, delivery)
         except (ForgeError, httpx.HTTPError, ValueError, KeyError) as exc:
             # ValueError/KeyError: a 2xx answer without the JSON a forge documents.
             error = str(exc) or type(exc).__name__
@@ -82,4 +110,4 @@ class Sender:
             )
             return
         async with self._db_turn:
-            await self._outbox.delivered(delivery, comment_id)
+            await self._outbox.delivered(delivery, sent)
