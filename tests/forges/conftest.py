@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -132,3 +133,14 @@ def open_pull_request(world: World, build_uuid: str, url: str) -> None:
             await builds.rerender(conn, build_uuid)
 
     world.run(update())
+
+
+def settled(world: World, build_uuid: str, timeout: float = 15) -> list[dict[str, Any]]:
+    """The build's updates once none is pending (the sender records answers in rounds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = updates(world, build_uuid)
+        if listed and all(u["state"] != "pending" for u in listed):
+            return listed
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.05)

@@ -42,6 +42,7 @@ class Forge:
     # Answers to give before answering normally: an HTTP status, or "slow" (longer than the
     # client's timeout).
     failures: list[int | str] = field(default_factory=list)
+    failure_body: bytes = b'{"message": "forge trouble"}'
     delay: float = 0.0
     slow: float = 2.0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -154,7 +155,7 @@ def _handler(forge: Forge) -> type[BaseHTTPRequestHandler]:
             if failure is not None and failure != 200:
                 self.send_response(int(failure))
                 self.end_headers()
-                self.wfile.write(b'{"message": "forge trouble"}')
+                self.wfile.write(forge.failure_body)
                 return
             seen.headers["x-answered"] = "ok"
             comment = self.path.rsplit("/", 1)[-1]

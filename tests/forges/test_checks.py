@@ -3,13 +3,10 @@ created then updated in place, the App's JWT traded for a cached installation to
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from buildsd.errors import InvalidRequestBody
-from tests.conftest import World
 from tests.forges.conftest import (
     APP_ID,
     SHA,
@@ -18,7 +15,7 @@ from tests.forges.conftest import (
     queue_build,
     run_build,
     set_app,
-    updates,
+    settled,
 )
 from tests.forges.fakeforge import Forge
 
@@ -31,16 +28,6 @@ def _runs(forge: Forge) -> list:
     return [s for s in forge.ok() if "/check-runs" in s.path]
 
 
-def _settled(world: World, build_uuid: str, timeout: float = 15) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        listed = updates(world, build_uuid)
-        if listed and all(u["state"] != "pending" for u in listed):
-            return listed
-        assert time.monotonic() < deadline, listed
-        time.sleep(0.05)
-
-
 def test_one_check_run_per_build_created_then_updated_in_place(
     forge_world, app_forge: Forge, app_key
 ):
@@ -50,7 +37,7 @@ def test_one_check_run_per_build_created_then_updated_in_place(
     open_pull_request(world, build_uuid, "https://github.com/octo-org/my-worker/pull/7")
     run_build(world, "success", version_id=VERSION, preview_url=PREVIEW)
     app_forge.wait(3, method="PATCH")  # check run updated 3 times, the comment edited 3 times
-    assert {u["state"] for u in _settled(world, build_uuid)} == {"delivered"}
+    assert {u["state"] for u in settled(world, build_uuid)} == {"delivered"}
     seen = app_forge.ok()
     assert not [s for s in seen if "/statuses/" in s.path]  # an App: check runs instead
     runs = _runs(app_forge)
@@ -90,7 +77,7 @@ def test_a_stopped_builds_conclusion(forge_world, app_forge, app_key, outcome, c
     build_uuid = queue_build(world)
     run_build(world, outcome)
     app_forge.wait(4)
-    _settled(world, build_uuid)
+    settled(world, build_uuid)
     last = _runs(app_forge)[-1].body
     assert (last["status"], last["conclusion"], last["output"]["title"]) == (
         "completed",
@@ -106,11 +93,11 @@ def test_a_second_build_gets_its_own_check_run(forge_world, app_forge, app_key):
     first = queue_build(world)
     run_build(world)
     app_forge.wait(4)
-    _settled(world, first)
+    settled(world, first)
     second = queue_build(world)
     run_build(world)
     app_forge.wait(8)
-    _settled(world, second)
+    settled(world, second)
     made = [s for s in _runs(app_forge) if s.method == "POST"]
     assert [s.body["external_id"] for s in made] == [first, second]
 
@@ -122,7 +109,7 @@ def test_a_revoked_token_is_traded_anew_and_the_update_retried(forge_world, app_
     app_forge.wait(1)
     app_forge.revoked.add(app_forge.issued[0])  # e.g. the installation's token revoked
     run_build(world)
-    listed = _settled(world, build_uuid)
+    listed = settled(world, build_uuid)
     assert {u["state"] for u in listed} == {"delivered"}
     assert listed[1]["attempts"] == 2  # refused once with the old token, then sent
     assert app_forge.issued[1:] == ["ghs_installation-token-0002"]
@@ -135,7 +122,7 @@ def test_a_wrong_key_is_refused_by_github_and_given_up_without_leaking(
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     set_app(world, app_forge, other)  # not the App's key: its JWT does not verify
     build_uuid = queue_build(world)
-    listed = _settled(world, build_uuid)
+    listed = settled(world, build_uuid)
     assert listed[0]["state"] == "failed" and "HTTP 401" in listed[0]["last_error"]
     assert app_forge.issued == [] and _runs(app_forge) == []
 
@@ -144,7 +131,7 @@ def test_the_app_not_installed_on_the_repository_gives_up(forge_world, app_forge
     world = forge_world()
     set_app(world, app_forge, app_key, installation="999")  # the fake's is 4242
     build_uuid = queue_build(world)
-    listed = _settled(world, build_uuid)
+    listed = settled(world, build_uuid)
     assert listed[0]["state"] == "failed" and "HTTP 404" in listed[0]["last_error"]
 
 

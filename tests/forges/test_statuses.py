@@ -10,6 +10,7 @@ from tests.forges.conftest import (
     queue_build,
     run_build,
     set_forge,
+    settled,
     updates,
 )
 from tests.forges.fakeforge import Forge
@@ -39,7 +40,7 @@ def test_github_status_per_change_and_one_comment_edited_in_place(forge_world, f
     last = comments[-1].body["body"]
     for text in (build_uuid, VERSION, PREVIEW, "Build succeeded", "Script"):
         assert text in last
-    listed = updates(world, build_uuid)
+    listed = settled(world, build_uuid)
     assert [u["status"] for u in listed] == ["queued", "initializing", "running", "stopped"]
     assert {u["state"] for u in listed} == {"delivered"} and listed[-1]["attempts"] == 1
     assert listed[-1]["build_outcome"] == "success"

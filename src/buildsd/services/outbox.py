@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -53,6 +54,17 @@ class Sent:
 
     comment_id: str | None = None
     check_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A send's end, recorded with the sender's next claim: `sent` when delivered, else the
+    error and whether retrying can help."""
+
+    delivery: Delivery
+    sent: Sent | None = None
+    error: str = ""
+    permanent: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,13 +180,20 @@ class Outbox:
 
     # --- the sender's side ---------------------------------------------------------------------
 
-    async def claim(self, limit: int) -> list[Delivery]:
-        """Due updates leased to this sender, at most one per build (the earliest)."""
+    async def claim(self, limit: int, settled: Sequence[Outcome] = ()) -> list[Delivery]:
+        """Record the answers of earlier sends, then lease up to `limit` due updates to this
+        sender, at most one per build (the earliest), in one transaction: a sender's commits
+        are one per round, not two per update, beside the builds' own (docs/benchmarks.md)."""
         lease = max(30.0, self._settings.forge_timeout_seconds * 3)
-        async with self._db.connection() as conn:
-            if not await outbox.any_due(conn, clock.now()):  # a read: no write lock when idle
-                return []
+        if not settled:
+            async with self._db.connection() as conn:
+                if not await outbox.any_due(conn, clock.now()):  # a read: no write lock idle
+                    return []
         async with self._db.transaction() as conn:
+            for outcome in settled:
+                await self._settle(conn, outcome)
+            if limit <= 0:
+                return []
             rows = await outbox.claim(conn, clock.now(), _after(lease), limit)
             found = []
             for row in rows:
@@ -219,22 +238,25 @@ class Outbox:
             credential["installation_id"],
         )
 
-    async def delivered(self, delivery: Delivery, sent: Sent) -> None:
-        async with self._db.transaction() as conn:
+    def gives_up(self, delivery: Delivery, permanent: bool) -> bool:
+        """Whether a failed send is the last: a refusal retrying cannot change (a 401, a 404),
+        or the last attempt."""
+        return permanent or int(delivery.row["attempts"]) >= self._settings.outbox_max_attempts
+
+    async def _settle(self, conn: Connection, outcome: Outcome) -> None:
+        """Delivered; or the next attempt scheduled with backoff; or given up."""
+        delivery, sent = outcome.delivery, outcome.sent
+        if sent is not None:
             await outbox.delivered(
                 conn, delivery.id, clock.now(), sent.comment_id, sent.check_run_id
             )
-
-    async def failed(self, delivery: Delivery, error: str, *, permanent: bool = False) -> bool:
-        """Schedule the next attempt, or give up after the last (or a refusal retrying cannot
-        change, such as a 401 or 404); True when it gave up."""
+            return
         attempts = int(delivery.row["attempts"])
-        async with self._db.transaction() as conn:
-            if permanent or attempts >= self._settings.outbox_max_attempts:
-                await outbox.give_up(conn, delivery.id, f"gave up after {attempts}: {error}")
-                return True
-            await outbox.retry(conn, delivery.id, error, _after(backoff(self._settings, attempts)))
-        return False
+        if self.gives_up(delivery, outcome.permanent):
+            await outbox.give_up(conn, delivery.id, f"gave up after {attempts}: {outcome.error}")
+            return
+        next_try = _after(backoff(self._settings, attempts))
+        await outbox.retry(conn, delivery.id, outcome.error, next_try)
 
     async def prune(self, limit: int = PRUNE_BATCH) -> int:
         """Delete up to `limit` rows settled (delivered or given up) and created more than
