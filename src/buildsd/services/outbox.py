@@ -196,15 +196,28 @@ class Outbox:
                 return []
             rows = await outbox.claim(conn, clock.now(), _after(lease), limit)
             found = []
+            # Rows of one account share its credential and often a Worker: looked up once per
+            # claim (on SQLite the whole claim runs inline, the event loop waiting on it).
+            targets: dict[tuple[object, ...], _Target | None] = {}
+            names: dict[tuple[object, ...], Row | None] = {}
             for row in rows:
-                target = await self._target(conn, row)
+                key = (
+                    row["account_id"],
+                    row["provider_type"],
+                    row["forge"],
+                    row["subscription_id"],
+                )
+                if key not in targets:
+                    targets[key] = await self._target(conn, row)
+                target = targets[key]
                 if target is None:
                     # Unset, replaced, disabled or now refused since: nobody to tell any more.
                     await outbox.give_up(conn, row["id"], "its forge or subscription is gone")
                     continue
-                worker = await workers.find_by_tag(
-                    conn, row["account_id"], row["external_script_id"]
-                )
+                tag = (row["account_id"], row["external_script_id"])
+                if tag not in names:
+                    names[tag] = await workers.find_by_tag(conn, *tag)
+                worker = names[tag]
                 check_run_id = None
                 if target.app_id is not None:
                     check_run_id = await outbox.check_run_of(conn, row["build_uuid"])
