@@ -3,6 +3,8 @@ created then updated in place, the App's JWT traded for a cached installation to
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -160,3 +162,29 @@ def test_an_app_needs_a_number_an_rsa_key_and_an_http_url(forge_world, app_key):
 
     text = world.run(stored())
     assert pem.splitlines()[5] not in text and APP_ID in text and "api.github.com" in text
+
+
+def test_only_an_rsa_key_signs_an_app_jwt(forge_world):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    world = forge_world()
+    ec_pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    with pytest.raises(InvalidRequestBody) as raised:
+        world.run(world.services.outbox.set_app(world.account, APP_ID, ec_pem, None, None))
+    assert "not a PEM RSA private key" in repr(raised.value.chain)
+
+
+def test_an_unreadable_expiry_is_taken_for_githubs_hour():
+    from buildsd.forges.github_app import _expiry
+
+    assert abs(_expiry("2026-12-03T10:00:00Z") - 1796292000.0) < 1
+    assert 3500 < _expiry("soon") - time.time() <= 3600

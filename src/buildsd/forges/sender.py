@@ -73,7 +73,7 @@ class Sender:
                 in_flight |= {asyncio.create_task(self._send(client, d)) for d in claimed}
                 if claimed and len(claimed) == room:
                     continue  # more may be due
-                if not claimed:
+                if not claimed and room > 0:  # nothing due: time to prune, if it is due
                     await self._prune_when_due()
                 stop = asyncio.ensure_future(stopping.wait())
                 done, _ = await asyncio.wait(
