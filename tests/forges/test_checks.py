@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from buildsd.errors import InvalidRequestBody
+from tests.conftest import World
 from tests.forges.conftest import (
     APP_ID,
     SHA,
@@ -188,3 +189,24 @@ def test_an_unreadable_expiry_is_taken_for_githubs_hour():
 
     assert abs(_expiry("2026-12-03T10:00:00Z") - 1796292000.0) < 1
     assert 3500 < _expiry("soon") - time.time() <= 3600
+
+
+def test_another_account_naming_my_app_never_borrows_my_token(forge_world, app_forge, app_key):
+    world = forge_world()
+    world.grant()
+    other = world.new_account("b")
+    world.grant(other)
+    b = World(world.client, world.services, other, world.new_token(account=other))
+    set_app(world, app_forge, app_key, installation="4242")
+    mine = queue_build(world)
+    assert {u["state"] for u in settled(world, mine)} == {"delivered"}
+    assert app_forge.issued == ["ghs_installation-token-0001"]  # cached now
+    # B names the same App and installation, with a key that is not the App's.
+    wrong = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    outbox = world.services.outbox
+    world.run(outbox.set_app(other, APP_ID, pem_of(wrong), "4242", app_forge.url))
+    theirs = queue_build(b, external_script_id="b2" * 16)
+    [update] = settled(b, theirs)
+    assert update["state"] == "failed" and "HTTP 401" in update["last_error"]
+    assert app_forge.issued == ["ghs_installation-token-0001"]  # none traded for B
+    assert all(s.body["external_id"] != theirs for s in _runs(app_forge))

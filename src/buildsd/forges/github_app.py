@@ -17,7 +17,9 @@ from buildsd.services.outbox import Delivery
 
 # GitHub's installation tokens live an hour; one is traded for a new one this long before.
 REFRESH_SECONDS = 300.0
-_Key = tuple[str, str, str]  # (API URL, App ID, installation ID)
+# (account, API URL, App ID, installation ID): the account too, so an account naming another's
+# App and installation never borrows the token the other's key obtained; it must sign its own.
+_Key = tuple[str, str, str, str]
 
 
 def _headers(bearer: str) -> dict[str, str]:
@@ -36,12 +38,16 @@ def _expiry(stamp: object) -> float:
         return time.time() + 3600
 
 
+def _account(delivery: Delivery) -> str:
+    return str(delivery.row["account_id"])
+
+
 class Installations:
     """One per sender: tokens shared by every delivery of an App's installation."""
 
     def __init__(self) -> None:
         self._tokens: dict[_Key, tuple[str, float]] = {}
-        self._ids: dict[tuple[str, str, str, str], str] = {}  # (URL, App, owner, repo) → id
+        self._ids: dict[tuple[str, ...], str] = {}  # (account, URL, App, owner, repo) → id
         self._lock = asyncio.Lock()  # 32 sends at once trade one JWT, not 32
 
     async def token(
@@ -53,7 +59,7 @@ class Installations:
             installation = delivery.installation_id or await self._installation(
                 client, delivery, repo
             )
-            key = (delivery.api_url, delivery.app_id, installation)
+            key = (_account(delivery), delivery.api_url, delivery.app_id, installation)
             held = self._tokens.get(key)
             # Real time, not the virtual clock: GitHub's expiry is on GitHub's clock.
             if held is not None and held[1] - REFRESH_SECONDS > time.time():
@@ -70,16 +76,17 @@ class Installations:
 
     def forget(self, delivery: Delivery) -> None:
         """A token GitHub refused (revoked, the App's key replaced): the next try trades anew."""
-        for key in [k for k in self._tokens if k[:2] == (delivery.api_url, delivery.app_id)]:
+        mine = (_account(delivery), delivery.api_url, delivery.app_id)
+        for key in [k for k in self._tokens if k[:3] == mine]:
             del self._tokens[key]
-        for id_key in [k for k in self._ids if k[:2] == (delivery.api_url, delivery.app_id)]:
+        for id_key in [k for k in self._ids if k[:3] == mine]:
             del self._ids[id_key]
 
     async def _installation(
         self, client: httpx.AsyncClient, delivery: Delivery, repo: tuple[str, str]
     ) -> str:
         assert delivery.app_id is not None
-        key = (delivery.api_url, delivery.app_id, *repo)
+        key = (_account(delivery), delivery.api_url, delivery.app_id, *repo)
         if key not in self._ids:
             answer = await client.get(
                 f"{delivery.api_url}/repos/{repo[0]}/{repo[1]}/installation",
