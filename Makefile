@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve emulate test test-fast fuzz check fmt bench bench-instructions bench-dashboard bench-emulator soak clean bwrap chromium
+.PHONY: serve emulate test test-fast fuzz check fmt bench bench-forges bench-instructions bench-dashboard bench-emulator soak clean bwrap chromium
 
 $(STAMP): pyproject.toml
 	@echo "buildsd: installing into $(VENV) (the first time takes about a minute)..."
@@ -75,6 +75,13 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| (echo "wrk is needed: apt-get install wrk" && exit 1)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(MAKE) bench-forges
+
+# Forge updates under load (issue 16, bench/forges.py): 1,000 builds finishing while the forge
+# answers in 200 ms, on SQLite, then on a throwaway PostgreSQL database when one answers.
+bench-forges: $(STAMP)
+	$(BIN)/python -m bench.forges $(FORGES_ARGS)
+	$(BIN)/python -m bench.forges --postgres $(FORGES_ARGS)
 
 # The dashboard's bars (docs/dashboard.md): 100 SSE watchers of a build writing 1,000 lines/s,
 # and its build-list page at 100,000 builds; writes bench/out/dashboard.json.

@@ -71,6 +71,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_backoff_cap_seconds: float = 300.0
     outbox_poll_seconds: float = 1.0
     forge_timeout_seconds: float = 10.0
+    # Settled outbox rows (delivered, given up) older than this are deleted by the sender, in
+    # small batches; 0 = kept forever.
+    outbox_retention_days: int = 30
     # Hosts an event subscription may send to, comma-separated (exact names, or ".example.com"
     # for a domain's subdomains); empty = any. An operator of a shared server limits where
     # tenants' build events can be sent (docs/events.md).
@@ -214,6 +217,7 @@ def _check(settings: Settings) -> None:
         "build_cache_max_bytes",
         "webhook_delivery_retention_days",
         "webhook_replay_window_seconds",
+        "outbox_retention_days",
     ):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0 or more")

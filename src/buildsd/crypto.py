@@ -103,3 +103,37 @@ def _decode_key(encoded: str, where: str) -> bytes:
     if len(key) != 32:
         raise ConfigError(f"{where}: the secret key must be 32 bytes in base64 (got {len(key)})")
     return key
+
+
+# --- GitHub App JWTs (RS256): the App's key signs a short-lived token it trades for an
+# installation token. Our own few lines instead of a JWT library: one algorithm, one use.
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def is_rsa_private_key(pem: str) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem.strip().encode(), password=None)
+    except (ValueError, TypeError):
+        return False
+    return isinstance(key, rsa.RSAPrivateKey)
+
+
+def app_jwt(app_id: str, pem: str, now: int) -> str:
+    """GitHub's App JWT: issued a minute back (clock drift), valid nine minutes (ten at most)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(pem.strip().encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)  # set_app refuses any other key
+    header = _b64url(b'{"alg":"RS256","typ":"JWT"}')
+    claims = f'{{"iat":{now - 60},"exp":{now + 540},"iss":"{app_id}"}}'
+    signed = f"{header}.{_b64url(claims.encode())}"
+    signature = key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signed}.{_b64url(signature)}"

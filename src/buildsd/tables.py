@@ -598,8 +598,11 @@ forge_credentials = Table(
     Column("provider_type", String(32), nullable=False),
     Column("forge", String(16), nullable=False),  # github | gitlab | gitea
     Column("api_url", Text, nullable=False),
+    # The credential's secret: a token, or with app_id (GitHub App, 0017) the App's private key.
     Column("token", Text, nullable=False),
     Column("created_on", TIME, nullable=False),
+    Column("app_id", String(32), nullable=True),
+    Column("installation_id", String(32), nullable=True),  # None: asked per repository
     PrimaryKeyConstraint("account_id", "provider_type"),
 )
 
@@ -637,6 +640,7 @@ outbox = Table(
     Column("event_type", String(64), nullable=True),
     Column("message_id", String(64), nullable=True),
     Column("build_json", Text, nullable=True),
+    Column("check_run_id", String(32), nullable=True),  # GitHub App: the check run (0017)
     Index(
         "ix_outbox_pending",
         "next_attempt_on",
@@ -646,6 +650,12 @@ outbox = Table(
     ),
     Index(None, "build_uuid", "id"),
     Index(None, "subscription_id", "id"),  # a subscription's delivery ledger
+    Index(  # a check suite's re-run finds its builds by commit (0017)
+        "ix_outbox_check_runs",
+        "commit_hash",
+        sqlite_where=text("check_run_id IS NOT NULL"),
+        postgresql_where=text("check_run_id IS NOT NULL"),
+    ),
 )
 
 # Where an account wants its build events (cf.workersBuilds.worker.build.*), signed per

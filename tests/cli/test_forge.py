@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from buildsd.cli import main
 from tests.conftest import ACCOUNT, TOKEN
-from tests.forges.conftest import FORGE_TOKEN
+from tests.forges.conftest import FORGE_TOKEN, pem_of
 
 
 def _run(tmp_path: Path, *args: str, input: str | None = None, **env: str):
@@ -68,3 +68,33 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
         BUILDSD_FORGE_TOKEN=FORGE_TOKEN,
     )
     assert done.exit_code != 0 and "no such account" in done.output
+
+
+def test_a_github_app_from_a_key_file(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    app_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "app.pem"
+    pem = pem_of(app_key)
+    key_file.write_text(pem)
+    account = ["--account", ACCOUNT]
+    app = ["--app-id", "123456", "--private-key-file", str(key_file)]
+    done = _run(tmp_path, "forge", "set", *account, "--forge", "github", *app)
+    assert done.exit_code == 0, done.output
+    assert "github check runs by App 123456" in done.output
+    again = _run(
+        tmp_path, "forge", "set", *account, "--forge", "github", *app, "--installation-id", "42"
+    )
+    assert again.exit_code == 0, again.output
+    shown = _run(tmp_path, "forge", "show", *account)
+    assert "app 123456 installation 42" in shown.output
+    secret_line = pem.splitlines()[5]
+    for output in (done.output, again.output, shown.output):
+        assert secret_line not in output
+    assert secret_line.encode() not in (tmp_path / "data" / "buildsd.sqlite3").read_bytes()
+    for args, said in (
+        (["--forge", "gitlab", *app], "--app-id is for --forge github"),
+        (["--forge", "github", "--app-id", "1"], "both --app-id and --private-key-file"),
+    ):
+        refused = _run(tmp_path, "forge", "set", *account, *args)
+        assert refused.exit_code != 0 and said in refused.output

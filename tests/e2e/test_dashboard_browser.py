@@ -145,6 +145,9 @@ def test_dashboard_in_chromium(start_server, env: dict[str, str], tmp_path: Path
             # The phases follow too: the build phase with its end, and the deploy phase.
             page.locator(".phases li", has_text="deploy").wait_for(timeout=10_000)
             assert proxy.accepted > streams_before
+            # No forge set for this account: the forge updates section says so.
+            assert page.get_by_role("heading", name="Forge updates").is_visible()
+            assert "buildsd forge set" in page.locator("#forge-h + p").inner_text()
             shown = [t.split(" ", 1)[1] for t in log.all_inner_texts()]
             stored = []
             cursor = None

@@ -182,7 +182,7 @@ def test_the_sender_survives_a_failing_claim(caplog):
     class Failing:
         calls = 0
 
-        async def claim(self, limit: int) -> list:
+        async def claim(self, limit: int, settled: object = ()) -> list:
             self.calls += 1
             if self.calls == 1:
                 raise OSError("database away")

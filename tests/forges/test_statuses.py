@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-from buildsd.store import builds
 from tests.api.flows import base, build_token, connection_body, failure, ok, trigger_body
-from tests.conftest import World
-from tests.forges.conftest import FORGE_TOKEN, SHA, queue_build, run_build, set_forge, updates
+from tests.forges.conftest import (
+    FORGE_TOKEN,
+    SHA,
+    open_pull_request,
+    queue_build,
+    run_build,
+    set_forge,
+    settled,
+    updates,
+)
 from tests.forges.fakeforge import Forge
 
 PREVIEW = "https://main-my-worker.example.workers.dev"
 VERSION = "7a1d3c1e-2222-4333-8444-955566667777"
 
 
-def _open_pull_request(world: World, build_uuid: str, url: str) -> None:
-    async def update() -> None:
-        async with world.services.db.transaction() as conn:
-            await conn.run(
-                "UPDATE builds SET pull_request = :pr WHERE build_uuid = :uuid",
-                {
-                    "uuid": build_uuid,
-                    "pr": f'{{"created_on":"2026-01-01T00:00:00.000Z","pull_request_url":"{url}"}}',
-                },
-            )
-            await builds.rerender(conn, build_uuid)
-
-    world.run(update())
-
-
 def test_github_status_per_change_and_one_comment_edited_in_place(forge_world, forge: Forge):
     world = forge_world()
     assert set_forge(world, "github", forge.url) == "github"
     build_uuid = queue_build(world)
-    _open_pull_request(world, build_uuid, "https://github.com/octo-org/my-worker/pull/7")
+    open_pull_request(world, build_uuid, "https://github.com/octo-org/my-worker/pull/7")
     run_build(world, "success", version_id=VERSION, preview_url=PREVIEW)
     forge.wait(2, method="PATCH")  # 4 statuses; the comment made, then edited twice
     seen = forge.ok()
@@ -48,7 +40,7 @@ def test_github_status_per_change_and_one_comment_edited_in_place(forge_world, f
     last = comments[-1].body["body"]
     for text in (build_uuid, VERSION, PREVIEW, "Build succeeded", "Script"):
         assert text in last
-    listed = updates(world, build_uuid)
+    listed = settled(world, build_uuid)
     assert [u["status"] for u in listed] == ["queued", "initializing", "running", "stopped"]
     assert {u["state"] for u in listed} == {"delivered"} and listed[-1]["attempts"] == 1
     assert listed[-1]["build_outcome"] == "success"
@@ -68,7 +60,7 @@ def test_gitlab_status_and_merge_request_note(forge_world, forge: Forge):
             headers=world.auth,
         )
     )["build_uuid"]
-    _open_pull_request(world, build_uuid, "https://gitlab.com/group/my-worker/-/merge_requests/3")
+    open_pull_request(world, build_uuid, "https://gitlab.com/group/my-worker/-/merge_requests/3")
     run_build(world, "fail", preview_url=PREVIEW)
     forge.wait(4 + 3)
     seen = forge.ok()
@@ -86,7 +78,7 @@ def test_gitea_status_without_comments(forge_world, forge: Forge):
     world = forge_world()
     assert set_forge(world, "gitea", forge.url + "/api/v1") == "github"
     build_uuid = queue_build(world)
-    _open_pull_request(world, build_uuid, "https://gitea.example/octo-org/my-worker/pulls/2")
+    open_pull_request(world, build_uuid, "https://gitea.example/octo-org/my-worker/pulls/2")
     job = run_build(world, "cancelled", preview_url=PREVIEW)
     assert job.build_uuid == build_uuid
     seen = forge.wait(4)

@@ -241,6 +241,7 @@ class Dashboard:
         try:
             build = await self.services.builds.get(account_id, request.params["build_uuid"])
             logs = await self.services.builds.logs(account_id, build.build_uuid, None)
+            updates = await self.services.outbox.updates(account_id, build.build_uuid)
         except BuildsError:
             return self.problem(request, 404, "Not found.", session=current, account_id=account_id)
         return self.render(
@@ -250,6 +251,7 @@ class Dashboard:
             account_id=account_id,
             build=build,
             phases=logs.events,
+            updates=updates,
             may_write=current.may_write(account_id),
         )
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from buildsd.forges.text import check
-from buildsd.services.outbox import Delivery
+from buildsd.services.outbox import Delivery, Sent
 
 SCHEMA_VERSION = 1
 _TRIGGER = {
@@ -66,7 +66,7 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-async def send(client: httpx.AsyncClient, delivery: Delivery) -> str | None:
+async def send(client: httpx.AsyncClient, delivery: Delivery) -> Sent:
     message_id = delivery.row["message_id"] or f"msg_{delivery.row['id']}"
     body = json.dumps(event(delivery), separators=(",", ":")).encode()
     timestamp = int(time.time())  # of this attempt: receivers refuse old timestamps
@@ -81,4 +81,4 @@ async def send(client: httpx.AsyncClient, delivery: Delivery) -> str | None:
         },
     )
     check(answer.status_code, answer.text)
-    return None
+    return Sent()

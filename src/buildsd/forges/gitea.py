@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from buildsd.forges.text import check, context, phase, repository
-from buildsd.services.outbox import Delivery
+from buildsd.services.outbox import Delivery, Sent
 
 _STATES = {
     "queued": "pending",
@@ -18,7 +18,7 @@ _STATES = {
 }
 
 
-async def send(client: httpx.AsyncClient, delivery: Delivery) -> str | None:
+async def send(client: httpx.AsyncClient, delivery: Delivery) -> Sent:
     owner, repo = repository(delivery)
     key, description = phase(delivery)
     status: dict[str, str] = {
@@ -34,4 +34,4 @@ async def send(client: httpx.AsyncClient, delivery: Delivery) -> str | None:
         headers={"Authorization": f"token {delivery.token}"},
     )
     check(answer.status_code, answer.text)
-    return None
+    return Sent()

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import httpx
 
 from buildsd.forges.text import check, comment, context, phase, request_number
-from buildsd.services.outbox import Delivery
+from buildsd.services.outbox import Delivery, Sent
 
 _STATES = {
     "queued": "pending",
@@ -20,7 +20,7 @@ _STATES = {
 }
 
 
-async def send(client: httpx.AsyncClient, delivery: Delivery) -> str | None:
+async def send(client: httpx.AsyncClient, delivery: Delivery) -> Sent:
     """Post the status, then the note; returns the note's id (None without an MR)."""
     # GitLab names a project by its whole path (groups and subgroups), encoded as one segment.
     owner, repo = str(delivery.row["provider_account_name"]), str(delivery.row["repo_name"])
@@ -41,7 +41,7 @@ async def send(client: httpx.AsyncClient, delivery: Delivery) -> str | None:
     check(answer.status_code, answer.text)
     number = request_number(delivery, "/merge_requests/")
     if number is None:
-        return delivery.comment_id
+        return Sent(comment_id=delivery.comment_id)
     notes = f"{base}/merge_requests/{number}/notes"
     body = {"body": comment(delivery)}
     if delivery.comment_id is not None:
@@ -49,4 +49,4 @@ async def send(client: httpx.AsyncClient, delivery: Delivery) -> str | None:
     else:
         answer = await client.post(notes, json=body, headers=headers)
     check(answer.status_code, answer.text)
-    return str(answer.json()["id"])
+    return Sent(comment_id=str(answer.json()["id"]))

@@ -49,23 +49,32 @@ def context(delivery: Delivery) -> str:
     return f"Workers Builds: {delivery.script}"
 
 
-def comment(delivery: Delivery) -> str:
-    """The PR/MR comment, rewritten in place as the build moves on."""
+def facts(delivery: Delivery) -> list[str]:
+    """Cloudflare's table of the build: Build ID, Commit, Script, Version ID, Preview URL."""
     row = delivery.row
-    key, description = phase(delivery)
-    lines = [
-        f"## {context(delivery)}",
-        "",
+    return [
         "| | |",
         "|---|---|",
-        f"| **Status** | {_MARKS[key]} {description} |",
         f"| **Build ID** | `{row['build_uuid']}` |",
         f"| **Commit** | `{str(row['commit_hash'])[:12]}` |",
         f"| **Script** | {delivery.script} |",
         f"| **Version ID** | {'`' + row['version_id'] + '`' if row['version_id'] else '—'} |",
         f"| **Preview URL** | {row['preview_url'] or '—'} |",
     ]
+
+
+def comment(delivery: Delivery) -> str:
+    """The PR/MR comment, rewritten in place as the build moves on."""
+    key, description = phase(delivery)
+    table = facts(delivery)
+    lines = [f"## {context(delivery)}", "", *table[:2]]
+    lines += [f"| **Status** | {_MARKS[key]} {description} |", *table[2:]]
     return "\n".join(lines) + "\n"
+
+
+def summary(delivery: Delivery) -> str:
+    """A check run's summary: the same facts (its title says the phase)."""
+    return "\n".join(facts(delivery)) + "\n"
 
 
 def request_number(delivery: Delivery, marker: str) -> int | None:

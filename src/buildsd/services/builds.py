@@ -178,20 +178,26 @@ class Builds:
         A build whose trigger was deleted cannot be retried: 404, like its trigger.
         """
         async with self._db.transaction() as conn:
-            old = await builds.get(conn, account_id, build_uuid)
-            trigger = await triggers.get(conn, account_id, old["trigger_uuid"])
-            pull_request = builds.to_wire(old, trigger).pull_request
-            row = await self.queue(
-                conn,
-                trigger,
-                source="manual",
-                branch=old["branch"],
-                commit_hash=old["commit_hash"],
-                commit_message=old["commit_message"],
-                author=old["author"],
-                pull_request=pull_request,
-            )
+            row, trigger = await self.retry_in(conn, account_id, build_uuid)
             return builds.to_wire(row, trigger)
+
+    async def retry_in(self, conn: Connection, account_id: str, build_uuid: str) -> tuple[Row, Row]:
+        """The retry inside the caller's transaction (a check run's re-run request is matched
+        in the delivery's): the new build's row and its trigger's."""
+        old = await builds.get(conn, account_id, build_uuid)
+        trigger = await triggers.get(conn, account_id, old["trigger_uuid"])
+        pull_request = builds.to_wire(old, trigger).pull_request
+        row = await self.queue(
+            conn,
+            trigger,
+            source="manual",
+            branch=old["branch"],
+            commit_hash=old["commit_hash"],
+            commit_message=old["commit_message"],
+            author=old["author"],
+            pull_request=pull_request,
+        )
+        return row, trigger
 
     async def get(self, account_id: str, build_uuid: str) -> Build:
         async with self._db.connection() as conn:

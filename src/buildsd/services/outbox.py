@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from buildsd import clock
 from buildsd.config import Settings
-from buildsd.crypto import Cipher
+from buildsd.crypto import Cipher, is_rsa_private_key
 from buildsd.db import Connection, Database, Row
 from buildsd.errors import InvalidRequestBody, NotFound
 from buildsd.services.event_subscriptions import EventSubscriptions
@@ -24,6 +25,9 @@ FORGES = ("github", "gitlab", "gitea")
 _PROVIDER_TYPES = {"github": "github", "gitlab": "gitlab", "gitea": "github"}
 _DEFAULT_API = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+PRUNE_BATCH = 500  # rows one pruning transaction deletes: short, beside the builds' own
+DAY_MS = 86_400_000
+_NUMBER = re.compile(r"^[1-9][0-9]{0,19}$")
 
 
 @dataclass(frozen=True)
@@ -32,13 +36,43 @@ class Delivery:
 
     row: Row
     api_url: str
-    token: str
+    token: str  # with app_id: the GitHub App's private key (PEM)
     script: str  # the Worker's name, or its tag if it has none
     comment_id: str | None  # the build's PR/MR comment an earlier update made
+    app_id: str | None = None  # a GitHub App: check runs instead of commit statuses
+    installation_id: str | None = None  # None: the repository's installation is asked for
+    check_run_id: str | None = None  # the build's check run an earlier update made
 
     @property
     def id(self) -> int:
         return int(self.row["id"])
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a forge made that later updates of the build edit in place."""
+
+    comment_id: str | None = None
+    check_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A send's end, recorded with the sender's next claim: `sent` when delivered, else the
+    error and whether retrying can help."""
+
+    delivery: Delivery
+    sent: Sent | None = None
+    error: str = ""
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class _Target:
+    api_url: str
+    secret: str
+    app_id: str | None = None
+    installation_id: str | None = None
 
 
 def _after(seconds: float) -> str:
@@ -79,6 +113,43 @@ class Outbox:
         if not token.strip():
             raise InvalidRequestBody("the token must not be empty")
         provider_type = _PROVIDER_TYPES[forge]
+        await self._put(account_id, provider_type, forge, url, token.strip())
+        return provider_type
+
+    async def set_app(
+        self,
+        account_id: str,
+        app_id: str,
+        private_key: str,
+        installation_id: str | None,
+        api_url: str | None,
+    ) -> str:
+        """Store the account's GitHub App (its private key encrypted) as its GitHub credential:
+        check runs, which GitHub lets only Apps write, instead of commit statuses."""
+        url = (api_url or _DEFAULT_API["github"]).rstrip("/")
+        if not _URL.match(url):
+            raise InvalidRequestBody("the API URL must be an http(s) URL")
+        if not _NUMBER.match(app_id):
+            raise InvalidRequestBody("the App ID must be a number")
+        if installation_id is not None and not _NUMBER.match(installation_id):
+            raise InvalidRequestBody("the installation ID must be a number")
+        if not is_rsa_private_key(private_key):  # never echoed: it is the secret
+            raise InvalidRequestBody("the private key is not a PEM RSA private key")
+        await self._put(
+            account_id, "github", "github", url, private_key.strip(), app_id, installation_id
+        )
+        return "github"
+
+    async def _put(
+        self,
+        account_id: str,
+        provider_type: str,
+        forge: str,
+        url: str,
+        secret: str,
+        app_id: str | None = None,
+        installation_id: str | None = None,
+    ) -> None:
         async with self._db.transaction() as conn:
             if not await accounts.exists(conn, account_id):
                 raise NotFound("no such account")
@@ -89,11 +160,12 @@ class Outbox:
                     "provider_type": provider_type,
                     "forge": forge,
                     "api_url": url,
-                    "token": self._cipher.encrypt(token.strip()),
+                    "token": self._cipher.encrypt(secret),
                     "created_on": clock.now(),
+                    "app_id": app_id,
+                    "installation_id": installation_id,
                 },
             )
-        return provider_type
 
     async def credentials(self, account_id: str) -> list[Row]:
         """The account's forges, without their tokens."""
@@ -108,58 +180,106 @@ class Outbox:
 
     # --- the sender's side ---------------------------------------------------------------------
 
-    async def claim(self, limit: int) -> list[Delivery]:
-        """Due updates leased to this sender, at most one per build (the earliest)."""
+    async def claim(self, limit: int, settled: Sequence[Outcome] = ()) -> list[Delivery]:
+        """Record the answers of earlier sends, then lease up to `limit` due updates to this
+        sender, at most one per build (the earliest), in one transaction: a sender's commits
+        are one per round, not two per update, beside the builds' own (docs/benchmarks.md)."""
         lease = max(30.0, self._settings.forge_timeout_seconds * 3)
-        async with self._db.connection() as conn:
-            if not await outbox.any_due(conn, clock.now()):  # a read: no write lock when idle
-                return []
+        if not settled:
+            async with self._db.connection() as conn:
+                if not await outbox.any_due(conn, clock.now()):  # a read: no write lock idle
+                    return []
         async with self._db.transaction() as conn:
+            for outcome in settled:
+                await self._settle(conn, outcome)
+            if limit <= 0:
+                return []
             rows = await outbox.claim(conn, clock.now(), _after(lease), limit)
             found = []
+            # Rows of one account share its credential and often a Worker: looked up once per
+            # claim (on SQLite the whole claim runs inline, the event loop waiting on it).
+            targets: dict[tuple[object, ...], _Target | None] = {}
+            names: dict[tuple[object, ...], Row | None] = {}
             for row in rows:
-                target = await self._target(conn, row)
+                key = (
+                    row["account_id"],
+                    row["provider_type"],
+                    row["forge"],
+                    row["subscription_id"],
+                )
+                if key not in targets:
+                    targets[key] = await self._target(conn, row)
+                target = targets[key]
                 if target is None:
                     # Unset, replaced, disabled or now refused since: nobody to tell any more.
                     await outbox.give_up(conn, row["id"], "its forge or subscription is gone")
                     continue
-                worker = await workers.find_by_tag(
-                    conn, row["account_id"], row["external_script_id"]
-                )
+                tag = (row["account_id"], row["external_script_id"])
+                if tag not in names:
+                    names[tag] = await workers.find_by_tag(conn, *tag)
+                worker = names[tag]
+                check_run_id = None
+                if target.app_id is not None:
+                    check_run_id = await outbox.check_run_of(conn, row["build_uuid"])
                 found.append(
                     Delivery(
                         row=row,
-                        api_url=target[0],
-                        token=target[1],
+                        api_url=target.api_url,
+                        token=target.secret,
                         script=worker["name"] if worker else str(row["external_script_id"]),
                         comment_id=await outbox.comment_of(conn, row["build_uuid"]),
+                        app_id=target.app_id,
+                        installation_id=target.installation_id,
+                        check_run_id=check_run_id,
                     )
                 )
         return found
 
-    async def _target(self, conn: Connection, row: Row) -> tuple[str, str] | None:
-        """(URL, token or signing secret) for a claimed row, or None."""
+    async def _target(self, conn: Connection, row: Row) -> _Target | None:
+        """Where a claimed row goes and the secret it needs (token, App key or signing
+        secret), or None."""
         if row["forge"] == "event":
-            return await self._subscriptions.target(row, conn)
+            found = await self._subscriptions.target(row, conn)
+            return None if found is None else _Target(*found)
         credential = await outbox.find_credential(conn, row["account_id"], row["provider_type"])
         if credential is None or credential["forge"] != row["forge"]:
             return None
-        return str(credential["api_url"]), self._cipher.decrypt(credential["token"])
+        return _Target(
+            str(credential["api_url"]),
+            self._cipher.decrypt(credential["token"]),
+            credential["app_id"],
+            credential["installation_id"],
+        )
 
-    async def delivered(self, delivery: Delivery, comment_id: str | None) -> None:
-        async with self._db.transaction() as conn:
-            await outbox.delivered(conn, delivery.id, clock.now(), comment_id)
+    def gives_up(self, delivery: Delivery, permanent: bool) -> bool:
+        """Whether a failed send is the last: a refusal retrying cannot change (a 401, a 404),
+        or the last attempt."""
+        return permanent or int(delivery.row["attempts"]) >= self._settings.outbox_max_attempts
 
-    async def failed(self, delivery: Delivery, error: str, *, permanent: bool = False) -> bool:
-        """Schedule the next attempt, or give up after the last (or a refusal retrying cannot
-        change, such as a 401 or 404); True when it gave up."""
+    async def _settle(self, conn: Connection, outcome: Outcome) -> None:
+        """Delivered; or the next attempt scheduled with backoff; or given up."""
+        delivery, sent = outcome.delivery, outcome.sent
+        if sent is not None:
+            await outbox.delivered(
+                conn, delivery.id, clock.now(), sent.comment_id, sent.check_run_id
+            )
+            return
         attempts = int(delivery.row["attempts"])
+        if self.gives_up(delivery, outcome.permanent):
+            await outbox.give_up(conn, delivery.id, f"gave up after {attempts}: {outcome.error}")
+            return
+        next_try = _after(backoff(self._settings, attempts))
+        await outbox.retry(conn, delivery.id, outcome.error, next_try)
+
+    async def prune(self, limit: int = PRUNE_BATCH) -> int:
+        """Delete up to `limit` rows settled (delivered or given up) and created more than
+        BUILDSD_OUTBOX_RETENTION_DAYS ago, oldest first; how many. A pending row stays."""
+        days = self._settings.outbox_retention_days
+        if days <= 0:
+            return 0  # kept forever
+        before = clock.format_epoch_ms(clock.epoch_ms() - days * DAY_MS)
         async with self._db.transaction() as conn:
-            if permanent or attempts >= self._settings.outbox_max_attempts:
-                await outbox.give_up(conn, delivery.id, f"gave up after {attempts}: {error}")
-                return True
-            await outbox.retry(conn, delivery.id, error, _after(backoff(self._settings, attempts)))
-        return False
+            return await outbox.prune(conn, before, limit)
 
     # --- the extension: GET …/builds/builds/{uuid}/forge_updates -------------------------------
 

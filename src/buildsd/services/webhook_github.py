@@ -3,6 +3,10 @@ an Event; any other event is ignored, saying why."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+from typing import Literal
+
 from msgspec import Struct
 
 from buildsd.services.webhook_payloads import (
@@ -70,6 +74,28 @@ class _GitHubPullRequest(Struct):
     repository: _Repository
 
 
+class _CheckRun(Struct):
+    external_id: str | None = None
+    head_sha: str = ""
+
+
+class _GitHubCheckRun(Struct):
+    action: str
+    check_run: _CheckRun
+    repository: _Repository
+
+
+class _CheckSuite(Struct):
+    head_sha: Sha
+    head_branch: str | None = None
+
+
+class _GitHubCheckSuite(Struct):
+    action: str
+    check_suite: _CheckSuite
+    repository: _Repository
+
+
 class _AnyEvent(Struct):
     repository: _Repository | None = None
 
@@ -79,6 +105,7 @@ def _repo(repository: _Repository) -> Repo:
     return str(repository.id), clean(repository.full_name), clean(str(owner))
 
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # Gitea and Forgejo say "synchronized" where GitHub says "synchronize".
 _PR_BUILDS = {"opened", "synchronize", "synchronized", "reopened"}
 
@@ -133,8 +160,31 @@ def parse(event: str, raw: bytes) -> Event:
                 pull_request_url=clean(pr.pull_request.html_url),
             ),
         )
+    if event in ("check_run", "check_suite"):
+        return _rerun(event, raw)
     anything: _AnyEvent = decode(raw, _AnyEvent)
     reason = (
         "ping: this webhook reaches buildsd" if event == "ping" else f"{event} events do not build"
     )
     return ignored(reason, _repo(anything.repository) if anything.repository else ("", "", ""))
+
+
+def _rerun(event: str, raw: bytes) -> Event:
+    """A re-run asked for on GitHub (the check run's or the suite's "Re-run"): accepted, and
+    the matcher retries the builds it names, in the accounts that may see the repository."""
+    if event == "check_run":
+        run: _GitHubCheckRun = decode(raw, _GitHubCheckRun)
+        repo, action = _repo(run.repository), run.action
+        build_uuid = (run.check_run.external_id or "").lower()
+        sha = run.check_run.head_sha.lower()
+    else:
+        suite: _GitHubCheckSuite = decode(raw, _GitHubCheckSuite)
+        repo, action = _repo(suite.repository), suite.action
+        build_uuid, sha = "", suite.check_suite.head_sha.lower()
+    if action != "rerequested":
+        return ignored(f"{event} {clean(action)[:64]}: nothing to do", repo)
+    if event == "check_run" and not _UUID.match(build_uuid):
+        return ignored("a check run buildsd did not make (its external_id is no build)", repo)
+    found = accepted(repo, source="check_run", action="rerequested", commit_hash=sha[:64])
+    kind: Literal["check_run", "check_suite"] = "check_run" if build_uuid else "check_suite"
+    return replace(found, rerun=kind, rerun_build=build_uuid)

@@ -46,6 +46,10 @@ class Event:
     pull_request: PullRequest | None = None
     # A push deleting `branch` (ignored: no build): its Preview may go with it (issue 13).
     deleted: bool = False
+    # GitHub asking for a check run's re-run (`check_run`: rerun_build is its external_id, a
+    # build's uuid) or a check suite's (`check_suite`: every Worker's build of commit_hash).
+    rerun: Literal["", "check_run", "check_suite"] = ""
+    rerun_build: str = ""
 
 
 # --- payloads: only the fields buildsd reads (payloads are large; the rest is skipped) -----------

@@ -16,7 +16,7 @@ from buildsd import clock
 from buildsd.config import Settings
 from buildsd.db import Connection, Database, Row
 from buildsd.errors import DeliveryNotReplayable, InvalidWebhookPayload
-from buildsd.services import pull_requests, webhook_events
+from buildsd.services import pull_requests, reruns, webhook_events
 from buildsd.services.builds import Builds
 from buildsd.services.grants import Grants
 from buildsd.services.patterns import Verdict, verdict
@@ -155,7 +155,11 @@ class Webhooks:
                     payload=None,
                 )
                 await webhook_deliveries.insert(conn, values)
-            elif event.status == "accepted" and (replayed := await self._replayed(conn, values)):
+            elif (
+                event.status == "accepted"
+                and not event.rerun  # each "Re-run" click is meant; a redelivery's id is known
+                and (replayed := await self._replayed(conn, values))
+            ):
                 values.update(
                     status="duplicate",
                     reason=f"replay of {replayed} (same repository, branch, commit and event "
@@ -263,6 +267,9 @@ class Webhooks:
         only = account_id or row["secret_account_id"] or None
         items = await webhook_deliveries.listeners(conn, types, row["repo_id"], only)
         items = await self._grants.within(conn, items, row)
+        if event is not None and event.rerun:  # GitHub's "Re-run" (services/reruns.py)
+            found = await reruns.rerun(conn, self._builds, items, event)
+            items = []
         closes = pull_requests.closing(event.pull_request) if event else None
         marked = None
         if closes is not None:
