@@ -8,14 +8,14 @@ with no counter row for concurrent writers to queue on. Rows from before this mi
 and keep their old (uuid) order among themselves.
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
