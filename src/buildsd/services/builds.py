@@ -150,7 +150,9 @@ class Builds:
             outcome=values["build_outcome"],
         )
         if outcome is None:
-            self._on_queued()
+            # Once committed: a runner woken before would claim in another transaction (on
+            # PostgreSQL, another connection) that cannot see the build yet, and sleep on.
+            conn.after_commit(self._on_queued)
         return row
 
     async def create_manual(

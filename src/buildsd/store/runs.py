@@ -22,6 +22,11 @@ _NEXT = (
 )
 
 
+async def any_queued(conn: Connection) -> bool:
+    """Whether any build waits for a runner (the partial index of QUEUED answers it)."""
+    return await conn.one(f"SELECT 1 AS queued FROM builds WHERE {QUEUED} LIMIT 1") is not None
+
+
 async def claim(
     conn: Connection, *, owner: str, now: str, lease_until: str, limit: int
 ) -> Row | None:
