@@ -8,12 +8,13 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from buildsd.forges.text import check
 from buildsd.services.outbox import Delivery
+
+if TYPE_CHECKING:  # a type only: httpx is imported when the sender first sends
+    import httpx
 
 SCHEMA_VERSION = 1
 _TRIGGER = {

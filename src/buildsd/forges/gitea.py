@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
 from buildsd.forges.text import check, context, phase, repository
 from buildsd.services.outbox import Delivery
+
+if TYPE_CHECKING:  # a type only: httpx is imported when the sender first sends
+    import httpx
 
 _STATES = {
     "queued": "pending",

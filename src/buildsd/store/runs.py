@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from buildsd.conditions import QUEUED, RUNNING, UNFINISHED
 from buildsd.db import Connection, Row
 from buildsd.store import outbox
 from buildsd.store.builds import COLUMNS, rerender
-from buildsd.tables import QUEUED, RUNNING, UNFINISHED
 
 _RETURNING = ", ".join(COLUMNS)
 
