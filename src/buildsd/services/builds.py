@@ -172,6 +172,34 @@ class Builds:
             )
             return builds.to_wire(row, trigger)
 
+    async def record(
+        self,
+        account_id: str,
+        trigger_uuid: str,
+        *,
+        outcome: str | None,
+        source: str,
+        branch: str,
+        commit_hash: str = "",
+        commit_message: str = "",
+        author: str = "",
+    ) -> Build:
+        """A build of the trigger queued (outcome None: a runner takes it) or already stopped
+        with `outcome` (a hand-written seed's builds, services/seeding.py)."""
+        async with self._db.transaction() as conn:
+            trigger = await triggers.get(conn, account_id, trigger_uuid)
+            row = await self.queue(
+                conn,
+                trigger,
+                source=source,
+                branch=branch,
+                commit_hash=commit_hash.lower(),
+                commit_message=commit_message,
+                author=author,
+                outcome=outcome,
+            )
+            return builds.to_wire(row, trigger)
+
     async def retry(self, account_id: str, build_uuid: str) -> Build:
         """Extension: build the same branch and commit again with the trigger's current settings
         (Cloudflare's dashboard "Retry build"; the forge's check-run re-run).
