@@ -8,13 +8,12 @@ import hashlib
 import hmac
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import httpx
 
 from buildsd.forges.text import check
 from buildsd.services.outbox import Delivery
-
-if TYPE_CHECKING:  # a type only: httpx is imported when the sender first sends
-    import httpx
 
 SCHEMA_VERSION = 1
 _TRIGGER = {

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import httpx
 
 from buildsd.forges.text import check, context, phase, repository
 from buildsd.services.outbox import Delivery
-
-if TYPE_CHECKING:  # a type only: httpx is imported when the sender first sends
-    import httpx
 
 _STATES = {
     "queued": "pending",

@@ -6,13 +6,10 @@ not; a commit status carries the same name and text and works with a token (docs
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import httpx
 
 from buildsd.forges.text import check, comment, context, phase, repository, request_number
 from buildsd.services.outbox import Delivery
-
-if TYPE_CHECKING:  # a type only: httpx is imported when the sender first sends
-    import httpx
 
 _STATES = {
     "queued": "pending",

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+import httpx
 
 from buildsd.forges.text import check, comment, context, phase, request_number
 from buildsd.services.outbox import Delivery
-
-if TYPE_CHECKING:  # a type only: httpx is imported when the sender first sends
-    import httpx
 
 _STATES = {
     "queued": "pending",

@@ -6,20 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+
+import httpx
 
 from buildsd.config import Settings
 from buildsd.forges import events, gitea, github, gitlab
 from buildsd.forges.text import ForgeError
 from buildsd.services.outbox import Delivery, Outbox
 
-if TYPE_CHECKING:  # imported when the first update is sent: most servers never send one,
-    import httpx  # and start-up is shorter without it (~0.1 s, `buildsd emulate`)
-
 log = logging.getLogger("buildsd.forges")
 
-if TYPE_CHECKING:
-    Send = Callable[[httpx.AsyncClient, Delivery], Awaitable[str | None]]
+Send = Callable[[httpx.AsyncClient, Delivery], Awaitable[str | None]]
 FORGES: dict[str, Send] = {
     "github": github.send,
     "gitlab": gitlab.send,
@@ -41,14 +38,13 @@ class Sender:
         """Until `stopping`: keep up to BATCH updates in flight, claiming more as sends end
         (a slow forge holds one slot, not a round); idle, look again every poll interval."""
         in_flight: set[asyncio.Task[None]] = set()
-        client: httpx.AsyncClient | None = None
-        try:
+        async with httpx.AsyncClient(
+            timeout=self._settings.forge_timeout_seconds, follow_redirects=False
+        ) as client:
             while not stopping.is_set():
                 claimed = (
                     await self._claim(BATCH - len(in_flight)) if len(in_flight) < BATCH else []
                 )
-                if claimed and client is None:
-                    client = self._client()
                 in_flight |= {asyncio.create_task(self._send(client, d)) for d in claimed}
                 if claimed:
                     continue
@@ -62,16 +58,6 @@ class Sender:
                 in_flight -= done
             if in_flight:  # what is under way is finished, not dropped (its lease would lapse)
                 await asyncio.wait(in_flight)
-        finally:
-            if client is not None:
-                await client.aclose()
-
-    def _client(self) -> httpx.AsyncClient:
-        import httpx
-
-        return httpx.AsyncClient(
-            timeout=self._settings.forge_timeout_seconds, follow_redirects=False
-        )
 
     async def _claim(self, limit: int) -> list[Delivery]:
         try:
@@ -81,10 +67,7 @@ class Sender:
             log.exception("outbox: claiming updates failed")
             return []
 
-    async def _send(self, client: httpx.AsyncClient | None, delivery: Delivery) -> None:
-        import httpx  # imported by _client already: a dictionary lookup
-
-        assert client is not None  # made before the first send
+    async def _send(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         where = {"build_uuid": delivery.row["build_uuid"], "forge": delivery.row["forge"]}
         try:
             comment_id = await FORGES[str(delivery.row["forge"])](client, delivery)
