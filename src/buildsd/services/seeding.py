@@ -109,7 +109,8 @@ def pointer_of(error: msgspec.ValidationError, prefix: str = "") -> str:
 
 
 def _refused(detail: str, pointer: str) -> InvalidRequestBody:
-    return InvalidRequestBody(f"the seed is refused: {detail}", pointer=pointer or "/")
+    pointer = pointer or "/"  # named in the message too: `emulate --seed` prints only that
+    return InvalidRequestBody(f"the seed is refused at {pointer}: {detail}", pointer=pointer)
 
 
 def _convert(value: Any, kind: type[T], pointer: str) -> T:
