@@ -146,6 +146,9 @@ def test_bad_hand_written_seeds_name_the_pointer_and_load_nothing(emu: World) ->
     bad_permission = copy.deepcopy(good)
     bad_permission["tokens"][0]["permissions"] = ["Everything"]
     cases.append((bad_permission, "/accounts/0/tokens/0"))
+    taken = copy.deepcopy(good)  # the emulator's own token's value: refused by the database
+    taken["tokens"][0]["value"] = emu.token
+    cases.append((taken, "/accounts/0/tokens/0"))
     for account, pointer in cases:
         error = _refused(emu, {"accounts": [account]})
         assert error.get("source", {}).get("pointer") == pointer, error
