@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from buildsd.store import builds
 from tests.api.flows import base, build_token, connection_body, failure, ok, trigger_body
 from tests.conftest import World
@@ -10,6 +13,17 @@ from tests.forges.fakeforge import Forge
 
 PREVIEW = "https://main-my-worker.example.workers.dev"
 VERSION = "7a1d3c1e-2222-4333-8444-955566667777"
+
+
+def _settled(world: World, build_uuid: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The build's forge updates once none is pending any more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = updates(world, build_uuid)
+        if all(u["state"] != "pending" for u in listed):
+            return listed
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.01)
 
 
 def _open_pull_request(world: World, build_uuid: str, url: str) -> None:
@@ -48,7 +62,8 @@ def test_github_status_per_change_and_one_comment_edited_in_place(forge_world, f
     last = comments[-1].body["body"]
     for text in (build_uuid, VERSION, PREVIEW, "Build succeeded", "Script"):
         assert text in last
-    listed = updates(world, build_uuid)
+    # The forge has answered the last update; the sender records that just after.
+    listed = _settled(world, build_uuid)
     assert [u["status"] for u in listed] == ["queued", "initializing", "running", "stopped"]
     assert {u["state"] for u in listed} == {"delivered"} and listed[-1]["attempts"] == 1
     assert listed[-1]["build_outcome"] == "success"
