@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve emulate test test-fast fuzz check fmt bench bench-forges bench-instructions bench-dashboard bench-emulator soak clean bwrap chromium
+.PHONY: serve emulate test test-fast fuzz check fmt bench bench-forges bench-instructions bench-dashboard bench-emulator soak clean bwrap chromium schema-template
 
 $(STAMP): pyproject.toml
 	@echo "buildsd: installing into $(VENV) (the first time takes about a minute)..."
@@ -23,6 +23,10 @@ emulate: $(STAMP)
 # The emulator's bars alone (bench/emulator.py): start-up, reset, accounts, a simulated build.
 bench-emulator: $(STAMP)
 	$(BIN)/python -m bench.emulator $(BENCH_ARGS)
+
+# After adding a migration: the SQL new SQLite databases are made from (migrations/__init__.py).
+schema-template: $(STAMP)
+	$(BIN)/python -m buildsd.migrations.template
 
 # The suite under coverage: src/ in this process and in every Python process it starts. Prints
 # the total; the whole report goes to coverage-report.txt. COVERAGE_APPEND=1 adds this run to the

@@ -1,5 +1,7 @@
 """The emulator's bars (issue 14): `buildsd emulate` to its JSON line, POST /_buildsd/reset with
 1,000 rows, POST /_buildsd/accounts, and a simulated build from POST to stopped (immediate).
+Beside them, for reference in the same run: the start-up to the first answered request, and a
+bare request to the same server (GET /healthz, no database) and one build's GET.
 
     .venv/bin/python -m bench.emulator [--database-url postgresql://…] [--rounds 200]
 
@@ -28,14 +30,20 @@ ROWS = 1_000
 TAG = "dd7160bb9cef458093557736f4b9e75b"
 
 
-def _start(database_url: str | None) -> tuple[subprocess.Popen[str], dict[str, str], float]:
+def _start(
+    database_url: str | None,
+) -> tuple[subprocess.Popen[str], dict[str, str], float, float]:
+    """The emulator, its line, the seconds to the line and to its first answer."""
     argv = [sys.executable, "-m", "buildsd", "emulate"]
     if database_url:
         argv[3:3] = ["--database-url", database_url]
     started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = json.loads(process.stdout.readline())  # type: ignore[union-attr]
-    return process, line, time.perf_counter() - started
+    to_line = time.perf_counter() - started
+    auth = {"Authorization": f"Bearer {line['token']}"}
+    _ok(httpx.get(line["url"] + "/user/tokens/verify", headers=auth, timeout=30))
+    return process, line, to_line, time.perf_counter() - started
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
@@ -123,13 +131,17 @@ def _build_to_stopped(client: httpx.Client, account: str, trigger: str) -> None:
 
 
 def measure(database_url: str | None, rounds: int) -> dict[str, Any]:
-    starts = []
+    starts, answers = [], []
     for _ in range(3):
-        process, line, took = _start(database_url)
+        process, line, took, answered = _start(database_url)
         starts.append(took)
+        answers.append(answered)
         _stop(process)
-    process, line, _ = _start(database_url)
-    figures: dict[str, Any] = {"startup_s": [round(s, 3) for s in starts]}
+    process, line, _, _ = _start(database_url)
+    figures: dict[str, Any] = {
+        "startup_s": [round(s, 3) for s in starts],
+        "first_answer_s": [round(s, 3) for s in answers],
+    }
     try:
         auth = {"Authorization": f"Bearer {line['token']}"}
         control = httpx.Client(base_url=line["control_url"], timeout=30)
@@ -143,6 +155,17 @@ def measure(database_url: str | None, rounds: int) -> dict[str, Any]:
         figures["build_post_to_stopped"] = _percentiles(
             _timed(rounds, lambda: _build_to_stopped(client, account, trigger))
         )
+        root = line["url"].removesuffix("/client/v4")
+        figures["bare_healthz"] = _percentiles(
+            _timed(rounds, lambda: client.get(root + "/healthz").raise_for_status())
+        )
+        made = _ok(
+            client.post(
+                f"/accounts/{account}/builds/triggers/{trigger}/builds", json={"branch": "main"}
+            )
+        )
+        one = f"/accounts/{account}/builds/builds/{made['build_uuid']}"
+        figures["build_get"] = _percentiles(_timed(rounds, lambda: _ok(client.get(one))))
         # 1,000 rows and a little more: builds (each a build, 9 log lines, 5 events), a trigger.
         _ok(control.post("/reset"))
         trigger = _trigger(client, account)
@@ -201,6 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(figures, indent=2))
     for criterion, value, verdict in verdicts(figures):
         print(f"{criterion:<56} {value:>22}  {verdict}")
+    for name, label in (("bare_healthz", "bare GET /healthz"), ("build_get", "GET one build")):
+        print(
+            f"{'reference: ' + label + ' p50 / p99':<56} "
+            f"{figures[name]['p50_ms']:>9.2f} / {figures[name]['p99_ms']:.2f} ms"
+        )
+    print(
+        f"{'reference: start-up to the first answer (worst of 3)':<56} "
+        f"{max(figures['first_answer_s']):>20.2f} s"
+    )
     return 0
 
 

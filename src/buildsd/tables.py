@@ -23,6 +23,8 @@ from sqlalchemy import (
     text,
 )
 
+from buildsd.conditions import HOOK_BUILT, QUEUED, RUNNING, UNFINISHED
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -268,12 +270,7 @@ environment_variables = Table(
     PrimaryKeyConstraint("trigger_uuid", "key"),
 )
 
-# Predicates of the builds table's partial indexes. A query repeats one word for word to use
-# its index: SQLite takes a partial index only when the query's WHERE holds the index's terms.
-QUEUED = "status = 'queued'"
-RUNNING = "status IN ('initializing', 'running')"
-UNFINISHED = "status IN ('queued', 'initializing', 'running')"
-HOOK_BUILT = "deploy_hook_uuid IS NOT NULL"
+# Predicates of the builds table's partial indexes (conditions.py, where the store finds them).
 
 
 def _partial(name: str, where: str, *columns: str) -> Index:

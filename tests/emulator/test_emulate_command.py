@@ -50,6 +50,20 @@ def test_a_seed_file_that_does_not_load_stops_it(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "seed" in result.output
 
 
+def test_a_hand_written_seed_file_that_does_not_load_names_the_pointer(tmp_path: Path) -> None:
+    import json
+
+    trigger = {"repo_connection": "1", "build_token": "deploy", "trigger_name": "t"}
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"accounts": [{"triggers": [trigger]}]}))
+    result = CliRunner().invoke(main, ["emulate", "--seed", str(seed)])
+    assert result.exit_code == 1
+    assert "/accounts/0/triggers/0/repo_connection" in result.output
+    seed.write_text(json.dumps({"accounts": [{"tokens": [{"value": 1}]}]}))
+    result = CliRunner().invoke(main, ["emulate", "--seed", str(seed)])
+    assert result.exit_code == 1 and "$.accounts[0].tokens[0].value" in result.output
+
+
 @pytest.mark.slow
 def test_a_seed_file_is_loaded_at_start_up(tmp_path: Path) -> None:
     import json

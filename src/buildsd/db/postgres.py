@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,11 +25,19 @@ def to_pyformat(sql: str, _cache: dict[str, str] = {}) -> str:  # noqa: B006 - d
 
 
 class _PostgresConnection:
-    __slots__ = ("_raw",)
+    __slots__ = ("_after", "_raw")
     dialect = "postgresql"
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, after: list[Callable[[], None]] | None = None) -> None:
         self._raw = raw
+        # In a transaction, what to call once it commits (base.Connection.after_commit).
+        self._after = after
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        if self._after is None:
+            callback()
+        else:
+            self._after.append(callback)
 
     async def one(self, sql: str, params: Params = None) -> Row | None:
         from psycopg import errors
@@ -101,9 +109,10 @@ class PostgresDatabase:
     @asynccontextmanager
     async def transaction(self, exclusive: bool = False) -> AsyncIterator[Connection]:
         committed = None
+        after: list[Callable[[], None]] = []
         try:
             async with self._pool.connection() as raw, raw.transaction():
-                conn = _PostgresConnection(raw)
+                conn = _PostgresConnection(raw, after)
                 if exclusive:
                     await conn.run("SELECT pg_advisory_xact_lock(8700)")
                 yield conn
@@ -115,6 +124,8 @@ class PostgresDatabase:
             raise
         if committed is not None:
             committed()
+        for callback in after:
+            callback()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

@@ -61,12 +61,21 @@ def translated(exc: sqlite3.Error, lock_seconds: float) -> Exception:
 class _SQLiteConnection:
     # Rows are plain dicts, as psycopg's dict_row gives: sqlite3.Row finds a column by name with
     # a case-insensitive scan of every column, which made a 50-build page cost 600 µs more.
-    __slots__ = ("_lock_seconds", "_raw")
+    __slots__ = ("_after", "_lock_seconds", "_raw")
     dialect = "sqlite"
 
     def __init__(self, raw: sqlite3.Connection, lock_seconds: float) -> None:
         self._raw = raw
         self._lock_seconds = lock_seconds
+        # While a transaction is open (one at a time: SQLiteDatabase._lock), what to call once
+        # it has committed; None outside one (base.Connection.after_commit).
+        self._after: list[Callable[[], None]] | None = None
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        if self._after is None:
+            callback()
+        else:
+            self._after.append(callback)
 
     # Each statement runs once inline; only when SQLite refuses it does `failed` take over
     # (a try costs nothing in Python 3.11 until it catches). The first try is spelled out
@@ -258,6 +267,8 @@ class SQLiteDatabase:
             group = self._group
             raw.execute("SAVEPOINT tx")
             committed = None
+            after: list[Callable[[], None]] = []
+            conn._after = after
             try:
                 yield conn
                 if self.before_commit is not None:
@@ -272,12 +283,15 @@ class SQLiteDatabase:
             else:
                 raw.execute("RELEASE tx")
             finally:
+                conn._after = None
                 if self._commit_due:  # the COMMIT came while this one was open: after it
                     self._commit_due = False
                     asyncio.get_running_loop().call_soon(self._commit_group)
         await asyncio.shield(group)  # a cancelled caller must not cancel the others' commit
         if committed is not None:
             committed()
+        for callback in after:
+            callback()
 
     def _commit_group(self) -> None:
         if self._lock.locked():  # a transaction is open (it awaited something): when it ends

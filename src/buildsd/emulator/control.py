@@ -15,6 +15,7 @@ from buildsd import clock
 from buildsd.errors import BuildsError, InvalidQueryParameter, InvalidRequestBody, NoRoute
 from buildsd.services import Services
 from buildsd.services.emulation import Fault, Seed, Simulation
+from buildsd.services.seeding import pointer_of
 
 PREFIX = "/_buildsd/"
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -145,7 +146,13 @@ async def export(services: Services, request: Request) -> tuple[int, Any]:
 
 
 async def seed(services: Services, request: Request) -> tuple[int, Any]:
-    return 200, {"rows": await services.emulation.seed(_decode(request.body, Seed))}
+    try:
+        document = msgspec.json.decode(request.body or b"{}", type=Seed)
+    except msgspec.ValidationError as exc:  # the pointer names the field (D9)
+        raise InvalidRequestBody(f"Invalid request body: {exc}", pointer=pointer_of(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidRequestBody("Invalid request body: not JSON") from exc
+    return 200, {"rows": await services.emulation.seed(document)}
 
 
 def _snapshot_name(request: Request) -> str:

@@ -15,7 +15,7 @@ from buildsd.emulator.control import PREFIX, dispatch
 from buildsd.errors import BuildsError
 from buildsd.services import Services
 from buildsd.services.emulation import Entry, Fault
-from buildsd.wire import Envelope, ErrorItem, encoder
+from buildsd.wire import Envelope, ErrorItem, ErrorSource, encoder
 
 log = logging.getLogger("buildsd.emulator")
 Scope = dict[str, Any]
@@ -74,10 +74,14 @@ def _ok(result: Any) -> Envelope:
     return Envelope(success=True, errors=[], messages=[], result=result)
 
 
-def _error_body(code: int, message: str, chain: tuple[Any, ...] = ()) -> bytes:
+def _error_body(
+    code: int, message: str, chain: tuple[Any, ...] = (), pointer: str | None = None
+) -> bytes:
     item = ErrorItem(code=code, message=message)
     if chain:  # the detail a person needs (InvalidRequestBody keeps Cloudflare's message)
         item.error_chain = [ErrorItem(code=c.code, message=c.message) for c in chain]
+    if pointer is not None:  # the field refused, as the API names it (D9)
+        item.source = ErrorSource(pointer=pointer)
     return encoder.encode(Envelope(success=False, errors=[item], messages=[], result=None))
 
 
@@ -176,7 +180,8 @@ class Emulator:
             )
             payload = encoder.encode(_ok(result))
         except BuildsError as exc:
-            status, payload = exc.status, _error_body(exc.code, exc.message, exc.chain)
+            payload = _error_body(exc.code, exc.message, exc.chain, exc.pointer)
+            status = exc.status
         except Exception:  # a bug: said in the envelope, logged with its traceback
             log.exception("control call %s %s failed", scope["method"], scope["path"])
             failure = BuildsError()

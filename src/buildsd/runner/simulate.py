@@ -5,6 +5,8 @@ real one; its outcome, lines and duration come from the plan (services/emulation
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from buildsd import clock
 from buildsd.config import Settings
@@ -12,7 +14,7 @@ from buildsd.runner import phases
 from buildsd.runner.build import DELETED_CREDENTIAL_LINE
 from buildsd.runner.masking import Masker
 from buildsd.services.emulation import Emulation, Simulation
-from buildsd.services.runs import Job, Runs
+from buildsd.services.runs import Job, Runs, RunWriter
 
 # How often a waiting build looks at the virtual clock, its poll count and a cancel: short, so
 # a test that advances the clock sees the build move at once.
@@ -49,68 +51,79 @@ class SimulatedBuild:
         self.stop_reason = self.stop_reason or reason
 
     async def _lines(self, *texts: str) -> None:
-        """Kept until the next phase, wait or end: one write for them all (immediate builds
-        are a dozen writes fewer)."""
+        """Kept until the transaction that writes the build's progress: one write for them."""
         at = clock.epoch_ms()
         for text in texts:
             self._pending.append((self._seq, at, self._masker(text)))
             self._seq += 1
 
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        await self.runs.append_lines(self.job.build_uuid, batch)
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[RunWriter]:
+        """Under the gate, one transaction; Gone when a reset has passed since the build began."""
+        async with self.emulation.gate:
+            self._check_current()
+            async with self.runs.writing(self.job) as run:
+                yield run
 
-    async def _phase(self, type_: str) -> None:
-        await self._flush()
-        await self.runs.phase(self.job, type_)
+    async def _end(self, run: RunWriter, outcome: str | None) -> None:
+        """The lines kept, and the build stopped with `outcome` if it ends here ("": stopped
+        through the API already; None: it goes on)."""
+        batch, self._pending = self._pending, []
+        await run.lines(batch)
+        if outcome:
+            await run.finish(outcome)
 
     async def execute(self) -> None:
-        try:
-            outcome = await self._steps()
-            async with self.emulation.gate:
-                self._check_current()
-                await self._flush()
-                if outcome is not None:
-                    await self.runs.finish(self.job, outcome)
-        except Gone:
-            pass  # a reset removed the build: nothing of it is left to write
+        with contextlib.suppress(Gone):  # a reset removed the build: nothing left to write
+            await self._steps()
         self.emulation.released.pop(self.job.build_uuid, None)
         self.emulation.polls.pop(self.job.build_uuid, None)
 
-    async def _steps(self) -> str | None:
-        async with self.emulation.gate:
-            self._check_current()
-            outcome = await self._until_wait()
-            await self._flush()
+    async def _steps(self) -> None:
+        """Two transactions after the claim, one each side of the build command's wait; one
+        when the plan does not wait (an immediate build): a client polling the build sees it
+        stopped a few event-loop steps after its claim, not a dozen commits later."""
+        async with self._writing() as run:
+            outcome = await self._until_wait(run)
+            if outcome is None and self._at_once():
+                outcome = await self._after_wait(run)
+            await self._end(run, outcome)
         if outcome is not None:
-            return outcome
-        plan = self.plan
+            return
         ended = await self._wait(
-            plan, timed_out=self.fault == "timeout" or plan.outcome == "timeout"
+            self.plan, timed_out=self.fault == "timeout" or self.plan.outcome == "timeout"
         )
-        if ended != GO:
-            return ended or None  # "": stopped through the API, nothing left to finish
-        async with self.emulation.gate:
-            self._check_current()
-            return await self._after_wait(plan)
+        async with self._writing() as run:
+            await self._end(run, await self._after_wait(run) if ended == GO else ended)
 
-    async def _until_wait(self) -> str | None:
-        """Everything before the build command's wait; an outcome when the build ends here."""
+    def _at_once(self) -> bool:
+        """The plan lets the build go on without waiting (the first look _wait would take)."""
+        plan = self.plan
+        if self.fault == "timeout" or plan.outcome == "timeout":
+            return False
+        now = clock.epoch_ms()
+        if now >= self.started_ms + self.settings.build_timeout_seconds * 1000:
+            return False
+        until = self.started_ms + int(plan.seconds * 1000)
+        return self._done(plan, now, until, self.emulation.release_event(self.job.build_uuid))
+
+    async def _until_wait(self, run: RunWriter) -> str | None:
+        """Everything before the build command's wait; an outcome when the build ends here
+        ("" when it was cancelled while initializing: nothing left to finish)."""
         job, trigger = self.job, self.job.trigger
-        self._seq = await self.runs.next_log_seq(job.build_uuid)
+        self._seq = await run.next_log_seq()
         self.plan = plan = self.emulation.plan_for(job.account_id, job.variables)
         self.fault = fault = self.emulation.runner_fault(job.account_id)
         await self._lines(phases.INITIALIZING_LINE, phases.INITIALIZED_LINE)
-        await self._flush()
-        if not await self.runs.start_running(job):
-            return None  # cancelled while initializing
+        if not await run.start_running():
+            return ""  # cancelled while initializing
         # Durations and the timeout count from here, as running_on does, whatever the phases
         # before the wait take (a test may move the clock meanwhile).
         self.started_ms = clock.epoch_ms()
         if job.token is None or fault == "token":
             await self._lines(DELETED_CREDENTIAL_LINE)
             return "fail"
-        await self._phase(phases.CLONING)
+        await run.phase(phases.CLONING)
         await self._lines(phases.CLONING_LINE)
         if fault == "clone":
             await self._lines(
@@ -118,7 +131,7 @@ class SimulatedBuild:
                 phases.failed_line("clone repository"),
             )
             return "fail"
-        await self._phase(phases.INSTALLING)
+        await run.phase(phases.INSTALLING)
         await self._lines(phases.tools_line(TOOLS), phases.installing_line("npm ci"))
         if fault == "install":
             await self._lines(
@@ -126,7 +139,7 @@ class SimulatedBuild:
                 phases.failed_line("install"),
             )
             return "fail"
-        await self._phase(phases.BUILDING)
+        await run.phase(phases.BUILDING)
         await self._lines(phases.build_line(trigger["build_command"] or "npm run build"))
         if plan.outcome == "invalid":
             await self._lines(
@@ -139,13 +152,13 @@ class SimulatedBuild:
             await self._lines(*plan.log)
         return None
 
-    async def _after_wait(self, plan: Simulation) -> str:
+    async def _after_wait(self, run: RunWriter) -> str:
         trigger = self.job.trigger
-        if plan.outcome == "fail":
+        if self.plan.outcome == "fail":
             await self._lines(phases.failed_line("build command"))
             return "fail"
         await self._lines(phases.BUILD_DONE_LINE)
-        await self._phase(phases.DEPLOYING)
+        await run.phase(phases.DEPLOYING)
         await self._lines(
             phases.deploy_line(trigger["deploy_command"] or "npx wrangler deploy"),
             phases.DEPLOY_DONE_LINE,
@@ -153,7 +166,8 @@ class SimulatedBuild:
         return "success"
 
     async def _wait(self, plan: Simulation, *, timed_out: bool) -> str:
-        """Until the plan lets the build end (GO); else its outcome ("": cancelled already).
+        """Until the plan lets the build end (GO); else its outcome ("": cancelled already),
+        its last lines kept for the transaction that ends it.
 
         A timeout plan never ends by itself: it waits for the build's timeout on the virtual
         clock, which a test reaches by advancing it.
@@ -167,10 +181,7 @@ class SimulatedBuild:
         while True:
             now = clock.epoch_ms()
             if now >= deadline:
-                async with self.emulation.gate:
-                    self._check_current()
-                    await self._lines(TIMED_OUT_LINE)
-                    await self._flush()
+                await self._lines(TIMED_OUT_LINE)  # written with the build's end
                 return "terminated"
             if not timed_out and self._done(plan, now, until, released):
                 return GO
@@ -182,9 +193,7 @@ class SimulatedBuild:
                     status = await self.runs.renew(self.job)
                     last_renew = loop_now
                     if status != "running" or self.stop_reason == "shutdown":
-                        outcome = await self._stopped(status)
-                        await self._flush()
-                        return outcome
+                        return await self._stopped(status)
             await asyncio.sleep(TICK_SECONDS)
 
     def _done(self, plan: Simulation, now: int, until: int, released: asyncio.Event) -> bool:

@@ -27,6 +27,7 @@ from buildsd.services.runs import Runs
 from buildsd.services.sandboxing import Confinement
 from buildsd.services.scripts import Scripts
 from buildsd.services.secret_keys import SecretKeys
+from buildsd.services.seeding import Seeder
 from buildsd.services.triggers import Triggers
 from buildsd.services.webhook_secrets import WebhookSecrets
 from buildsd.services.webhooks import Webhooks
@@ -79,6 +80,9 @@ class Services:
         self.outbox = Outbox(db, settings, cipher, self.event_subscriptions)
         # Empty unless the control API is on.
         self.emulation = Emulation(db, self.identity, self.admin, self.grants)
+        self.emulation.seeder = Seeder(
+            self.admin, self.repo_connections, self.build_tokens, self.triggers, self.builds
+        )
 
     async def open(self) -> None:
         await self.db.open()

@@ -87,6 +87,12 @@ class Administration:
         self._settings = settings
         self._identity = identity  # told of revocations, so they take effect at once
 
+    @property
+    def first_account(self) -> str | None:
+        """The first-run account's id when the settings fix it (BUILDSD_BOOTSTRAP_ACCOUNT_ID:
+        always so in `buildsd emulate`)."""
+        return self._settings.bootstrap_account_id
+
     async def bootstrap(self) -> Bootstrap | None:
         """Make the first account, administrator and token on an empty database (D4).
 
@@ -159,10 +165,11 @@ class Administration:
             token_from_settings=made_token is not None and token is not None,
         )
 
-    async def create_account(self, name: str) -> str:
+    async def create_account(self, name: str, account_id: str | None = None) -> str:
+        """A new account (with `account_id`, or a new id); the administrator is its member."""
         async with self._db.transaction(exclusive=True) as conn:
             now = clock.now()
-            account_id = clock.new_hex32()
+            account_id = account_id or clock.new_hex32()
             await accounts.insert(conn, id=account_id, name=name, created_on=now)
             admin = await users.first(conn)
             if admin is not None:  # the administrator is a member of every account
@@ -207,7 +214,9 @@ class Administration:
         user_email: str | None = None,
         name: str | None = None,
         expires_on: str | None = None,
+        value: str | None = None,
     ) -> CreatedToken:
+        """`value`: the token's secret as given (a seed's), else a new one."""
         if owner_type not in ("user", "account"):
             raise AdminError("the owner of a token is a user or an account")
         if not permissions:
@@ -217,7 +226,7 @@ class Administration:
                 expires_on = clock.to_wire(clock.parse(expires_on))
             except ValueError as exc:
                 raise AdminError(f"the expiry is not an ISO 8601 time: {exc}") from exc
-        value = crypto.new_api_token()
+        value = value or crypto.new_api_token()
         async with self._db.transaction(exclusive=True) as conn:
             await _require_account(conn, account_id)
             user_id = None

@@ -150,7 +150,9 @@ class Builds:
             outcome=values["build_outcome"],
         )
         if outcome is None:
-            self._on_queued()
+            # Once committed: a runner woken before would claim in another transaction (on
+            # PostgreSQL, another connection) that cannot see the build yet, and sleep on.
+            conn.after_commit(self._on_queued)
         return row
 
     async def create_manual(
@@ -167,6 +169,34 @@ class Builds:
                 source="manual",
                 branch=body.branch or "",
                 commit_hash=(body.commit_hash or "").lower(),
+            )
+            return builds.to_wire(row, trigger)
+
+    async def record(
+        self,
+        account_id: str,
+        trigger_uuid: str,
+        *,
+        outcome: str | None,
+        source: str,
+        branch: str,
+        commit_hash: str = "",
+        commit_message: str = "",
+        author: str = "",
+    ) -> Build:
+        """A build of the trigger queued (outcome None: a runner takes it) or already stopped
+        with `outcome` (a hand-written seed's builds, services/seeding.py)."""
+        async with self._db.transaction() as conn:
+            trigger = await triggers.get(conn, account_id, trigger_uuid)
+            row = await self.queue(
+                conn,
+                trigger,
+                source=source,
+                branch=branch,
+                commit_hash=commit_hash.lower(),
+                commit_message=commit_message,
+                author=author,
+                outcome=outcome,
             )
             return builds.to_wire(row, trigger)
 

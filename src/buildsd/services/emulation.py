@@ -20,6 +20,7 @@ from buildsd.errors import InvalidRequestBody, NotFound
 from buildsd.services.administration import Administration
 from buildsd.services.grants import Grants
 from buildsd.services.identity import Identity
+from buildsd.services.seeding import HandSeed, SeedAccount, Seeder, check
 from buildsd.store import emulation
 
 OUTCOMES = ("success", "fail", "timeout")
@@ -58,9 +59,11 @@ class Simulation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class Seed(msgspec.Struct, forbid_unknown_fields=True):
-    """A seed document: every table's rows, as GET /_buildsd/snapshots/{name} exports them."""
+    """A seed document: every table's rows, as GET /_buildsd/snapshots/{name} exports them, or
+    accounts written by hand in the API's shapes (services/seeding.py); one of the two."""
 
-    tables: dict[str, list[dict[str, str | int | float | bool | None]]]
+    tables: dict[str, list[dict[str, str | int | float | bool | None]]] | None = None
+    accounts: list[SeedAccount] | None = None
 
 
 class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -122,6 +125,7 @@ class Emulation:
     identity: Identity  # its caches are dropped by a reset
     admin: Administration
     grants: Grants
+    seeder: Seeder | None = None  # hand-written seeds (services/__init__.py sets it)
     defaults: dict[str, Simulation] = field(default_factory=dict)  # account ("" = all) → plan
     rules: list[_Rule] = field(default_factory=list)
     journal: deque[Entry] = field(default_factory=lambda: deque(maxlen=JOURNAL_SIZE))
@@ -303,22 +307,50 @@ class Emulation:
         return {"tables": rows}
 
     async def seed(self, document: Seed) -> int:
-        """Replace every row with the document's (a snapshot's export), then make sure the
-        emulator's first account and token exist; the rows loaded."""
-        unknown = set(document.tables) - emulation.table_names()
+        """Replace every row with the document's, then make sure the emulator's first account
+        and token exist; the rows loaded (table form) or the things made (hand-written)."""
+        if (document.tables is None) == (document.accounts is None):
+            raise InvalidRequestBody("a seed has either tables or accounts", pointer="/tables")
+        if document.accounts is not None:
+            return await self._seed_by_hand(HandSeed(accounts=document.accounts))
+        tables = document.tables or {}
+        unknown = set(tables) - emulation.table_names()
         if unknown:
             raise InvalidRequestBody(f"unknown tables in the seed: {', '.join(sorted(unknown))}")
         async with self.gate:
             try:
                 async with self.db.transaction(exclusive=True) as conn:
                     await emulation.empty_all(conn)
-                    await emulation.load_all(conn, document.tables)
+                    await emulation.load_all(conn, tables)
             except (ValueError, IntegrityError) as exc:
                 raise InvalidRequestBody(f"the seed does not load: {exc}") from exc
             self._bump("")
         self._forget()
         await self.admin.bootstrap()
-        return sum(len(batch) for batch in document.tables.values())
+        return sum(len(batch) for batch in tables.values())
+
+    async def _seed_by_hand(self, document: HandSeed) -> int:
+        """Checked whole first; applied through the services into the first-run state. What a
+        service refuses on the way puts the rows from before the seed back: nothing loads."""
+        checked = check(document)
+        assert self.seeder is not None
+        async with self.gate:
+            async with self.db.transaction(exclusive=True) as conn:
+                before = await emulation.dump_all(conn)
+                await emulation.empty_all(conn)
+            self._bump("")
+        self._forget()
+        await self.admin.bootstrap()
+        try:
+            return await self.seeder.apply(checked, self.admin.first_account)
+        except InvalidRequestBody:
+            async with self.gate:
+                async with self.db.transaction(exclusive=True) as conn:
+                    await emulation.empty_all(conn)
+                    await emulation.load_all(conn, before)
+                self._bump("")
+            self._forget()
+            raise
 
     async def restore(self, name: str) -> int:
         rows = self.snapshots.get(name)

@@ -269,16 +269,17 @@ class Previews:
         if body.branch:
             async with self._db.transaction() as conn:
                 trigger = await triggers.get(conn, account_id, trigger_uuid)
-                target = await self._preview_target(conn, trigger, body.branch)
-                if target is not None:
-                    queued = await self._builds.queue(
-                        conn,
-                        target,
-                        source="manual",
-                        branch=body.branch,
-                        commit_hash=(body.commit_hash or "").lower(),
-                    )
-                    return builds.to_wire(queued, target)
+                # The Preview's trigger, or the plain manual build of this one, queued in
+                # the transaction that looked (one commit for the POST, not two).
+                target = await self._preview_target(conn, trigger, body.branch) or trigger
+                queued = await self._builds.queue(
+                    conn,
+                    target,
+                    source="manual",
+                    branch=body.branch,
+                    commit_hash=(body.commit_hash or "").lower(),
+                )
+                return builds.to_wire(queued, target)
         return await self._builds.create_manual(account_id, trigger_uuid, body)
 
     # --- pushes -------------------------------------------------------------------------------

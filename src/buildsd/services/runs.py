@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from buildsd import clock
 from buildsd.config import Settings
-from buildsd.db import Database, IntegrityError, Row
+from buildsd.db import Connection, Database, IntegrityError, Row
 from buildsd.logs import AccessLog
 from buildsd.services.build_tokens import BuildTokens
 from buildsd.services.metrics import Metrics
@@ -46,6 +48,11 @@ class Job:
         return str(self.build["account_id"])
 
 
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _after(seconds: float) -> str:
     return clock.format_epoch_ms(clock.epoch_ms() + int(seconds * 1000))
 
@@ -66,22 +73,44 @@ class Runs:
         self._settings = settings
         self._tokens = tokens
         self._triggers = trigger_service
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the runner's, while it waits
+        self._woken = False  # notified while the runner was not waiting
 
     # --- waking a runner in this process when a build is queued ---------------------------
 
     def notify(self) -> None:
-        self._wake.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        else:
+            self._woken = True
 
     async def wait_for_work(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        self._wake.clear()
+        """Until notify() or `timeout`. A future of its own, not wait_for(Event.wait()): the
+        runner resumes in the loop's next step rather than three (a task, its done callback,
+        wait_for's own future), each of which lets a waiting request go first."""
+        if self._woken:
+            self._woken = False
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+            self._woken = False
 
     # --- the lifecycle --------------------------------------------------------------------
 
     async def claim(self, owner: str) -> Job | None:
         """The next queued build this runner may start (per-account limit), leased to it."""
+        # A runner looks again after each claim and each build it ends, mostly to find the
+        # queue empty: a read says so without a write transaction (and its commit).
+        async with self._db.connection() as conn:
+            if not await runs.any_queued(conn):
+                return None
         async with self._db.transaction(exclusive=True) as conn:
             build = await runs.claim(
                 conn,
@@ -121,19 +150,19 @@ class Runs:
                 conn, job.build_uuid, job.owner, _after(self._settings.lease_seconds)
             )
 
+    def writing(self, job: Job) -> AbstractAsyncContextManager[RunWriter]:
+        """One transaction for several steps of `job`'s run (RunWriter); raises LeaseLost when
+        another process took the build over (it numbered lines or events of it)."""
+        return _writing(self._db, self, job)
+
     async def start_running(self, job: Job) -> bool:
-        async with self._db.transaction() as conn:
-            started = await runs.set_running(conn, job.build_uuid, job.owner, clock.now())
-        if started:
-            self._log.build_state(job.build_uuid, job.account_id, "running", runner=job.owner)
-        return started
+        async with self.writing(job) as run:
+            return await run.start_running()
 
     async def phase(self, job: Job, type_: str) -> None:
         """End the current phase and start the next (the logs' `events`)."""
-        async with self._db.transaction() as conn:
-            now = clock.now()
-            await runs.end_events(conn, job.build_uuid, now)
-            await runs.add_event(conn, job.build_uuid, type_, now)
+        async with self.writing(job) as run:
+            await run.phase(type_)
 
     async def record(self, job: Job, **values: str | None) -> None:
         async with self._db.transaction() as conn:
@@ -141,26 +170,19 @@ class Runs:
 
     async def finish(self, job: Job, outcome: str) -> bool:
         """Stop the build with `outcome` unless it was stopped already (cancelled)."""
-        async with self._db.transaction() as conn:
-            now = clock.now()
-            row = await builds.get(conn, job.account_id, job.build_uuid)
-            started = row["running_on"] or row["initializing_on"]
-            duration = None
-            if started is not None:
-                elapsed = clock.parse(now) - clock.parse(started)
-                duration = max(0, int(elapsed.total_seconds() * 1000))
-            await runs.end_events(conn, job.build_uuid, now)
-            stopped = await builds.stop(
-                conn, job.build_uuid, outcome=outcome, now=now, duration_ms=duration
-            )
-        if stopped:
-            self._log.build_state(
-                job.build_uuid, job.account_id, "stopped", outcome=outcome, duration_ms=duration
-            )
-            self._metrics.builds_finished[outcome] += 1
-            if duration is not None:
-                self._metrics.build_duration.observe(duration / 1000)
-        return stopped
+        async with self.writing(job) as run:
+            return await run.finish(outcome)
+
+    def _running(self, job: Job) -> None:
+        self._log.build_state(job.build_uuid, job.account_id, "running", runner=job.owner)
+
+    def _stopped(self, job: Job, outcome: str, duration: int | None) -> None:
+        self._log.build_state(
+            job.build_uuid, job.account_id, "stopped", outcome=outcome, duration_ms=duration
+        )
+        self._metrics.builds_finished[outcome] += 1
+        if duration is not None:
+            self._metrics.build_duration.observe(duration / 1000)
 
     # --- logs -------------------------------------------------------------------------------
 
@@ -239,3 +261,76 @@ class Runs:
                 counts.get("initializing", 0) + counts.get("running", 0),
             ),
         }
+
+
+class RunWriter:
+    """Steps of one run written in one transaction (Runs.writing): what the simulated runner did
+    between two waits commits at once, an immediate build in one transaction after its claim,
+    rather than one a step. Runs.start_running, phase and finish are one-step writers, so both
+    runners take the same path. The access log and metrics hear of a step once it commits."""
+
+    def __init__(self, runs: Runs, conn: Connection, job: Job) -> None:
+        self._runs = runs
+        self._conn = conn
+        self.job = job
+        self._events: list[tuple[str, str]] = []  # phases begun: (type, started_on)
+
+    async def next_log_seq(self) -> int:
+        return await runs.next_log_seq(self._conn, self.job.build_uuid)
+
+    async def lines(self, lines: list[tuple[int, int, str]]) -> None:
+        """Already-masked lines: (seq, epoch_ms, text)."""
+        if lines:
+            await runs.append_lines(self._conn, self.job.build_uuid, lines)
+
+    async def start_running(self) -> bool:
+        """initializing → running; False when the build is no longer this runner's to run
+        (cancelled meanwhile)."""
+        job = self.job
+        started = await runs.set_running(self._conn, job.build_uuid, job.owner, clock.now())
+        if started:
+            self._conn.after_commit(lambda: self._runs._running(job))
+        return started
+
+    async def phase(self, type_: str) -> None:
+        """End the current phase and start the next (the logs' `events`). Kept until the
+        writer's end (or finish): the phases of one transaction are one batch, not three
+        statements each (on PostgreSQL each is a round trip)."""
+        self._events.append((type_, clock.now()))
+
+    async def flush(self) -> None:
+        """Write the phases kept: the one open before ends as the first of them starts."""
+        events, self._events = self._events, []
+        if events:
+            await runs.end_events(self._conn, self.job.build_uuid, events[0][1])
+            await runs.add_events(self._conn, self.job.build_uuid, events)
+
+    async def finish(self, outcome: str) -> bool:
+        """Stop the build with `outcome` unless it was stopped already (cancelled)."""
+        await self.flush()
+        conn, job = self._conn, self.job
+        now = clock.now()
+        row = await builds.get(conn, job.account_id, job.build_uuid)
+        started = row["running_on"] or row["initializing_on"]
+        duration = None
+        if started is not None:
+            elapsed = clock.parse(now) - clock.parse(started)
+            duration = max(0, int(elapsed.total_seconds() * 1000))
+        await runs.end_events(conn, job.build_uuid, now)
+        stopped = await builds.stop(
+            conn, job.build_uuid, outcome=outcome, now=now, duration_ms=duration
+        )
+        if stopped:
+            conn.after_commit(lambda: self._runs._stopped(job, outcome, duration))
+        return stopped
+
+
+@contextlib.asynccontextmanager
+async def _writing(db: Database, runs_: Runs, job: Job) -> AsyncIterator[RunWriter]:
+    try:
+        async with db.transaction() as conn:
+            writer = RunWriter(runs_, conn, job)
+            yield writer
+            await writer.flush()
+    except IntegrityError as exc:  # a line or event numbered by another runner
+        raise LeaseLost(job.build_uuid) from exc

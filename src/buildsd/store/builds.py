@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 
+from buildsd.conditions import HOOK_BUILT, UNFINISHED
 from buildsd.db import Connection, Row
 from buildsd.store import outbox, required, triggers
-from buildsd.tables import HOOK_BUILT, UNFINISHED
 from buildsd.wire import (
     Build,
     BuildTriggerMetadata,

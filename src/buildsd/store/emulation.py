@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Table
-
-from buildsd import tables
 from buildsd.db import Connection
+from buildsd.store.table_order import TABLES
 
 # What an account keeps through its own reset: itself, its members and its credentials, so the
 # test that holds them can go on using them.
@@ -26,15 +24,14 @@ _CHILDREN = (
 _DERIVED = ("account_connection_counts", "account_worker_counts")
 
 
-def _children_first() -> list[Table]:
-    tables_ = [t for t in reversed(tables.metadata.sorted_tables) if t.name not in _DERIVED]
-    return tables_ + [tables.metadata.tables[name] for name in _DERIVED]
+def _children_first() -> list[str]:
+    return [name for name in reversed(TABLES) if name not in _DERIVED] + list(_DERIVED)
 
 
 async def empty_all(conn: Connection) -> None:
     """Every row of every table, children first (the schema stays, and its version)."""
-    for table in _children_first():
-        await conn.run(f"DELETE FROM {table.name}")
+    for name in _children_first():
+        await conn.run(f"DELETE FROM {name}")
 
 
 async def empty_account(conn: Connection, account_id: str) -> None:
@@ -46,40 +43,36 @@ async def empty_account(conn: Connection, account_id: str) -> None:
             f"(SELECT {key} FROM {parent} WHERE account_id = :account_id)",
             params,
         )
-    for table in _children_first():
-        if table.name in _KEPT or "account_id" not in table.c:
+    for name in _children_first():
+        if name in _KEPT or "account_id" not in TABLES[name]:
             continue
-        await conn.run(
-            f"DELETE FROM {table.name} WHERE account_id = :account_id",
-            params,
-        )
+        await conn.run(f"DELETE FROM {name} WHERE account_id = :account_id", params)
 
 
 async def dump_all(conn: Connection) -> dict[str, list[dict[str, object]]]:
     """Every row of every table but the trigger-kept counts, parents first (a snapshot)."""
     return {
-        table.name: [dict(row) for row in await conn.all(f"SELECT * FROM {table.name}")]
-        for table in tables.metadata.sorted_tables
-        if table.name not in _DERIVED
+        name: [dict(row) for row in await conn.all(f"SELECT * FROM {name}")]
+        for name in TABLES
+        if name not in _DERIVED
     }
 
 
 def table_names() -> set[str]:
-    return set(tables.metadata.tables) - set(_DERIVED)
+    return set(TABLES) - set(_DERIVED)
 
 
 async def load_all(conn: Connection, rows: Mapping[str, Sequence[Mapping[str, object]]]) -> None:
     """Insert a snapshot's rows into empty tables, parents first."""
-    for table in tables.metadata.sorted_tables:
-        if table.name in _DERIVED:
+    for table, known in TABLES.items():
+        if table in _DERIVED:
             continue
-        if batch := rows.get(table.name):
+        if batch := rows.get(table):
             names = list(batch[0])
-            if not set(names) <= set(table.c.keys()) or any(set(r) != set(names) for r in batch):
-                raise ValueError(f"{table.name}: rows must have the same columns, of the table's")
+            if not set(names) <= set(known) or any(set(r) != set(names) for r in batch):
+                raise ValueError(f"{table}: rows must have the same columns, of the table's")
             columns = ", ".join(f'"{name}"' for name in names)  # a column may be `when`
             await conn.many(
-                f"INSERT INTO {table.name} ({columns}) "
-                f"VALUES ({', '.join(':' + n for n in names)})",
+                f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + n for n in names)})",
                 [dict(row) for row in batch],
             )

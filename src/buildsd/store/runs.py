@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from buildsd.conditions import QUEUED, RUNNING, UNFINISHED
 from buildsd.db import Connection, Row
 from buildsd.store import outbox
 from buildsd.store.builds import COLUMNS, rerender
-from buildsd.tables import QUEUED, RUNNING, UNFINISHED
 
 _RETURNING = ", ".join(COLUMNS)
 
@@ -20,6 +20,11 @@ _NEXT = (
     f"SELECT COUNT(*) FROM builds r WHERE r.account_id = builds.account_id AND {RUNNING}"
     ") < :limit ORDER BY created_on, build_uuid LIMIT 1"
 )
+
+
+async def any_queued(conn: Connection) -> bool:
+    """Whether any build waits for a runner (the partial index of QUEUED answers it)."""
+    return await conn.one(f"SELECT 1 AS queued FROM builds WHERE {QUEUED} LIMIT 1") is not None
 
 
 async def claim(
@@ -103,18 +108,34 @@ async def append_lines(
     )
 
 
-async def add_event(conn: Connection, build_uuid: str, type_: str, now: str) -> int:
-    row = await conn.one(
-        "SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM build_events WHERE build_uuid = :uuid",
-        {"uuid": build_uuid},
-    )
-    seq = int(row["seq"]) if row else 1
+async def add_event(conn: Connection, build_uuid: str, type_: str, now: str) -> None:
+    """The build's next event, open (one statement: its seq is the next of the build's)."""
     await conn.run(
         "INSERT INTO build_events (build_uuid, seq, type, started_on, ended_on) "
-        "VALUES (:uuid, :seq, :type, :now, NULL)",
-        {"uuid": build_uuid, "seq": seq, "type": type_, "now": now},
+        # Two names for the uuid: PostgreSQL types a parameter once, and the select list's
+        # (text) is not the column's (varchar).
+        "SELECT :build, COALESCE(MAX(seq), 0) + 1, :type, :now, NULL FROM build_events "
+        "WHERE build_uuid = :uuid",
+        {"build": build_uuid, "uuid": build_uuid, "type": type_, "now": now},
     )
-    return seq
+
+
+async def add_events(conn: Connection, build_uuid: str, events: list[tuple[str, str]]) -> None:
+    """Events (type, started_on) in order: each ends as the next starts, the last stays open."""
+    row = await conn.one(
+        "SELECT COALESCE(MAX(seq), 0) AS seq FROM build_events WHERE build_uuid = :uuid",
+        {"uuid": build_uuid},
+    )
+    first = int(row["seq"]) + 1 if row else 1
+    ends = [started for _, started in events[1:]] + [None]
+    await conn.many(
+        "INSERT INTO build_events (build_uuid, seq, type, started_on, ended_on) "
+        "VALUES (:uuid, :seq, :type, :started, :ended)",
+        [
+            {"uuid": build_uuid, "seq": first + i, "type": t, "started": s, "ended": e}
+            for i, ((t, s), e) in enumerate(zip(events, ends, strict=True))
+        ],
+    )
 
 
 async def end_events(conn: Connection, build_uuid: str, now: str) -> None:
