@@ -4,11 +4,11 @@ lock another process holds is waited out without blocking the loop (_SQLiteConne
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +166,10 @@ class SQLiteDatabase:
         self.before_commit: BeforeCommit | None = None
         self._raw: sqlite3.Connection | None = None
         self._conn: _SQLiteConnection | None = None
-        self._lock = asyncio.Lock()
-        self._group: asyncio.Future[None] | None = None  # the open group commit (transaction)
+        self._busy = False  # a transaction body runs (the lock: _acquire, _release)
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        # The open group commit (transaction): a future per transaction waiting for its COMMIT.
+        self._group: list[asyncio.Future[None]] | None = None
         self._commit_due = False  # its COMMIT waits for the open transaction to end
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
@@ -233,8 +235,7 @@ class SQLiteDatabase:
             raise RuntimeError("database is not open")
         return self._conn
 
-    @asynccontextmanager
-    async def transaction(self, exclusive: bool = False) -> AsyncIterator[Connection]:
+    def transaction(self, exclusive: bool = False) -> _Transaction:
         """A SAVEPOINT inside the group's transaction; returns once the group has committed.
 
         Group commit: a COMMIT costs more than the statements of most transactions (it writes
@@ -244,43 +245,55 @@ class SQLiteDatabase:
         step; each is a SAVEPOINT that rolls back alone on error. Nobody is answered before the
         COMMIT, so nothing is acknowledged that is not stored. Until then, a read on this
         connection already sees the group's writes.
+
+        A class rather than an @asynccontextmanager, with a lock and a future per waiter of its
+        own rather than asyncio.Lock and asyncio.shield: the generator, the lock's checks and the
+        shield's extra future and callbacks were a fifth of a repository-connection upsert's
+        instructions (docs/benchmarks-instructions.md).
         """
-        conn = self._connection()
-        async with self._lock:
-            raw = conn._raw
-            if self._group is None:
-                try:
-                    raw.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:  # another process writes: wait it out
-                    await conn.failed(exc, raw.execute, "BEGIN IMMEDIATE")
-                self._group = asyncio.get_running_loop().create_future()
-                asyncio.get_running_loop().call_soon(self._commit_group)
-            group = self._group
-            raw.execute("SAVEPOINT tx")
-            committed = None
-            try:
-                yield conn
-                if self.before_commit is not None:
-                    committed = await self.before_commit(conn)
-            except BaseException as exc:
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK TO tx")
-                    raw.execute("RELEASE tx")
-                else:  # SQLite rolled the whole group back (a full disk can): all of it failed
-                    self._fail_group(exc)
-                raise
+        return _Transaction(self)
+
+    async def _acquire(self) -> None:
+        """The transaction lock (what asyncio.Lock does, for the one connection's bodies)."""
+        if not self._busy:
+            self._busy = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # handed the lock, then cancelled
+                self._release()
             else:
-                raw.execute("RELEASE tx")
-            finally:
-                if self._commit_due:  # the COMMIT came while this one was open: after it
-                    self._commit_due = False
-                    asyncio.get_running_loop().call_soon(self._commit_group)
-        await asyncio.shield(group)  # a cancelled caller must not cancel the others' commit
-        if committed is not None:
-            committed()
+                self._waiting.remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the lock passes to that waiter, still held
+                return
+        self._busy = False
+
+    def _undo(self, raw: sqlite3.Connection, exc: BaseException) -> None:
+        """A transaction body failed: roll back its savepoint alone, or, when SQLite rolled
+        the whole group back (a full disk can), fail all of it: none of it was stored."""
+        if raw.in_transaction:
+            raw.execute("ROLLBACK TO tx")
+            raw.execute("RELEASE tx")
+        else:
+            self._fail_group(exc)
+
+    def _end_body(self) -> None:
+        if self._commit_due:  # the COMMIT came while this one was open: after it
+            self._commit_due = False
+            asyncio.get_running_loop().call_soon(self._commit_group)
+        self._release()
 
     def _commit_group(self) -> None:
-        if self._lock.locked():  # a transaction is open (it awaited something): when it ends
+        if self._busy:  # a transaction is open (it awaited something): when it ends
             self._commit_due = True
             return
         group, self._group = self._group, None
@@ -293,21 +306,21 @@ class SQLiteDatabase:
                 self._raw.execute("ROLLBACK")
             failure = translated(exc, self._lock_seconds)
             failure.__cause__ = None if failure is exc else exc
-            group.set_exception(failure)
+            _settle_all(group, failure)
         else:
-            group.set_result(None)
+            for waiter in group:
+                if not waiter.done():  # else its caller was cancelled (the others commit)
+                    waiter.set_result(None)
 
     def _fail_group(self, exc: BaseException) -> None:
         """The group's transaction is gone: every transaction in it fails, none was stored."""
         group, self._group = self._group, None
-        if group is not None and not group.done():
+        if group is not None:
             failure = exc if isinstance(exc, Exception) else StorageFull("the transaction ended")
-            group.set_exception(failure)
-            group.exception()  # retrieved: the one that failed raises it itself
+            _settle_all(group, failure)
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        yield self._connection()
+    def connection(self) -> _Autocommit:
+        return _Autocommit(self._connection())
 
     async def ping(self) -> None:
         await self._connection().one("SELECT 1")
@@ -326,6 +339,82 @@ class SQLiteDatabase:
             async with self.transaction() as conn:
                 await conn.run(_PROBE)  # a new table's root page
                 raise Probed
+
+
+class _Transaction:
+    """SQLiteDatabase.transaction's context manager (see there)."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self._db = db
+
+    async def __aenter__(self) -> Connection:
+        db = self._db
+        conn = db._connection()
+        await db._acquire()
+        try:
+            raw = conn._raw
+            if db._group is None:
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:  # another process writes: wait it out
+                    await conn.failed(exc, raw.execute, "BEGIN IMMEDIATE")
+                db._group = []
+                asyncio.get_running_loop().call_soon(db._commit_group)
+            raw.execute("SAVEPOINT tx")
+        except BaseException:
+            db._end_body()
+            raise
+        return conn
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        db = self._db
+        raw = db._connection()._raw
+        committed = None
+        try:
+            if exc is None:
+                try:
+                    if db.before_commit is not None:
+                        committed = await db.before_commit(db._connection())
+                except BaseException as failure:
+                    db._undo(raw, failure)
+                    raise
+                raw.execute("RELEASE tx")
+            else:
+                db._undo(raw, exc)
+                return  # the body's exception goes on
+            group = db._group
+        finally:
+            db._end_body()
+        assert group is not None  # the group commits only once no body runs
+        waiter = asyncio.get_running_loop().create_future()
+        group.append(waiter)
+        await waiter  # a cancelled caller cancels its own waiter only: the others commit
+        if committed is not None:
+            committed()
+
+
+class _Autocommit:
+    """SQLiteDatabase.connection's context manager: the one connection, each statement on its
+    own (a class: an @asynccontextmanager's generator cost more than a read's statement)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: _SQLiteConnection) -> None:
+        self._conn = conn
+
+    async def __aenter__(self) -> Connection:
+        return self._conn
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        return None
+
+
+def _settle_all(group: list[asyncio.Future[None]], failure: Exception) -> None:
+    for waiter in group:
+        if not waiter.done():
+            waiter.set_exception(failure)
 
 
 def sqlite_path(url: str) -> str:
