@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import operator
+import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -44,6 +46,40 @@ def _row_maker(sql: str, cursor: sqlite3.Cursor) -> RowMaker:
     return maker
 
 
+Positional = tuple[str, Callable[[Any], tuple[Any, ...]]]
+_positional: dict[str, Positional] = {}
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # as db/postgres.py reads placeholders
+
+
+def _to_positional(sql: str) -> Positional:
+    """`sql` with its `:name` placeholders numbered (`?1`, `?2`, …), and the function picking
+    their values out of a params mapping, in order; made once per statement.
+
+    Why: binding by name, the sqlite3 module makes a string of each parameter's name and
+    looks it up in the mapping, every time; by number it takes the tuple's items, and
+    operator.itemgetter builds that tuple in C. An audited write binds 20-odd parameters.
+    """
+    numbers: dict[str, int] = {}
+
+    def number(found: re.Match[str]) -> str:
+        return f"?{numbers.setdefault(found.group(1), len(numbers) + 1)}"
+
+    numbered = _NAMED.sub(number, sql)
+    names = list(numbers)
+    pick: Callable[[Any], tuple[Any, ...]]
+    if len(names) == 1:
+        one = operator.itemgetter(names[0])
+        pick = lambda params: (one(params),)  # noqa: E731 - itemgetter of one is no tuple
+    elif names:
+        pick = operator.itemgetter(*names)
+    else:
+        pick = lambda params: ()  # noqa: E731
+    found = (numbered, pick)
+    if len(_positional) < 10_000:  # statements are a fixed set; bounded all the same
+        _positional[sql] = found
+    return found
+
+
 def _primary(exc: sqlite3.Error) -> int:
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF
 
@@ -61,20 +97,24 @@ def translated(exc: sqlite3.Error, lock_seconds: float) -> Exception:
 class _SQLiteConnection:
     # Rows are plain dicts, as psycopg's dict_row gives: sqlite3.Row finds a column by name with
     # a case-insensitive scan of every column, which made a 50-build page cost 600 µs more.
-    __slots__ = ("_lock_seconds", "_raw")
+    __slots__ = ("_cursor", "_lock_seconds", "_raw")
     dialect = "sqlite"
 
     def __init__(self, raw: sqlite3.Connection, lock_seconds: float) -> None:
         self._raw = raw
+        # One cursor for every statement: Connection.execute makes (and registers) a cursor
+        # each time. Safe because every caller reads its rows before the next statement runs.
+        self._cursor = raw.cursor()
         self._lock_seconds = lock_seconds
 
     # Each statement runs once inline; only when SQLite refuses it does `failed` take over
     # (a try costs nothing in Python 3.11 until it catches). The first try is spelled out
     # rather than calling _one/_all/_run: a call per statement was 2 % of a POST build's
-    # instructions (make bench-instructions).
+    # instructions (make bench-instructions). (_execute's own call, spelled out too, made no
+    # difference that could be measured.)
     async def one(self, sql: str, params: Params = None) -> Row | None:
         try:
-            cursor = self._raw.execute(sql, params or {})
+            cursor = self._execute(sql, params)
             row = cursor.fetchone()
         except sqlite3.Error as exc:
             found: Row | None = await self.failed(exc, self._one, sql, params)
@@ -83,7 +123,7 @@ class _SQLiteConnection:
 
     async def all(self, sql: str, params: Params = None) -> list[Row]:
         try:
-            cursor = self._raw.execute(sql, params or {})
+            cursor = self._execute(sql, params)
             rows = cursor.fetchall()
         except sqlite3.Error as exc:
             found: list[Row] = await self.failed(exc, self._all, sql, params)
@@ -95,7 +135,7 @@ class _SQLiteConnection:
 
     async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         try:
-            self._raw.executemany(sql, rows)
+            self._cursor.executemany(sql, rows)
         except sqlite3.Error as exc:
             # Never tried again: outside a transaction the rows before the refused one are
             # stored already (every caller runs it inside one, where a refusal ends it).
@@ -103,18 +143,26 @@ class _SQLiteConnection:
 
     async def run(self, sql: str, params: Params = None) -> int:
         try:
-            return self._raw.execute(sql, params or {}).rowcount
+            return self._execute(sql, params).rowcount
         except sqlite3.Error as exc:
             count: int = await self.failed(exc, self._run, sql, params)
             return count
 
+    def _execute(self, sql: str, params: Params) -> sqlite3.Cursor:
+        if not params:
+            return self._cursor.execute(sql)
+        found = _positional.get(sql)
+        if found is None:
+            found = _to_positional(sql)
+        return self._cursor.execute(found[0], found[1](params))
+
     def _one(self, sql: str, params: Params) -> Row | None:
-        cursor = self._raw.execute(sql, params or {})
+        cursor = self._execute(sql, params)
         row = cursor.fetchone()
         return None if row is None else _row_maker(sql, cursor)(row)
 
     def _all(self, sql: str, params: Params) -> list[Row]:
-        cursor = self._raw.execute(sql, params or {})
+        cursor = self._execute(sql, params)
         rows = cursor.fetchall()
         if not rows:
             return []
@@ -122,7 +170,7 @@ class _SQLiteConnection:
         return [make(row) for row in rows]
 
     def _run(self, sql: str, params: Params) -> int:
-        return self._raw.execute(sql, params or {}).rowcount
+        return self._execute(sql, params).rowcount
 
     async def failed(self, exc: sqlite3.Error, again: Callable[..., Any] | None, *args: Any) -> Any:
         """What a refused statement becomes: `again(*args)` once a lock held elsewhere is gone.
@@ -354,15 +402,15 @@ class _Transaction:
         conn = db._connection()
         await db._acquire()
         try:
-            raw = conn._raw
+            cursor = conn._cursor
             if db._group is None:
                 try:
-                    raw.execute("BEGIN IMMEDIATE")
+                    cursor.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:  # another process writes: wait it out
-                    await conn.failed(exc, raw.execute, "BEGIN IMMEDIATE")
+                    await conn.failed(exc, cursor.execute, "BEGIN IMMEDIATE")
                 db._group = []
                 asyncio.get_running_loop().call_soon(db._commit_group)
-            raw.execute("SAVEPOINT tx")
+            cursor.execute("SAVEPOINT tx")
         except BaseException:
             db._end_body()
             raise
@@ -370,17 +418,18 @@ class _Transaction:
 
     async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
         db = self._db
-        raw = db._connection()._raw
+        conn = db._connection()
+        raw = conn._raw
         committed = None
         try:
             if exc is None:
                 try:
                     if db.before_commit is not None:
-                        committed = await db.before_commit(db._connection())
+                        committed = await db.before_commit(conn)
                 except BaseException as failure:
                     db._undo(raw, failure)
                     raise
-                raw.execute("RELEASE tx")
+                conn._cursor.execute("RELEASE tx")
             else:
                 db._undo(raw, exc)
                 return  # the body's exception goes on

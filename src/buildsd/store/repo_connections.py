@@ -26,6 +26,18 @@ _UPSERT = (
 )
 
 
+# A re-PUT of a live connection, the usual upsert, first: an UPDATE that leaves deleted_on out
+# of its SET touches neither the live-connections index nor the count trigger (0010), which
+# the INSERT … ON CONFLICT's update does (it sets deleted_on). When it finds no live row (a new
+# or a soft-deleted connection) the one-statement upsert above decides, concurrency and all.
+_UPDATE_LIVE = (
+    "UPDATE repo_connections SET provider_account_id = :provider_account_id, "
+    "provider_account_name = :provider_account_name, repo_name = :repo_name, "
+    "modified_on = :now WHERE account_id = :account_id AND provider_type = :provider_type "
+    f"AND repo_id = :repo_id AND deleted_on IS NULL RETURNING {_COLUMNS}"
+)
+
+
 def to_wire(row: Row) -> RepoConnection:
     return RepoConnection(
         repo_connection_uuid=row["repo_connection_uuid"],
@@ -52,19 +64,19 @@ async def upsert(
     repo_name: str,
     now: str,
 ) -> Row:
-    row = await conn.one(
-        _UPSERT,
-        {
-            "repo_connection_uuid": repo_connection_uuid,
-            "account_id": account_id,
-            "provider_type": provider_type,
-            "provider_account_id": provider_account_id,
-            "provider_account_name": provider_account_name,
-            "repo_id": repo_id,
-            "repo_name": repo_name,
-            "now": now,
-        },
-    )
+    params = {
+        "account_id": account_id,
+        "provider_type": provider_type,
+        "provider_account_id": provider_account_id,
+        "provider_account_name": provider_account_name,
+        "repo_id": repo_id,
+        "repo_name": repo_name,
+        "now": now,
+    }
+    row = await conn.one(_UPDATE_LIVE, params)
+    if row is None:
+        params["repo_connection_uuid"] = repo_connection_uuid
+        row = await conn.one(_UPSERT, params)
     assert row is not None  # RETURNING always yields the row
     return row
 
