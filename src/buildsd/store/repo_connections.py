@@ -26,10 +26,11 @@ _UPSERT = (
 )
 
 
-# A re-PUT of a live connection, the usual upsert, first: an UPDATE that leaves deleted_on out
-# of its SET touches neither the live-connections index nor the count trigger (0010), which
-# the INSERT … ON CONFLICT's update does (it sets deleted_on). When it finds no live row (a new
-# or a soft-deleted connection) the one-statement upsert above decides, concurrency and all.
+# A re-PUT of a live connection, the usual upsert, goes first (services/repo_connections.py):
+# an UPDATE that leaves deleted_on out of its SET touches neither the live-connections index
+# nor the count trigger (0010), which the INSERT … ON CONFLICT's update does (it sets
+# deleted_on). When it finds no live row (a new or a soft-deleted connection) the
+# one-statement upsert above decides, concurrency and all.
 _UPDATE_LIVE = (
     "UPDATE repo_connections SET provider_account_id = :provider_account_id, "
     "provider_account_name = :provider_account_name, repo_name = :repo_name, "
@@ -52,6 +53,32 @@ def to_wire(row: Row) -> RepoConnection:
     )
 
 
+async def update_live(
+    conn: Connection,
+    *,
+    account_id: str,
+    provider_type: str,
+    provider_account_id: str,
+    provider_account_name: str,
+    repo_id: str,
+    repo_name: str,
+    now: str,
+) -> Row | None:
+    """The re-PUT of a live connection (_UPDATE_LIVE), or None when there is none."""
+    return await conn.one(
+        _UPDATE_LIVE,
+        {
+            "account_id": account_id,
+            "provider_type": provider_type,
+            "provider_account_id": provider_account_id,
+            "provider_account_name": provider_account_name,
+            "repo_id": repo_id,
+            "repo_name": repo_name,
+            "now": now,
+        },
+    )
+
+
 async def upsert(
     conn: Connection,
     *,
@@ -64,19 +91,19 @@ async def upsert(
     repo_name: str,
     now: str,
 ) -> Row:
-    params = {
-        "account_id": account_id,
-        "provider_type": provider_type,
-        "provider_account_id": provider_account_id,
-        "provider_account_name": provider_account_name,
-        "repo_id": repo_id,
-        "repo_name": repo_name,
-        "now": now,
-    }
-    row = await conn.one(_UPDATE_LIVE, params)
-    if row is None:
-        params["repo_connection_uuid"] = repo_connection_uuid
-        row = await conn.one(_UPSERT, params)
+    row = await conn.one(
+        _UPSERT,
+        {
+            "repo_connection_uuid": repo_connection_uuid,
+            "account_id": account_id,
+            "provider_type": provider_type,
+            "provider_account_id": provider_account_id,
+            "provider_account_name": provider_account_name,
+            "repo_id": repo_id,
+            "repo_name": repo_name,
+            "now": now,
+        },
+    )
     assert row is not None  # RETURNING always yields the row
     return row
 
