@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import operator
-import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from buildsd.db.base import BeforeCommit, Connection, IntegrityError, Params, Probed, Row
+from buildsd.db.sqlite_statements import positional, row_maker, to_positional
 from buildsd.errors import DatabaseBusy, StorageFull
 
 CHECKPOINT_SECONDS = 1.0
@@ -23,61 +22,6 @@ CHECKPOINT_SECONDS = 1.0
 INLINE_BUSY_MS = 1
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _PROBE = "CREATE TABLE buildsd_write_probe (x INTEGER)"
-
-
-RowMaker = Callable[[tuple[Any, ...]], dict[str, Any]]
-_row_makers: dict[str, RowMaker] = {}
-
-
-def _row_maker(sql: str, cursor: sqlite3.Cursor) -> RowMaker:
-    """A function turning one row of `sql` into a dict, made once per statement.
-
-    Why: dict(zip(names, row)) goes through the generic mapping constructor for each row; the
-    dict display compiled for the statement's columns took 15 % off a 50-build page's
-    instructions (make bench-instructions). Column names are spelled with repr: any is safe.
-    """
-    maker = _row_makers.get(sql)
-    if maker is None:
-        names = (column[0] for column in cursor.description)
-        pairs = ", ".join(f"{name!r}: row[{i}]" for i, name in enumerate(names))
-        maker = eval(f"lambda row: {{{pairs}}}")  # noqa: S307 - built from column names only
-        if len(_row_makers) < 10_000:  # statements are a fixed set; bounded all the same
-            _row_makers[sql] = maker
-    return maker
-
-
-Positional = tuple[str, Callable[[Any], tuple[Any, ...]]]
-_positional: dict[str, Positional] = {}
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # as db/postgres.py reads placeholders
-
-
-def _to_positional(sql: str) -> Positional:
-    """`sql` with its `:name` placeholders numbered (`?1`, `?2`, …), and the function picking
-    their values out of a params mapping, in order; made once per statement.
-
-    Why: binding by name, the sqlite3 module makes a string of each parameter's name and
-    looks it up in the mapping, every time; by number it takes the tuple's items, and
-    operator.itemgetter builds that tuple in C. An audited write binds 20-odd parameters.
-    """
-    numbers: dict[str, int] = {}
-
-    def number(found: re.Match[str]) -> str:
-        return f"?{numbers.setdefault(found.group(1), len(numbers) + 1)}"
-
-    numbered = _NAMED.sub(number, sql)
-    names = list(numbers)
-    pick: Callable[[Any], tuple[Any, ...]]
-    if len(names) == 1:
-        one = operator.itemgetter(names[0])
-        pick = lambda params: (one(params),)  # noqa: E731 - itemgetter of one is no tuple
-    elif names:
-        pick = operator.itemgetter(*names)
-    else:
-        pick = lambda params: ()  # noqa: E731
-    found = (numbered, pick)
-    if len(_positional) < 10_000:  # statements are a fixed set; bounded all the same
-        _positional[sql] = found
-    return found
 
 
 def _primary(exc: sqlite3.Error) -> int:
@@ -119,7 +63,7 @@ class _SQLiteConnection:
         except sqlite3.Error as exc:
             found: Row | None = await self.failed(exc, self._one, sql, params)
             return found
-        return None if row is None else _row_maker(sql, cursor)(row)
+        return None if row is None else row_maker(sql, cursor)(row)
 
     async def all(self, sql: str, params: Params = None) -> list[Row]:
         try:
@@ -130,7 +74,7 @@ class _SQLiteConnection:
             return found
         if not rows:
             return []
-        make = _row_maker(sql, cursor)
+        make = row_maker(sql, cursor)
         return [make(row) for row in rows]
 
     async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
@@ -151,22 +95,22 @@ class _SQLiteConnection:
     def _execute(self, sql: str, params: Params) -> sqlite3.Cursor:
         if not params:
             return self._cursor.execute(sql)
-        found = _positional.get(sql)
+        found = positional.get(sql)
         if found is None:
-            found = _to_positional(sql)
+            found = to_positional(sql)
         return self._cursor.execute(found[0], found[1](params))
 
     def _one(self, sql: str, params: Params) -> Row | None:
         cursor = self._execute(sql, params)
         row = cursor.fetchone()
-        return None if row is None else _row_maker(sql, cursor)(row)
+        return None if row is None else row_maker(sql, cursor)(row)
 
     def _all(self, sql: str, params: Params) -> list[Row]:
         cursor = self._execute(sql, params)
         rows = cursor.fetchall()
         if not rows:
             return []
-        make = _row_maker(sql, cursor)
+        make = row_maker(sql, cursor)
         return [make(row) for row in rows]
 
     def _run(self, sql: str, params: Params) -> int:
