@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,86 @@ def test_a_failed_commit_fails_every_transaction_of_its_group_and_the_next_one_s
     assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
     assert after is None
     assert _stored(path) == [4]
+
+
+def test_a_caller_cancelled_while_its_group_commits_cancels_only_itself(tmp_path: Path) -> None:
+    """Each transaction waits for the COMMIT on a future of its own: cancelling one caller
+    leaves the others' commit (and its own write, already in the group) alone."""
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> list[BaseException | None]:
+        db = await _open(path)
+
+        async def insert(n: int) -> None:
+            async with db.transaction() as conn:
+                await conn.run("INSERT INTO t (n) VALUES (:n)", {"n": n})
+
+        tasks = [asyncio.create_task(insert(n)) for n in range(3)]
+        await asyncio.sleep(0)  # every body has run; each waits for the group's COMMIT
+        tasks[1].cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await db.close()
+        return list(results)
+
+    results = asyncio.run(main())
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert _stored(path) == [0, 1, 2]
+
+
+def test_a_caller_cancelled_while_waiting_for_the_lock_passes_it_on(tmp_path: Path) -> None:
+    """A body that suspends holds the transaction lock; a waiter cancelled meanwhile neither
+    writes nor keeps the lock from the next one."""
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> list[BaseException | None]:
+        db = await _open(path)
+        release = asyncio.Event()
+
+        async def slow() -> None:
+            async with db.transaction() as conn:
+                await conn.run("INSERT INTO t (n) VALUES (1)")
+                await release.wait()  # against the rule in db.py: the lock stays held
+
+        async def insert(n: int) -> None:
+            async with db.transaction() as conn:
+                await conn.run("INSERT INTO t (n) VALUES (:n)", {"n": n})
+
+        first = asyncio.create_task(slow())
+        await asyncio.sleep(0)
+        waiting = [asyncio.create_task(insert(n)) for n in (2, 3)]
+        await asyncio.sleep(0)  # both wait for the lock
+        waiting[0].cancel()
+        release.set()
+        results = await asyncio.gather(first, *waiting, return_exceptions=True)
+        await db.close()
+        return list(results)
+
+    results = asyncio.run(main())
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert _stored(path) == [1, 3]
+
+
+def test_named_parameters_repeated_single_and_none(tmp_path: Path) -> None:
+    """Statements bind `:name` by number (db/sqlite.py): a name used twice, one name, none."""
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> tuple[Any, Any, Any, Any]:
+        db = await _open(path)
+        async with db.transaction() as conn:
+            await conn.run("INSERT INTO t (n) VALUES (:n)", {"n": 7})
+            await conn.run("INSERT INTO t (n) VALUES (:n + :n)", {"n": 4, "unused": 1})
+        async with db.connection() as conn:
+            twice = await conn.one("SELECT :a AS a, :b AS b, :a AS again", {"b": 2, "a": 1})
+            single = await conn.all("SELECT n FROM t WHERE n > :least ORDER BY n", {"least": 0})
+            none = await conn.one("SELECT COUNT(*) AS c FROM t")
+            time_literal = await conn.one("SELECT '10:00:00' AS t, :x AS x", {"x": "y"})
+        await db.close()
+        return twice, single, none, time_literal
+
+    twice, single, none, time_literal = asyncio.run(main())
+    assert twice == {"a": 1, "b": 2, "again": 1}
+    assert single == [{"n": 7}, {"n": 8}]
+    assert none == {"c": 2}
+    assert time_literal == {"t": "10:00:00", "x": "y"}

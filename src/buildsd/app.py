@@ -86,7 +86,8 @@ class App(Starlette):
     """Starlette without its two exception middlewares: api/guard.py does their work."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        app: ASGIApp = self.router
+        # The router's own stack (it has no middleware: its `app`), skipping Router.__call__.
+        app: ASGIApp = self.router.middleware_stack
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
         return app

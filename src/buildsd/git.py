@@ -32,6 +32,7 @@ FIELDS = ("provider_account_name", "provider_account_id", "repo_name", "repo_id"
 # encoded `/` or `..` (and any `%` sent pre-encoded, e.g. "%2f..%2f") would still leave the
 # segment; a backslash is a separator to some servers; control characters belong in no name.
 _REFUSED = re.compile(r"[/\\%\x00-\x1f\x7f]")
+_DOTS = frozenset(("", ".", ".."))
 
 
 def value_of(connection: Mapping[str, str], field: str) -> str:
@@ -62,6 +63,11 @@ def value_of(connection: Mapping[str, str], field: str) -> str:
 
 def check_connection(connection: Mapping[str, str]) -> None:
     """Every value a template may name fills one segment, else CloneURLError naming it."""
+    values = [connection[field] for field in FIELDS]
+    # The usual case at once: nothing refused anywhere (no `/` either, so no owner/repo form),
+    # and no value that is empty, `.` or `..`; anything else is looked at value by value.
+    if _REFUSED.search("".join(values)) is None and not _DOTS.intersection(values):
+        return
     for field in FIELDS:
         value_of(connection, field)
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from buildsd.api import envelope
 from buildsd.api.audit import Audited, record
@@ -109,10 +109,22 @@ async def receive_body(receive: Receive, headers: Mapping[str, str], limit: int)
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit)
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the usual case: the whole body at once
+        if len(body) > limit:
+            raise BodyTooLarge(limit)
+        return body
+    return await _receive_rest(receive, message, limit)
+
+
+async def _receive_rest(receive: Receive, message: Message | None, limit: int) -> bytes:
+    """A body in several messages, beginning with `message`."""
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        if message is None:
+            message = await receive()
         if message["type"] != "http.request":  # the client went away (or was sent a 408)
             # Never the part that came: a truncated body may still be valid JSON.
             raise InvalidRequestBody("the connection closed before the whole body arrived")
@@ -123,6 +135,7 @@ async def receive_body(receive: Receive, headers: Mapping[str, str], limit: int)
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
+        message = None
     return b"".join(chunks)
 
 
@@ -222,8 +235,9 @@ class Endpoint:
             )
             # No id holds a NUL (see decode_body). (An account id with one has already failed
             # authentication, or is an account the caller cannot see: 9109 from getAccount.)
-            if any("\x00" in value for name, value in params.items() if name != "account_id"):
-                raise NotFound()
+            for name, value in params.items():
+                if "\x00" in value and name != "account_id":
+                    raise NotFound()
             call = Call(services=self.services, caller=caller, params=params, headers=headers)
             if operation.upload:
                 try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 
 from starlette.responses import Response
@@ -33,8 +33,8 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        ray = f"{secrets.token_hex(8)}-BSD"
+        started = time.perf_counter_ns()
+        ray = os.urandom(8).hex() + "-BSD"  # secrets.token_hex's bytes, one call instead of 3
         ray_header = (b"cf-ray", ray.encode())
         status = 500
 
@@ -51,15 +51,18 @@ class RequestObserver:
             endpoint = scope.get("endpoint")
             operation = getattr(endpoint, "__name__", "unmatched") if endpoint else "unmatched"
             self.metrics.requests[(operation, status)] += 1
-            self.access_log.emit(
-                f"{scope['method']} {operation} {status}",
-                {
-                    "request_id": ray,
-                    "account": scope.get("path_params", {}).get("account_id"),
-                    "method": scope["method"],
-                    "path": scope["path"],  # never the query string: cursors, ids only
-                    "operation": operation,
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                },
-            )
+            if self.access_log.enabled:
+                # Whole microseconds, in milliseconds: round(x, 3) formats and parses a float.
+                duration_ms = (time.perf_counter_ns() - started) // 1000 / 1000
+                self.access_log.emit(
+                    f"{scope['method']} {operation} {status}",
+                    {
+                        "request_id": ray,
+                        "account": scope.get("path_params", {}).get("account_id"),
+                        "method": scope["method"],
+                        "path": scope["path"],  # never the query string: cursors, ids only
+                        "operation": operation,
+                        "status": status,
+                        "duration_ms": duration_ms,
+                    },
+                )

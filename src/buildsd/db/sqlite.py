@@ -4,15 +4,16 @@ lock another process holds is waited out without blocking the loop (_SQLiteConne
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from buildsd.db.base import BeforeCommit, Connection, IntegrityError, Params, Probed, Row
+from buildsd.db.sqlite_statements import positional, row_maker, to_positional
 from buildsd.errors import DatabaseBusy, StorageFull
 
 CHECKPOINT_SECONDS = 1.0
@@ -21,27 +22,6 @@ CHECKPOINT_SECONDS = 1.0
 INLINE_BUSY_MS = 1
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _PROBE = "CREATE TABLE buildsd_write_probe (x INTEGER)"
-
-
-RowMaker = Callable[[tuple[Any, ...]], dict[str, Any]]
-_row_makers: dict[str, RowMaker] = {}
-
-
-def _row_maker(sql: str, cursor: sqlite3.Cursor) -> RowMaker:
-    """A function turning one row of `sql` into a dict, made once per statement.
-
-    Why: dict(zip(names, row)) goes through the generic mapping constructor for each row; the
-    dict display compiled for the statement's columns took 15 % off a 50-build page's
-    instructions (make bench-instructions). Column names are spelled with repr: any is safe.
-    """
-    maker = _row_makers.get(sql)
-    if maker is None:
-        names = (column[0] for column in cursor.description)
-        pairs = ", ".join(f"{name!r}: row[{i}]" for i, name in enumerate(names))
-        maker = eval(f"lambda row: {{{pairs}}}")  # noqa: S307 - built from column names only
-        if len(_row_makers) < 10_000:  # statements are a fixed set; bounded all the same
-            _row_makers[sql] = maker
-    return maker
 
 
 def _primary(exc: sqlite3.Error) -> int:
@@ -61,11 +41,14 @@ def translated(exc: sqlite3.Error, lock_seconds: float) -> Exception:
 class _SQLiteConnection:
     # Rows are plain dicts, as psycopg's dict_row gives: sqlite3.Row finds a column by name with
     # a case-insensitive scan of every column, which made a 50-build page cost 600 µs more.
-    __slots__ = ("_after", "_lock_seconds", "_raw")
+    __slots__ = ("_after", "_cursor", "_lock_seconds", "_raw")
     dialect = "sqlite"
 
     def __init__(self, raw: sqlite3.Connection, lock_seconds: float) -> None:
         self._raw = raw
+        # One cursor for every statement: Connection.execute makes (and registers) a cursor
+        # each time. Safe because every caller reads its rows before the next statement runs.
+        self._cursor = raw.cursor()
         self._lock_seconds = lock_seconds
         # While a transaction is open (one at a time: SQLiteDatabase._lock), what to call once
         # it has committed; None outside one (base.Connection.after_commit).
@@ -80,31 +63,32 @@ class _SQLiteConnection:
     # Each statement runs once inline; only when SQLite refuses it does `failed` take over
     # (a try costs nothing in Python 3.11 until it catches). The first try is spelled out
     # rather than calling _one/_all/_run: a call per statement was 2 % of a POST build's
-    # instructions (make bench-instructions).
+    # instructions (make bench-instructions). (_execute's own call, spelled out too, made no
+    # difference that could be measured.)
     async def one(self, sql: str, params: Params = None) -> Row | None:
         try:
-            cursor = self._raw.execute(sql, params or {})
+            cursor = self._execute(sql, params)
             row = cursor.fetchone()
         except sqlite3.Error as exc:
             found: Row | None = await self.failed(exc, self._one, sql, params)
             return found
-        return None if row is None else _row_maker(sql, cursor)(row)
+        return None if row is None else row_maker(sql, cursor)(row)
 
     async def all(self, sql: str, params: Params = None) -> list[Row]:
         try:
-            cursor = self._raw.execute(sql, params or {})
+            cursor = self._execute(sql, params)
             rows = cursor.fetchall()
         except sqlite3.Error as exc:
             found: list[Row] = await self.failed(exc, self._all, sql, params)
             return found
         if not rows:
             return []
-        make = _row_maker(sql, cursor)
+        make = row_maker(sql, cursor)
         return [make(row) for row in rows]
 
     async def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         try:
-            self._raw.executemany(sql, rows)
+            self._cursor.executemany(sql, rows)
         except sqlite3.Error as exc:
             # Never tried again: outside a transaction the rows before the refused one are
             # stored already (every caller runs it inside one, where a refusal ends it).
@@ -112,26 +96,34 @@ class _SQLiteConnection:
 
     async def run(self, sql: str, params: Params = None) -> int:
         try:
-            return self._raw.execute(sql, params or {}).rowcount
+            return self._execute(sql, params).rowcount
         except sqlite3.Error as exc:
             count: int = await self.failed(exc, self._run, sql, params)
             return count
 
+    def _execute(self, sql: str, params: Params) -> sqlite3.Cursor:
+        if not params:
+            return self._cursor.execute(sql)
+        found = positional.get(sql)
+        if found is None:
+            found = to_positional(sql)
+        return self._cursor.execute(found[0], found[1](params))
+
     def _one(self, sql: str, params: Params) -> Row | None:
-        cursor = self._raw.execute(sql, params or {})
+        cursor = self._execute(sql, params)
         row = cursor.fetchone()
-        return None if row is None else _row_maker(sql, cursor)(row)
+        return None if row is None else row_maker(sql, cursor)(row)
 
     def _all(self, sql: str, params: Params) -> list[Row]:
-        cursor = self._raw.execute(sql, params or {})
+        cursor = self._execute(sql, params)
         rows = cursor.fetchall()
         if not rows:
             return []
-        make = _row_maker(sql, cursor)
+        make = row_maker(sql, cursor)
         return [make(row) for row in rows]
 
     def _run(self, sql: str, params: Params) -> int:
-        return self._raw.execute(sql, params or {}).rowcount
+        return self._execute(sql, params).rowcount
 
     async def failed(self, exc: sqlite3.Error, again: Callable[..., Any] | None, *args: Any) -> Any:
         """What a refused statement becomes: `again(*args)` once a lock held elsewhere is gone.
@@ -175,8 +167,10 @@ class SQLiteDatabase:
         self.before_commit: BeforeCommit | None = None
         self._raw: sqlite3.Connection | None = None
         self._conn: _SQLiteConnection | None = None
-        self._lock = asyncio.Lock()
-        self._group: asyncio.Future[None] | None = None  # the open group commit (transaction)
+        self._busy = False  # a transaction body runs (the lock: _acquire, _release)
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        # The open group commit (transaction): a future per transaction waiting for its COMMIT.
+        self._group: list[asyncio.Future[None]] | None = None
         self._commit_due = False  # its COMMIT waits for the open transaction to end
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
@@ -242,8 +236,7 @@ class SQLiteDatabase:
             raise RuntimeError("database is not open")
         return self._conn
 
-    @asynccontextmanager
-    async def transaction(self, exclusive: bool = False) -> AsyncIterator[Connection]:
+    def transaction(self, exclusive: bool = False) -> _Transaction:
         """A SAVEPOINT inside the group's transaction; returns once the group has committed.
 
         Group commit: a COMMIT costs more than the statements of most transactions (it writes
@@ -253,48 +246,55 @@ class SQLiteDatabase:
         step; each is a SAVEPOINT that rolls back alone on error. Nobody is answered before the
         COMMIT, so nothing is acknowledged that is not stored. Until then, a read on this
         connection already sees the group's writes.
+
+        A class rather than an @asynccontextmanager, with a lock and a future per waiter of its
+        own rather than asyncio.Lock and asyncio.shield: the generator, the lock's checks and the
+        shield's extra future and callbacks were a fifth of a repository-connection upsert's
+        instructions (docs/benchmarks-instructions.md).
         """
-        conn = self._connection()
-        async with self._lock:
-            raw = conn._raw
-            if self._group is None:
-                try:
-                    raw.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:  # another process writes: wait it out
-                    await conn.failed(exc, raw.execute, "BEGIN IMMEDIATE")
-                self._group = asyncio.get_running_loop().create_future()
-                asyncio.get_running_loop().call_soon(self._commit_group)
-            group = self._group
-            raw.execute("SAVEPOINT tx")
-            committed = None
-            after: list[Callable[[], None]] = []
-            conn._after = after
-            try:
-                yield conn
-                if self.before_commit is not None:
-                    committed = await self.before_commit(conn)
-            except BaseException as exc:
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK TO tx")
-                    raw.execute("RELEASE tx")
-                else:  # SQLite rolled the whole group back (a full disk can): all of it failed
-                    self._fail_group(exc)
-                raise
+        return _Transaction(self)
+
+    async def _acquire(self) -> None:
+        """The transaction lock (what asyncio.Lock does, for the one connection's bodies)."""
+        if not self._busy:
+            self._busy = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # handed the lock, then cancelled
+                self._release()
             else:
-                raw.execute("RELEASE tx")
-            finally:
-                conn._after = None
-                if self._commit_due:  # the COMMIT came while this one was open: after it
-                    self._commit_due = False
-                    asyncio.get_running_loop().call_soon(self._commit_group)
-        await asyncio.shield(group)  # a cancelled caller must not cancel the others' commit
-        if committed is not None:
-            committed()
-        for callback in after:
-            callback()
+                self._waiting.remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the lock passes to that waiter, still held
+                return
+        self._busy = False
+
+    def _undo(self, raw: sqlite3.Connection, exc: BaseException) -> None:
+        """A transaction body failed: roll back its savepoint alone, or, when SQLite rolled
+        the whole group back (a full disk can), fail all of it: none of it was stored."""
+        if raw.in_transaction:
+            raw.execute("ROLLBACK TO tx")
+            raw.execute("RELEASE tx")
+        else:
+            self._fail_group(exc)
+
+    def _end_body(self) -> None:
+        if self._commit_due:  # the COMMIT came while this one was open: after it
+            self._commit_due = False
+            asyncio.get_running_loop().call_soon(self._commit_group)
+        self._release()
 
     def _commit_group(self) -> None:
-        if self._lock.locked():  # a transaction is open (it awaited something): when it ends
+        if self._busy:  # a transaction is open (it awaited something): when it ends
             self._commit_due = True
             return
         group, self._group = self._group, None
@@ -307,21 +307,21 @@ class SQLiteDatabase:
                 self._raw.execute("ROLLBACK")
             failure = translated(exc, self._lock_seconds)
             failure.__cause__ = None if failure is exc else exc
-            group.set_exception(failure)
+            _settle_all(group, failure)
         else:
-            group.set_result(None)
+            for waiter in group:
+                if not waiter.done():  # else its caller was cancelled (the others commit)
+                    waiter.set_result(None)
 
     def _fail_group(self, exc: BaseException) -> None:
         """The group's transaction is gone: every transaction in it fails, none was stored."""
         group, self._group = self._group, None
-        if group is not None and not group.done():
+        if group is not None:
             failure = exc if isinstance(exc, Exception) else StorageFull("the transaction ended")
-            group.set_exception(failure)
-            group.exception()  # retrieved: the one that failed raises it itself
+            _settle_all(group, failure)
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        yield self._connection()
+    def connection(self) -> _Autocommit:
+        return _Autocommit(self._connection())
 
     async def ping(self) -> None:
         await self._connection().one("SELECT 1")
@@ -340,6 +340,87 @@ class SQLiteDatabase:
             async with self.transaction() as conn:
                 await conn.run(_PROBE)  # a new table's root page
                 raise Probed
+
+
+class _Transaction:
+    """SQLiteDatabase.transaction's context manager (see there)."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self._db = db
+
+    async def __aenter__(self) -> Connection:
+        db = self._db
+        conn = db._connection()
+        await db._acquire()
+        try:
+            cursor = conn._cursor
+            if db._group is None:
+                try:
+                    cursor.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:  # another process writes: wait it out
+                    await conn.failed(exc, cursor.execute, "BEGIN IMMEDIATE")
+                db._group = []
+                asyncio.get_running_loop().call_soon(db._commit_group)
+            cursor.execute("SAVEPOINT tx")
+        except BaseException:
+            db._end_body()
+            raise
+        conn._after = []
+        return conn
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        db = self._db
+        conn = db._connection()
+        raw = conn._raw
+        committed = None
+        after, conn._after = conn._after, None
+        try:
+            if exc is None:
+                try:
+                    if db.before_commit is not None:
+                        committed = await db.before_commit(conn)
+                except BaseException as failure:
+                    db._undo(raw, failure)
+                    raise
+                conn._cursor.execute("RELEASE tx")
+            else:
+                db._undo(raw, exc)
+                return  # the body's exception goes on
+            group = db._group
+        finally:
+            db._end_body()
+        assert group is not None  # the group commits only once no body runs
+        waiter = asyncio.get_running_loop().create_future()
+        group.append(waiter)
+        await waiter  # a cancelled caller cancels its own waiter only: the others commit
+        if committed is not None:
+            committed()
+        for callback in after or ():
+            callback()
+
+
+class _Autocommit:
+    """SQLiteDatabase.connection's context manager: the one connection, each statement on its
+    own (a class: an @asynccontextmanager's generator cost more than a read's statement)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: _SQLiteConnection) -> None:
+        self._conn = conn
+
+    async def __aenter__(self) -> Connection:
+        return self._conn
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        return None
+
+
+def _settle_all(group: list[asyncio.Future[None]], failure: Exception) -> None:
+    for waiter in group:
+        if not waiter.done():
+            waiter.set_exception(failure)
 
 
 def sqlite_path(url: str) -> str:

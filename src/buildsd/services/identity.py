@@ -56,12 +56,19 @@ class Caller:
     policies: tuple[dict[str, Any], ...] = ()
     via_key: bool = False
     member_of: frozenset[str] = field(default_factory=frozenset)
+    # What `allows` answered, by (account, groups): a Caller lives as long as its credential's
+    # cache entry (at most CREDENTIAL_CACHE_SECONDS), and its policies never change in it.
+    _allowed: dict[tuple[str, frozenset[str]], bool] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def effective_status(self, at: datetime | None = None) -> str:
         """active, disabled or expired (a token not yet valid counts as disabled)."""
-        at = at or clock.utc_now()
         if self.status != "active":
             return self.status
+        if self.expires_on is None and self.not_before is None:  # no clock to read
+            return "active"
+        at = at or clock.utc_now()
         if self.expires_on is not None and at >= self.expires_on:
             return "expired"
         if self.not_before is not None and at < self.not_before:
@@ -70,6 +77,15 @@ class Caller:
 
     def allows(self, account_id: str, group_ids: frozenset[str]) -> bool:
         """Does any allow policy grant one of `group_ids` on the account, with no deny?"""
+        key = (account_id, group_ids)
+        allowed = self._allowed.get(key)
+        if allowed is None:
+            allowed = self._allows(account_id, group_ids)
+            if len(self._allowed) < 64:  # a caller names a few accounts: bounded all the same
+                self._allowed[key] = allowed
+        return allowed
+
+    def _allows(self, account_id: str, group_ids: frozenset[str]) -> bool:
         if self.via_key:
             return account_id in self.member_of
         allowed = False

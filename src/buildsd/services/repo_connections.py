@@ -36,21 +36,25 @@ class RepoConnections:
     async def upsert(self, account_id: str, body: UpsertRepoConnectionRequest) -> RepoConnection:
         """404 12000 (RepositoryNotGranted) outside the account's grants, storing nothing."""
         connection = check_names(body)
-        # The upsert is one INSERT … ON CONFLICT: one row whatever the concurrency (D5); its
-        # transaction is the audit entry's too (services/audit.py).
+        # A new connection is one INSERT … ON CONFLICT: one row whatever the concurrency (D5);
+        # the transaction is the audit entry's too (services/audit.py).
         async with self._db.transaction() as conn:
             await self._grants.check_connection(conn, account_id, connection)
-            row = await repo_connections.upsert(
-                conn,
-                repo_connection_uuid=clock.new_uuid(),
-                account_id=account_id,
-                provider_type=body.provider_type,
-                provider_account_id=body.provider_account_id,
-                provider_account_name=body.provider_account_name,
-                repo_id=body.repo_id,
-                repo_name=body.repo_name,
-                now=clock.now(),
-            )
+            given = {
+                "account_id": account_id,
+                "provider_type": body.provider_type,
+                "provider_account_id": body.provider_account_id,
+                "provider_account_name": body.provider_account_name,
+                "repo_id": body.repo_id,
+                "repo_name": body.repo_name,
+                "now": clock.now(),
+            }
+            # A live connection's re-PUT first (no new uuid to make); else the upsert itself.
+            row = await repo_connections.update_live(conn, **given)
+            if row is None:
+                row = await repo_connections.upsert(
+                    conn, repo_connection_uuid=clock.new_uuid(), **given
+                )
             audit.name_resource(row["repo_connection_uuid"])
         return repo_connections.to_wire(row)
 

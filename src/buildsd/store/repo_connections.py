@@ -26,6 +26,19 @@ _UPSERT = (
 )
 
 
+# A re-PUT of a live connection, the usual upsert, goes first (services/repo_connections.py):
+# an UPDATE that leaves deleted_on out of its SET touches neither the live-connections index
+# nor the count trigger (0010), which the INSERT … ON CONFLICT's update does (it sets
+# deleted_on). When it finds no live row (a new or a soft-deleted connection) the
+# one-statement upsert above decides, concurrency and all.
+_UPDATE_LIVE = (
+    "UPDATE repo_connections SET provider_account_id = :provider_account_id, "
+    "provider_account_name = :provider_account_name, repo_name = :repo_name, "
+    "modified_on = :now WHERE account_id = :account_id AND provider_type = :provider_type "
+    f"AND repo_id = :repo_id AND deleted_on IS NULL RETURNING {_COLUMNS}"
+)
+
+
 def to_wire(row: Row) -> RepoConnection:
     return RepoConnection(
         repo_connection_uuid=row["repo_connection_uuid"],
@@ -37,6 +50,32 @@ def to_wire(row: Row) -> RepoConnection:
         created_on=row["created_on"],
         modified_on=row["modified_on"],
         deleted_on=row["deleted_on"],
+    )
+
+
+async def update_live(
+    conn: Connection,
+    *,
+    account_id: str,
+    provider_type: str,
+    provider_account_id: str,
+    provider_account_name: str,
+    repo_id: str,
+    repo_name: str,
+    now: str,
+) -> Row | None:
+    """The re-PUT of a live connection (_UPDATE_LIVE), or None when there is none."""
+    return await conn.one(
+        _UPDATE_LIVE,
+        {
+            "account_id": account_id,
+            "provider_type": provider_type,
+            "provider_account_id": provider_account_id,
+            "provider_account_name": provider_account_name,
+            "repo_id": repo_id,
+            "repo_name": repo_name,
+            "now": now,
+        },
     )
 
 

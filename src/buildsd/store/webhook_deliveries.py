@@ -49,15 +49,23 @@ async def insert(conn: Connection, values: dict[str, Any]) -> bool:
     One statement decides, so two copies of a delivery arriving at once store one (the partial
     unique index leaves `duplicate` rows out, so a duplicate row always goes in).
     """
-    names = ", ".join(values)
-    params = ", ".join(f":{name}" for name in values)
-    count = await conn.run(
-        f"INSERT INTO webhook_deliveries ({names}) VALUES ({params}) "
-        "ON CONFLICT (provider, secret_account_id, delivery_id) WHERE status <> 'duplicate' "
-        "DO NOTHING",
-        values,
-    )
+    columns = tuple(values)
+    sql = _inserts.get(columns)
+    if sql is None:  # the same few column sets every time: the statement's text made once
+        names = ", ".join(columns)
+        params = ", ".join(f":{name}" for name in columns)
+        sql = (
+            f"INSERT INTO webhook_deliveries ({names}) VALUES ({params}) "
+            "ON CONFLICT (provider, secret_account_id, delivery_id) WHERE status <> 'duplicate' "
+            "DO NOTHING"
+        )
+        if len(_inserts) < 64:
+            _inserts[columns] = sql
+    count = await conn.run(sql, values)
     return count > 0
+
+
+_inserts: dict[tuple[str, ...], str] = {}
 
 
 async def original(conn: Connection, values: dict[str, Any]) -> Row | None:
@@ -69,6 +77,17 @@ async def original(conn: Connection, values: dict[str, Any]) -> Row | None:
     )
 
 
+_REPLAY_KEY = (
+    "provider",
+    "secret_account_id",
+    "repo_id",
+    "branch",
+    "commit_hash",
+    "event",
+    "action",
+)
+
+
 async def replayed(conn: Connection, values: dict[str, Any], since: str) -> str | None:
     """An accepted delivery other than this one of the same repository, branch, commit, event
     and action through the same secret, received since `since` (the replay index), or None.
@@ -76,9 +95,19 @@ async def replayed(conn: Connection, values: dict[str, Any], since: str) -> str 
     On PostgreSQL a lock on that key first: two replays arriving at once then see each other,
     one after the other, and exactly one stays accepted. (SQLite has one writer already.)
     """
-    key = {name: values[name] for name in ("provider", "secret_account_id", "repo_id")}
-    key.update({name: values[name] for name in ("branch", "commit_hash", "event", "action")})
+    params = {  # a dict display: two comprehensions cost a tenth of the acknowledgement
+        "provider": values["provider"],
+        "secret_account_id": values["secret_account_id"],
+        "repo_id": values["repo_id"],
+        "branch": values["branch"],
+        "commit_hash": values["commit_hash"],
+        "event": values["event"],
+        "action": values["action"],
+        "since": since,
+        "delivery_uuid": values["delivery_uuid"],
+    }
     if conn.dialect == "postgresql":
+        key = {name: params[name] for name in _REPLAY_KEY}
         digest = hashlib.blake2b(repr(sorted(key.items())).encode(), digest_size=4).digest()
         await conn.run(
             "SELECT pg_advisory_xact_lock(8701, CAST(:key AS integer))",
@@ -91,7 +120,7 @@ async def replayed(conn: Connection, values: dict[str, Any], since: str) -> str 
         "AND branch = :branch AND event = :event AND action = :action "
         "AND delivery_uuid <> :delivery_uuid "
         "ORDER BY received_on LIMIT 1",
-        {**key, "since": since, "delivery_uuid": values["delivery_uuid"]},
+        params,
     )
     return None if row is None else str(row["delivery_uuid"])
 
