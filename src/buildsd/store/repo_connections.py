@@ -53,57 +53,16 @@ def to_wire(row: Row) -> RepoConnection:
     )
 
 
-async def update_live(
-    conn: Connection,
-    *,
-    account_id: str,
-    provider_type: str,
-    provider_account_id: str,
-    provider_account_name: str,
-    repo_id: str,
-    repo_name: str,
-    now: str,
-) -> Row | None:
-    """The re-PUT of a live connection (_UPDATE_LIVE), or None when there is none."""
-    return await conn.one(
-        _UPDATE_LIVE,
-        {
-            "account_id": account_id,
-            "provider_type": provider_type,
-            "provider_account_id": provider_account_id,
-            "provider_account_name": provider_account_name,
-            "repo_id": repo_id,
-            "repo_name": repo_name,
-            "now": now,
-        },
-    )
+async def update_live(conn: Connection, **values: str) -> Row | None:
+    """The re-PUT of a live connection (_UPDATE_LIVE), or None when there is none. `values`:
+    account_id, provider_type, provider_account_id, provider_account_name, repo_id, repo_name
+    and now, as the statement names them."""
+    return await conn.one(_UPDATE_LIVE, values)
 
 
-async def upsert(
-    conn: Connection,
-    *,
-    repo_connection_uuid: str,
-    account_id: str,
-    provider_type: str,
-    provider_account_id: str,
-    provider_account_name: str,
-    repo_id: str,
-    repo_name: str,
-    now: str,
-) -> Row:
-    row = await conn.one(
-        _UPSERT,
-        {
-            "repo_connection_uuid": repo_connection_uuid,
-            "account_id": account_id,
-            "provider_type": provider_type,
-            "provider_account_id": provider_account_id,
-            "provider_account_name": provider_account_name,
-            "repo_id": repo_id,
-            "repo_name": repo_name,
-            "now": now,
-        },
-    )
+async def upsert(conn: Connection, **values: str) -> Row:
+    """_UPSERT: update_live's values and the repo_connection_uuid a new row gets."""
+    row = await conn.one(_UPSERT, values)
     assert row is not None  # RETURNING always yields the row
     return row
 
