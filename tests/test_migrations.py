@@ -128,6 +128,24 @@ def test_the_template_is_not_applied_over_a_database_with_tables(tmp_path: Path)
     assert migrations._from_template(f"sqlite:///{path}") is False
 
 
+def test_a_template_that_fails_midway_leaves_the_database_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The template is one transaction: a statement SQLite refuses rolls back those before it,
+    so the next start finds an empty database, not half a schema."""
+    monkeypatch.setattr(
+        migrations,
+        "_template_statements",
+        lambda: ("CREATE TABLE first (x INTEGER)", "CREATE TABLE broken (("),
+    )
+    path = tmp_path / "half.sqlite3"
+    with pytest.raises(sqlite3.OperationalError):
+        migrations._from_template(f"sqlite:///{path}")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+    assert migrations.current(f"sqlite:///{path}") is None  # no alembic_version table yet
+
+
 def test_the_table_order_is_current() -> None:
     """store/table_order.py is tables.metadata written out (make schema-template)."""
     from buildsd.migrations import template
