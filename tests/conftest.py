@@ -118,6 +118,9 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "bootstrap_account_id": ACCOUNT,
             "rate_limit": 0,
             "runner_slots": 0,  # builds stay queued unless a test runs a runner
+            # Forge updates from a task on the app's loop; tests/forges/test_sender_process.py
+            # and the real servers of tests/e2e run the sender in its own process.
+            "sender": "inline",
         }
         values.update(overrides)
         return load_settings(env={}, **values)

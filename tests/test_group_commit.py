@@ -12,8 +12,8 @@ import pytest
 from buildsd.db import SQLiteDatabase
 
 
-async def _open(path: Path) -> SQLiteDatabase:
-    db = SQLiteDatabase(str(path))
+async def _open(path: Path, group_commit: bool = True) -> SQLiteDatabase:
+    db = SQLiteDatabase(str(path), group_commit=group_commit)
     await db.open()
     async with db.connection() as conn:
         await conn.run("CREATE TABLE t (n INTEGER PRIMARY KEY)")
@@ -68,6 +68,27 @@ def test_nobody_returns_before_the_commit(tmp_path: Path) -> None:
 
     for visible in asyncio.run(main()):
         assert visible == [0, 1, 2, 3, 4]
+
+
+def test_without_group_commit_each_transaction_commits_as_it_ends(tmp_path: Path) -> None:
+    """The sender's child (forges/sender_process.py): its write lock is not held for the loop's
+    next step, so each of one step's transactions is visible alone as it returns."""
+    path = tmp_path / "db.sqlite3"
+
+    async def main() -> list[list[int]]:
+        db = await _open(path, group_commit=False)
+        seen: list[list[int]] = []
+
+        async def insert(n: int) -> None:
+            async with db.transaction() as conn:
+                await conn.run("INSERT INTO t (n) VALUES (:n)", {"n": n})
+            seen.append(_stored(path))
+
+        await asyncio.gather(*(insert(n) for n in range(3)))
+        await db.close()
+        return seen
+
+    assert asyncio.run(main()) == [[0], [0, 1], [0, 1, 2]]
 
 
 @pytest.mark.parametrize("failing", [False, True])

@@ -28,7 +28,7 @@ from buildsd.dashboard.pages import Dashboard, Handler
 from buildsd.db import create_database
 from buildsd.emulator.middleware import Emulator
 from buildsd.errors import NotFound
-from buildsd.forges.sender import Sender
+from buildsd.forges.sender_process import sender_for
 from buildsd.logs import AccessLog
 from buildsd.runner.sandbox import Sandbox
 from buildsd.runner.worker import Runner
@@ -36,11 +36,14 @@ from buildsd.services import Services, rate_limits
 from buildsd.wire import encoder
 
 
-def build_services(settings: Settings, access_log: AccessLog | None = None) -> Services:
-    """The services of one process; `access_log` from logs.configure (none: nothing written)."""
+def build_services(
+    settings: Settings, access_log: AccessLog | None = None, group_commit: bool = True
+) -> Services:
+    """The services of one process; `access_log` from logs.configure (none: nothing written);
+    `group_commit` as in db/sqlite.py."""
     return Services(
         settings,
-        create_database(settings),
+        create_database(settings, group_commit),
         migrations.head(),
         Sandbox(settings),
         access_log or AccessLog(None),
@@ -129,7 +132,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             runner = asyncio.create_task(Runner(services, settings).run(stopping))
         # Matches stored webhook deliveries, beginning with any a stopped process left behind.
         matcher = asyncio.create_task(services.webhooks.run(stopping))
-        sender = asyncio.create_task(Sender(services.outbox, settings).run(stopping))  # D29
+        sender = asyncio.create_task(sender_for(services.outbox, settings).run(stopping))  # D29
         try:
             yield
         finally:

@@ -74,6 +74,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Settled outbox rows (delivered, given up) older than this are deleted by the sender, in
     # small batches; 0 = kept forever.
     outbox_retention_days: int = 30
+    # Where `serve` and `worker` run the sender: "process", a child process of their own, so a
+    # forge's answers never take the event loop builds finish on (forges/sender_process.py);
+    # "inline", a task on that loop; "auto", a process unless the control API is on (its
+    # virtual clock, D26, moves only its own process).
+    sender: Literal["auto", "process", "inline"] = "auto"
     # Hosts an event subscription may send to, comma-separated (exact names, or ".example.com"
     # for a domain's subdomains); empty = any. An operator of a shared server limits where
     # tenants' build events can be sent (docs/events.md).
@@ -134,6 +139,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     runner: Literal["real", "simulate"] = "real"
     control_api: bool = False
     seed_file: str = ""  # `buildsd emulate`: load this seed document at start-up
+
+    @property
+    def sender_inline(self) -> bool:
+        return self.sender == "inline" or (self.sender == "auto" and self.control_api)
 
     @property
     def data_path(self) -> Path:
@@ -254,6 +263,11 @@ def _check(settings: Settings) -> None:
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be more than 0")
+    if settings.sender == "process" and settings.control_api:
+        raise ConfigError(
+            "BUILDSD_SENDER=process cannot go with the control API: its virtual clock moves "
+            "only its own process (use auto or inline)"
+        )
     if settings.sqlite_lock_timeout_seconds < 0:
         raise ConfigError("BUILDSD_SQLITE_LOCK_TIMEOUT_SECONDS must be 0 or more")
     # Checked here, before anything starts (migrations included), not at the first run.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -91,3 +93,15 @@ def test_concurrent_puts_of_one_repository_make_one_row(start_server) -> None:
     # The unfiltered total is the account's kept counter: exact under the same race.
     everything = httpx.get(servers[1].url + PATH, headers=AUTH).json()
     assert everything["result_info"]["total_count"] == len(everything["result"]) == 1
+
+
+def test_the_sender_process_stops_with_its_server_even_on_sigkill(start_server) -> None:
+    """`serve` runs forge updates in a child (forges/sender_process.py) that cannot outlive it:
+    a SIGTERM stops it, and so does the end of its stdin when the server dies by SIGKILL."""
+    from tests.forges.test_sender_process import senders_of, wait_for
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pid = start_server().process.pid
+        (child,) = wait_for(lambda pid=pid: senders_of(pid))
+        os.kill(pid, sig)
+        wait_for(lambda child=child: not Path(f"/proc/{child}").exists(), timeout=15)

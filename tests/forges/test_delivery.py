@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
 from starlette.testclient import TestClient
 
 from buildsd.app import create_app
@@ -94,8 +95,10 @@ def test_connection_refused_until_given_up(forge_world):
     assert listed[0]["attempts"] == 3 and listed[0]["last_error"].startswith("gave up after 3")
 
 
-def test_a_restart_mid_retry_loses_nothing(make_settings, forge_world, forge: Forge):
+@pytest.mark.parametrize("sender", ["inline", "process"])
+def test_a_restart_mid_retry_loses_nothing(make_settings, forge_world, forge: Forge, sender):
     slow = {**FAST, "outbox_backoff_seconds": 0.5, "outbox_backoff_cap_seconds": 0.5}
+    slow["sender"] = sender
     app = create_app(make_settings(**slow))
     client = TestClient(app, raise_server_exceptions=False)
     client.__enter__()
@@ -108,7 +111,7 @@ def test_a_restart_mid_retry_loses_nothing(make_settings, forge_world, forge: Fo
     _wait_updates(world, build_uuid, lambda u: u[0]["attempts"] >= 1 and u[0]["last_error"])
     client.__exit__(None, None, None)  # buildsd stops mid-retry
     forge.failures = []
-    again = forge_world()  # the same database and data dir: a restart
+    again = forge_world(sender=sender)  # the same database and data dir: a restart
     forge.wait(4)
     listed = _wait_updates(again, build_uuid, lambda u: u[-1]["state"] == "delivered")
     assert [u["state"] for u in listed] == ["delivered"] * 4

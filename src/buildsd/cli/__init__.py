@@ -29,6 +29,7 @@ from buildsd.cli.common import prepare, run_with_services, settings_of
 from buildsd.cli.emulate import emulate
 from buildsd.config import Settings
 from buildsd.db import sqlite_backup, sqlite_path, sqlite_restore
+from buildsd.forges import sender_process
 from buildsd.forges.sender import Sender
 from buildsd.runner.worker import Runner
 from buildsd.services import Services
@@ -161,10 +162,30 @@ def worker(ctx: click.Context, /, **flags: Any) -> None:
         await asyncio.gather(
             Runner(services, settings).run(stopping),
             services.webhooks.run(stopping),
-            Sender(services.outbox, settings).run(stopping),  # forge updates (D29)
+            sender_process.sender_for(services.outbox, settings).run(stopping),  # D29
         )
 
     run_with_services(settings, run_until_signalled, access_log=access_log, replica=True)
+
+
+@main.command(hidden=True)
+def sender() -> None:
+    """The outbox's sender as a child of `serve` or `worker` (forges/sender_process.py): its
+    settings on stdin's first line; the end of stdin stops it. Not for running by hand."""
+    settings = sender_process.read_settings()
+    logs.configure(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        # No migrations, no bootstrap: the parent did them. Each claim commits as it ends: the
+        # builds' process waits for SQLite's write lock while this one holds it.
+        services = build_services(settings, group_commit=False)
+        await services.open()
+        try:
+            await sender_process.run_child(Sender(services.outbox, settings))
+        finally:
+            await services.close()
+
+    asyncio.run(main())
 
 
 @main.group()

@@ -38,10 +38,14 @@ __all__ = [
 ]
 
 
-def create_database(settings: Settings) -> Database:
+def create_database(settings: Settings, group_commit: bool = True) -> Database:
+    """`group_commit`: SQLite's (db/sqlite.py); PostgreSQL commits each transaction anyway."""
     url = settings.resolved_database_url
     if url.startswith("sqlite:"):
         return SQLiteDatabase(
-            sqlite_path(url), settings.sqlite_synchronous, settings.sqlite_lock_timeout_seconds
+            sqlite_path(url),
+            settings.sqlite_synchronous,
+            settings.sqlite_lock_timeout_seconds,
+            group_commit,
         )
     return PostgresDatabase(url, settings.database_pool_size)

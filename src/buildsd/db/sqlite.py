@@ -160,10 +160,20 @@ class SQLiteDatabase:
 
     dialect = "sqlite"
 
-    def __init__(self, path: str, synchronous: str = "normal", lock_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        synchronous: str = "normal",
+        lock_seconds: float = 5.0,
+        group_commit: bool = True,
+    ) -> None:
         self._path = path
         self._synchronous = synchronous
         self._lock_seconds = lock_seconds
+        # False: a transaction commits as its body ends, not at the loop's next step, for a
+        # process whose few writes must hold SQLite's one write lock briefly (the sender's
+        # child, forges/sender_process.py: its loop's next step may be a forge's answer).
+        self._group_commit = group_commit
         self.before_commit: BeforeCommit | None = None
         self._raw: sqlite3.Connection | None = None
         self._conn: _SQLiteConnection | None = None
@@ -394,6 +404,8 @@ class _Transaction:
         assert group is not None  # the group commits only once no body runs
         waiter = asyncio.get_running_loop().create_future()
         group.append(waiter)
+        if not db._group_commit:
+            db._commit_group()  # now, unless another body took the lock: then as it ends
         await waiter  # a cancelled caller cancels its own waiter only: the others commit
         if committed is not None:
             committed()

@@ -183,7 +183,9 @@ class Outbox:
     async def claim(self, limit: int, settled: Sequence[Outcome] = ()) -> list[Delivery]:
         """Record the answers of earlier sends, then lease up to `limit` due updates to this
         sender, at most one per build (the earliest), in one transaction: a sender's commits
-        are one per round, not two per update, beside the builds' own (docs/benchmarks.md)."""
+        are one per round, not two per update, beside the builds' own (docs/benchmarks.md).
+        What sending them needs is read after that commit, so the write lock, which every
+        build's finish needs too, is held for the writes alone."""
         lease = max(30.0, self._settings.forge_timeout_seconds * 3)
         if not settled:
             async with self._db.connection() as conn:
@@ -195,9 +197,13 @@ class Outbox:
             if limit <= 0:
                 return []
             rows = await outbox.claim(conn, clock.now(), _after(lease), limit)
-            found = []
+        if not rows:
+            return []
+        found: list[Delivery] = []
+        orphans: list[int] = []
+        async with self._db.connection() as conn:
             # Rows of one account share its credential and often a Worker: looked up once per
-            # claim (on SQLite the whole claim runs inline, the event loop waiting on it).
+            # claim (on SQLite these reads run inline, the event loop waiting on them).
             targets: dict[tuple[object, ...], _Target | None] = {}
             names: dict[tuple[object, ...], Row | None] = {}
             for row in rows:
@@ -211,8 +217,7 @@ class Outbox:
                     targets[key] = await self._target(conn, row)
                 target = targets[key]
                 if target is None:
-                    # Unset, replaced, disabled or now refused since: nobody to tell any more.
-                    await outbox.give_up(conn, row["id"], "its forge or subscription is gone")
+                    orphans.append(int(row["id"]))
                     continue
                 tag = (row["account_id"], row["external_script_id"])
                 if tag not in names:
@@ -233,6 +238,10 @@ class Outbox:
                         check_run_id=check_run_id,
                     )
                 )
+        if orphans:  # unset, replaced, disabled or now refused since: nobody to tell any more
+            async with self._db.transaction() as conn:
+                for row_id in orphans:
+                    await outbox.give_up(conn, row_id, "its forge or subscription is gone")
         return found
 
     async def _target(self, conn: Connection, row: Row) -> _Target | None:
