@@ -3,6 +3,7 @@
 delivered once, in order per build.
 
     .venv/bin/python -m bench.forges [--builds 1000] [--delay 0.2] [--database-url URL]
+        [--postgres] [--sender process|inline]
 
 In-process: the builds go through the runner's own service calls (claim, start_running,
 finish), so "finish-to-stopped" is the time `Runs.finish` takes to commit the stop, the
@@ -171,6 +172,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--postgres", action="store_true", help="a throwaway local database")
+    parser.add_argument(
+        "--sender",
+        choices=["process", "inline"],
+        default="process",
+        help="where the sender runs (BUILDSD_SENDER; process is what serve and worker ship)",
+    )
     args = parser.parse_args()
     if args.postgres:
         from bench import servers
@@ -204,6 +211,7 @@ def run(args: argparse.Namespace, database_url: str) -> None:
             runner_slots=0,
             max_concurrent_builds_per_account=1_000_000,
             outbox_poll_seconds=0.05,
+            sender=args.sender,
         )
         app = create_app(settings)
         with TestClient(app) as client:
@@ -242,6 +250,7 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     order = ["Build queued", "Build in progress", "Build in progress", "Build succeeded"]
     result = {
         "database": "postgresql" if url.startswith("postgresql") else "sqlite",
+        "sender": args.sender,
         "builds": per_round * args.rounds,
         "rounds": args.rounds,
         "forge_delay_ms": args.delay * 1000,

@@ -143,4 +143,7 @@ def configure(level: str, fmt: str) -> AccessLog:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # httpx logs every request at info: the sender's to the forges, which the outbox records
+    # already (GET …/forge_updates), one line per update of every build. Its warnings stay.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     return access_log

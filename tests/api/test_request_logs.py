@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import re
+import subprocess
+import sys
 from typing import Any
 
 from buildsd.logs import AccessLog, JsonFormatter
@@ -82,3 +84,15 @@ def test_the_json_formatter_keeps_extras_and_exceptions() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "failed it" and line["build_uuid"] == "b"
     assert "ValueError: boom" in line["exception"]
+
+
+def test_httpx_says_nothing_per_request_at_info() -> None:
+    """The sender's requests to the forges are recorded by the outbox; httpx's own line for
+    each would be one more per update of every build (its warnings stay)."""
+    probe = (
+        "import logging; from buildsd import logs; logs.configure('info', 'json'); "
+        "print(logging.getLogger('httpx').getEffectiveLevel(), "
+        "logging.getLogger('buildsd').getEffectiveLevel())"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert shown.stdout.split() == ["30", "20"], shown.stderr

@@ -58,6 +58,8 @@ def test_updates_go_out_from_a_process_of_its_own(forge_world, forge: Forge):
     # Its settings (the secret key, the bootstrap token) came through a pipe: `ps` shows none.
     argv = Path(f"/proc/{child}/cmdline").read_bytes()
     assert TOKEN.encode() not in argv and argv.split(b"\0")[-3:] == [b"buildsd", b"sender", b""]
+    # Background work: below the builds' process where cores are short.
+    assert os.getpriority(os.PRIO_PROCESS, child) == os.getpriority(os.PRIO_PROCESS, 0) + 10
 
 
 def test_a_sender_that_dies_is_started_again_and_loses_nothing(forge_world, forge: Forge):

@@ -3,13 +3,11 @@ and `worker`, so that a forge's answers never take the event loop that builds fi
 
 Why a process and not a task or a thread: on one event loop every send (building a request,
 reading an answer, a claim that runs inline on SQLite) is a step that a build's finish waits
-behind, and a thread shares the interpreter lock the same way. Measured with `make bench`
-(bench/forges.py, docs/benchmarks.md): 1,000 builds finishing while the forge answers in 200 ms
-took finish p99 from 0.5 to 8.7 ms with the sender on the builds' loop, and 0.6 to 0.8 ms
-with it in a process of its own on the same machine.
+behind, and a thread shares the interpreter lock the same way (`make bench-forges`, the numbers
+in docs/benchmarks.md).
 
 The parent writes the resolved settings (secrets included) as the first line of the child's
-stdin, never its argv or environment, which other processes of the machine may read. The end of
+stdin, never on its command line, which every user of the machine may read. The end of
 that pipe is the child's signal to stop: the parent closes it to stop the child, and a parent
 that dies, even by SIGKILL, closes it too, so no sender outlives its server. The child finishes
 the sends under way (each waits at most BUILDSD_FORGE_TIMEOUT_SECONDS) and exits.
@@ -20,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from typing import Protocol
@@ -37,6 +36,8 @@ log = logging.getLogger("buildsd.forges")
 RESTART_SECONDS = 1.0
 # How long a stopping child may take past the forge timeout before it is killed.
 STOP_GRACE_SECONDS = 5.0
+# The child's scheduling priority below its parent's (nice(2)): its sends can wait a little.
+NICENESS = 10
 # The child's PostgreSQL pool: its database work goes one statement group at a time.
 CHILD_POOL_SIZE = 2
 
@@ -113,6 +114,8 @@ async def run_child(sender: Sender) -> None:
     """The child's side: send until stdin ends (the parent stopped, or died) or SIGTERM."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    # Background work: where the cores are short, the builds' process goes first.
+    os.nice(NICENESS)
     # Ctrl-C reaches the whole process group: the parent decides when its child stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
