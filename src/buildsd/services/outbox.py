@@ -223,19 +223,16 @@ class Outbox:
                 if tag not in names:
                     names[tag] = await workers.find_by_tag(conn, *tag)
                 worker = names[tag]
-                check_run_id = None
-                if target.app_id is not None:
-                    check_run_id = await outbox.check_run_of(conn, row["build_uuid"])
                 found.append(
                     Delivery(
                         row=row,
                         api_url=target.api_url,
                         token=target.secret,
                         script=worker["name"] if worker else str(row["external_script_id"]),
-                        comment_id=await outbox.comment_of(conn, row["build_uuid"]),
+                        comment_id=row["prior_comment_id"],
                         app_id=target.app_id,
                         installation_id=target.installation_id,
-                        check_run_id=check_run_id,
+                        check_run_id=row["prior_check_run_id"] if target.app_id else None,
                     )
                 )
         if orphans:  # unset, replaced, disabled or now refused since: nobody to tell any more

@@ -75,9 +75,19 @@ async def claim(conn: Connection, now: str, lease_until: str, limit: int) -> lis
     return await conn.all(
         f"WITH picked (picked_id) AS MATERIALIZED ({pick}) "
         "UPDATE outbox SET lease_until = :lease_until, attempts = attempts + 1 "
-        f"FROM picked WHERE outbox.id = picked.picked_id RETURNING {UPDATE_COLUMNS}",
+        f"FROM picked WHERE outbox.id = picked.picked_id RETURNING {UPDATE_COLUMNS}, "
+        f"{_PRIOR.format(column='comment_id')} AS prior_comment_id, "
+        f"{_PRIOR.format(column='check_run_id')} AS prior_check_run_id",
         {"now": now, "lease_until": lease_until, "limit": limit},
     )
+
+
+# What an earlier update of the same build made, for this one to edit in place: its PR/MR
+# comment, its GitHub check run. Read by the claim's own statement, not two more per update.
+_PRIOR = (
+    "(SELECT e.{column} FROM outbox e WHERE e.build_uuid = outbox.build_uuid "
+    "AND e.{column} IS NOT NULL ORDER BY e.id DESC LIMIT 1)"
+)
 
 
 async def any_due(conn: Connection, now: str) -> bool:
@@ -113,26 +123,6 @@ async def give_up(conn: Connection, id_: int, error: str) -> None:
         "WHERE id = :id",
         {"id": id_, "error": error},
     )
-
-
-async def comment_of(conn: Connection, build_uuid: str) -> str | None:
-    """The PR/MR comment an earlier update of the build made, to be edited in place."""
-    row = await conn.one(
-        "SELECT comment_id FROM outbox WHERE build_uuid = :uuid AND comment_id IS NOT NULL "
-        "ORDER BY id DESC LIMIT 1",
-        {"uuid": build_uuid},
-    )
-    return None if row is None else str(row["comment_id"])
-
-
-async def check_run_of(conn: Connection, build_uuid: str) -> str | None:
-    """The build's GitHub check run an earlier update made, to be edited in place."""
-    row = await conn.one(
-        "SELECT check_run_id FROM outbox WHERE build_uuid = :uuid AND check_run_id IS NOT NULL "
-        "ORDER BY id DESC LIMIT 1",
-        {"uuid": build_uuid},
-    )
-    return None if row is None else str(row["check_run_id"])
 
 
 async def checked_builds(conn: Connection, account_id: str, commit_hash: str) -> list[Row]:
