@@ -2,17 +2,25 @@
 200 ms. Bar: finish-to-stopped p99 within 10 % of the same builds with no forge, every update
 delivered once, in order per build.
 
-    .venv/bin/python -m bench.forges [--builds 1000] [--delay 0.2] [--database-url URL]
-        [--postgres] [--sender process|inline]
+    .venv/bin/python -m bench.forges [--builds 1000] [--delay 0.2] [--rounds 6]
+        [--database-url URL | --postgres] [--sender process|inline] [--control]
 
 In-process: the builds go through the runner's own service calls (claim, start_running,
 finish), so "finish-to-stopped" is the time `Runs.finish` takes to commit the stop, the
 transaction the outbox row joins. The forge is a threaded local HTTP server.
+
+Each round has three phases of its builds: no forge (no credential: no outbox row); the
+outbox's rows written with no sender running (what D29's row in the build's transaction
+costs by itself); and a sender at work, started for the phase as `serve` starts it, that
+delivers everything before the next round. Their ratios split what a forge costs a finish
+into the row's share and the sender's. --control runs the rounds with no forge in any phase:
+its ratios are what the machine alone moves a p99 by from one phase to the next.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing
 import tempfile
@@ -23,11 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 from starlette.testclient import TestClient
 
 from buildsd import migrations
 from buildsd.app import create_app
 from buildsd.config import load_settings
+from buildsd.forges.sender_process import sender_for
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "bench-forges-token-0123456789abcdefghij"
@@ -64,8 +74,13 @@ def _serve(delay: float, port: Any) -> None:
                 seen.append((self.path.rsplit("/", 1)[-1], body["description"]))
             self._reply(201, b"{}")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        # A backlog for a sender's 32 connections at once: socketserver's 5 had Linux reset
+        # some of a new sender's first burst (ReadError, then a retry).
+        request_queue_size = 64
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), Handler)
     port.put(server.server_address[1])
     server.serve_forever()
 
@@ -103,7 +118,9 @@ def _ok(response: Any) -> Any:
     return response.json()["result"]
 
 
-def _finish_all(client: TestClient, services: Any, trigger: str, builds: int, first: int) -> list:
+def _finish_all(
+    client: TestClient, services: Any, trigger: str, builds: int, first: int
+) -> list[float]:
     """Queue `builds` builds, run each through claim → running → success; finish times (ms)."""
     auth = {"Authorization": f"Bearer {TOKEN}"}
     for n in range(first, first + builds):
@@ -169,7 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--builds", type=int, default=1000)
     parser.add_argument("--delay", type=float, default=0.2)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=6, help="best a multiple of 3")
     parser.add_argument("--database-url", default="")
     parser.add_argument("--postgres", action="store_true", help="a throwaway local database")
     parser.add_argument(
@@ -177,6 +194,9 @@ def main() -> None:
         choices=["process", "inline"],
         default="process",
         help="where the sender runs (BUILDSD_SENDER; process is what serve and worker ship)",
+    )
+    parser.add_argument(
+        "--control", action="store_true", help="no forge in any phase (the noise floor)"
     )
     args = parser.parse_args()
     if args.postgres:
@@ -191,12 +211,38 @@ def main() -> None:
     run(args, args.database_url)
 
 
+PHASES = ["plain", "rows", "sender"]
+
+
+class Phases:
+    """The phases' finish times (ms) and buildsd's process CPU seconds while they ran."""
+
+    def __init__(self, finish: Any, per_phase: int) -> None:
+        self._finish = finish  # (builds, first build's number) → finish times
+        self._per_phase = per_phase
+        self.times: dict[str, list[float]] = {phase: [] for phase in PHASES}
+        self.cpu = dict.fromkeys(self.times, 0.0)
+        self.rounds: list[dict[str, float]] = []
+
+    def run(self, phase: str, first: int) -> list[float]:
+        cpu = time.process_time()
+        times: list[float] = self._finish(self._per_phase, first)
+        self.cpu[phase] += time.process_time() - cpu
+        self.times[phase] += times
+        return times
+
+    def p(self, phase: str, pct: float) -> float:
+        return percentile(self.times[phase], pct)
+
+    def ratio(self, over: str, under: str) -> float:
+        return round(self.p(over, 99) / self.p(under, 99), 3)
+
+    def cpu_ms(self, phase: str) -> float:
+        return round(self.cpu[phase] * 1000 / len(self.times[phase]), 2)
+
+
 def run(args: argparse.Namespace, database_url: str) -> None:
     forge = Forge(args.delay)
-    without: list[float] = []
-    with_forge: list[float] = []
-    rounds: list[float] = []
-    cpu_without = cpu_with = 0.0  # this process's CPU seconds while the builds ran
     per_round = args.builds // args.rounds
     with tempfile.TemporaryDirectory() as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
@@ -210,36 +256,68 @@ def run(args: argparse.Namespace, database_url: str) -> None:
             rate_limit=0,
             runner_slots=0,
             max_concurrent_builds_per_account=1_000_000,
-            outbox_poll_seconds=0.05,
-            sender=args.sender,
+            # The app's own sender finds nothing at start-up and does not look again: the
+            # bench starts one for each sender phase.
+            outbox_poll_seconds=10**6,
+            sender="inline",
         )
+        sending = msgspec.structs.replace(settings, outbox_poll_seconds=0.05, sender=args.sender)
         app = create_app(settings)
         with TestClient(app) as client:
             services = app.state.services
             portal: Any = client.portal
             portal.call(services.admin.bootstrap)
             trigger = _setup(client)
+
+            async def drop_pending() -> None:
+                """The rows phase's updates, never to be sent (the next sender would)."""
+                async with services.db.transaction() as conn:
+                    await conn.run("DELETE FROM outbox WHERE state = 'pending'", {})
+
+            async def sender_phase(first: int, expected: int) -> list[float]:
+                """The phase's builds with a sender at work, then until it has sent all."""
+                stopping = asyncio.Event()
+                sender = asyncio.create_task(sender_for(services.outbox, sending).run(stopping))
+                times = await asyncio.to_thread(phases.run, "sender", first)
+                while await asyncio.to_thread(forge.count) < expected:
+                    await asyncio.sleep(0.05)
+                stopping.set()
+                await sender
+                return times
+
+            phases = Phases(
+                lambda builds, first: _finish_all(client, services, trigger, builds, first),
+                per_round,
+            )
             began = time.perf_counter()
+            delivered = 0
             for n in range(args.rounds):
-                while forge.count() < 4 * per_round * n:  # the sender idle again
-                    time.sleep(0.05)
-                portal.call(services.outbox.unset_credential, ACCOUNT, "github")
-                first = 2 * n * per_round
-                cpu = time.process_time()
-                plain = _finish_all(client, services, trigger, per_round, first)
-                cpu_without += time.process_time() - cpu
-                portal.call(
-                    services.outbox.set_credential, ACCOUNT, "github", "bench-token", forge.url
+                times: dict[str, list[float]] = {}
+                # Each phase goes first in a third of the rounds: the first of a round follows
+                # the last one's drain, a rest that made PostgreSQL's first phase the fastest
+                # even in --control.
+                for k, phase in enumerate(PHASES[n % 3 :] + PHASES[: n % 3]):
+                    first = (3 * n + k) * per_round
+                    if phase == "plain" or args.control:
+                        portal.call(services.outbox.unset_credential, ACCOUNT, "github")
+                    else:
+                        portal.call(
+                            services.outbox.set_credential, ACCOUNT, "github", "tk", forge.url
+                        )
+                    if phase == "sender" and not args.control:
+                        delivered += 4 * per_round
+                        times[phase] = portal.call(sender_phase, first, delivered)
+                    else:
+                        times[phase] = phases.run(phase, first)
+                        portal.call(drop_pending)  # the rows phase's: never sent
+                p99 = {phase: percentile(values, 99) for phase, values in times.items()}
+                phases.rounds.append(
+                    {
+                        "rows_over_plain": round(p99["rows"] / p99["plain"], 3),
+                        "sender_over_rows": round(p99["sender"] / p99["rows"], 3),
+                        "sender_over_plain": round(p99["sender"] / p99["plain"], 3),
+                    }
                 )
-                cpu = time.process_time()
-                forged = _finish_all(client, services, trigger, per_round, first + per_round)
-                cpu_with += time.process_time() - cpu
-                without += plain
-                with_forge += forged
-                rounds.append(round(percentile(forged, 99) / percentile(plain, 99), 3))
-            expected = 4 * per_round * args.rounds
-            while forge.count() < expected and time.perf_counter() - began < 900:
-                time.sleep(0.1)
             drained = time.perf_counter() - began
             time.sleep(1)  # anything sent twice would arrive now
     seen = forge.seen()
@@ -250,21 +328,24 @@ def run(args: argparse.Namespace, database_url: str) -> None:
     order = ["Build queued", "Build in progress", "Build in progress", "Build succeeded"]
     result = {
         "database": "postgresql" if url.startswith("postgresql") else "sqlite",
-        "sender": args.sender,
-        "builds": per_round * args.rounds,
+        "sender": "none (control)" if args.control else args.sender,
+        "builds_per_phase": per_round * args.rounds,
         "rounds": args.rounds,
         "forge_delay_ms": args.delay * 1000,
-        "finish_p50_ms_without_forge": percentile(without, 50),
-        "finish_p99_ms_without_forge": percentile(without, 99),
-        "finish_p50_ms_with_forge": percentile(with_forge, 50),
-        "finish_p99_ms_with_forge": percentile(with_forge, 99),
-        "p99_ratio": round(percentile(with_forge, 99) / percentile(without, 99), 3),
-        "p99_ratio_per_round": rounds,
-        # CPU of buildsd's process (queueing the builds over HTTP, running them, and with a
-        # forge the sender beside them) per build, both phases.
-        "process_cpu_ms_per_build_without_forge": round(cpu_without * 1000 / len(without), 2),
-        "process_cpu_ms_per_build_with_forge": round(cpu_with * 1000 / len(with_forge), 2),
-        "updates_expected": expected,
+        **{
+            f"finish_p{pct}_ms_{phase}": phases.p(phase, pct)
+            for phase in phases.times
+            for pct in (50, 99)
+        },
+        # The bar: a sender at work against no forge at all; and its two shares.
+        "p99_ratio": phases.ratio("sender", "plain"),
+        "p99_ratio_rows_over_plain": phases.ratio("rows", "plain"),
+        "p99_ratio_sender_over_rows": phases.ratio("sender", "rows"),
+        "p99_ratios_per_round": phases.rounds,
+        # CPU of buildsd's process (queueing the builds over HTTP, running them, and with an
+        # inline sender the sender beside them) per build; a sender process's own is not in it.
+        **{f"process_cpu_ms_per_build_{phase}": phases.cpu_ms(phase) for phase in phases.times},
+        "updates_expected": delivered,
         "updates_received": len(seen),
         "builds_in_order_exactly_once": sum(v == order for v in by_build.values()),
         "seconds_from_first_build_to_all_delivered": round(drained, 1),

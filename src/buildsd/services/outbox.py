@@ -192,8 +192,7 @@ class Outbox:
                 if not await outbox.any_due(conn, clock.now()):  # a read: no write lock idle
                     return []
         async with self._db.transaction() as conn:
-            for outcome in settled:
-                await self._settle(conn, outcome)
+            await self._settle(conn, settled)
             if limit <= 0:
                 return []
             rows = await outbox.claim(conn, clock.now(), _after(lease), limit)
@@ -262,20 +261,31 @@ class Outbox:
         or the last attempt."""
         return permanent or int(delivery.row["attempts"]) >= self._settings.outbox_max_attempts
 
-    async def _settle(self, conn: Connection, outcome: Outcome) -> None:
-        """Delivered; or the next attempt scheduled with backoff; or given up."""
-        delivery, sent = outcome.delivery, outcome.sent
-        if sent is not None:
-            await outbox.delivered(
-                conn, delivery.id, clock.now(), sent.comment_id, sent.check_run_id
-            )
-            return
-        attempts = int(delivery.row["attempts"])
-        if self.gives_up(delivery, outcome.permanent):
-            await outbox.give_up(conn, delivery.id, f"gave up after {attempts}: {outcome.error}")
-            return
-        next_try = _after(backoff(self._settings, attempts))
-        await outbox.retry(conn, delivery.id, outcome.error, next_try)
+    async def _settle(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
+        """Each delivered; or its next attempt scheduled with backoff; or given up."""
+        now = clock.now()
+        sent = [
+            {
+                "id": o.delivery.id,
+                "now": now,
+                "comment_id": o.sent.comment_id,
+                "check_run_id": o.sent.check_run_id,
+            }
+            for o in outcomes
+            if o.sent is not None
+        ]
+        if sent:
+            await outbox.delivered(conn, sent)
+        for outcome in outcomes:
+            if outcome.sent is not None:
+                continue
+            delivery, attempts = outcome.delivery, int(outcome.delivery.row["attempts"])
+            if self.gives_up(delivery, outcome.permanent):
+                error = f"gave up after {attempts}: {outcome.error}"
+                await outbox.give_up(conn, delivery.id, error)
+            else:
+                next_try = _after(backoff(self._settings, attempts))
+                await outbox.retry(conn, delivery.id, outcome.error, next_try)
 
     async def prune(self, limit: int = PRUNE_BATCH) -> int:
         """Delete up to `limit` rows settled (delivered or given up) and created more than

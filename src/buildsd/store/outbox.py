@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from buildsd.db import Connection, Row
 
 _FACTS = (
@@ -98,14 +100,14 @@ async def any_due(conn: Connection, now: str) -> bool:
     return row is not None
 
 
-async def delivered(
-    conn: Connection, id_: int, now: str, comment_id: str | None, check_run_id: str | None
-) -> None:
-    await conn.run(
+async def delivered(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Sends that succeeded, each `{id, now, comment_id, check_run_id}`: one executemany (on
+    PostgreSQL one pipeline, not a round trip each)."""
+    await conn.many(
         "UPDATE outbox SET state = 'delivered', delivered_on = :now, lease_until = NULL, "
         "last_error = NULL, comment_id = :comment_id, check_run_id = :check_run_id "
         "WHERE id = :id",
-        {"id": id_, "now": now, "comment_id": comment_id, "check_run_id": check_run_id},
+        rows,
     )
 
 
