@@ -205,3 +205,46 @@ def test_owner_slash_repo_names_one_repository():
 
     row = {"provider_account_name": "ignored", "repo_name": "octo org/my-worker"}
     assert repository(Delivery(row, "", "", "", None)) == ("octo%20org", "my-worker")
+
+
+def test_a_claim_records_a_round_of_answers_delivered_and_failed_alike(forge_world, forge):
+    """The answers a round of sends got are recorded by the sender's next claim: the delivered
+    ones in one statement (each with the comment and check run it made), a failed one
+    rescheduled with its error."""
+    from buildsd.services.outbox import Outcome, Sent
+
+    world = forge_world(outbox_poll_seconds=3600)  # the app's sender never looks again
+    set_forge(world, "github", forge.url)
+    made = [queue_build(world) for _ in range(3)]
+    outbox = world.services.outbox
+    claimed = {d.row["build_uuid"]: d for d in world.run(outbox.claim(10))}
+    assert set(claimed) == set(made)
+    first, second, third = (claimed[b] for b in made)
+    answers = [
+        Outcome(first, sent=Sent(comment_id="701", check_run_id="9001")),
+        Outcome(second, error="HTTP 502"),
+        Outcome(third, sent=Sent()),
+    ]
+    assert world.run(outbox.claim(0, answers)) == []
+
+    [one], [two], [three] = (updates(world, b) for b in made)
+    assert (one["state"], one["last_error"], one["delivered_on"] is not None) == (
+        "delivered",
+        None,
+        True,
+    )
+    assert (two["state"], two["last_error"], two["attempts"]) == ("pending", "HTTP 502", 1)
+    assert two["next_attempt_on"] > two["created_on"]
+    assert three["state"] == "delivered"
+
+    async def made_in_place() -> list:
+        async with world.services.db.connection() as conn:
+            return await conn.all(
+                "SELECT comment_id, check_run_id FROM outbox WHERE id IN (:a, :b) ORDER BY id",
+                {"a": one["id"], "b": three["id"]},
+            )
+
+    assert [tuple(r.values()) for r in world.run(made_in_place())] == [
+        ("701", "9001"),
+        (None, None),
+    ]
