@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import uuid
 from pathlib import Path
+
+from bench.instructions import collected, counted
 
 _TABLE = (
     'CREATE TABLE audit_logs (id VARCHAR(36) NOT NULL, account_id VARCHAR(32) NOT NULL, "when" '
@@ -85,23 +85,6 @@ def child(variant: str, rows: int) -> None:
         cursor.execute("COMMIT")
 
 
-def _count(variant: str, rows: int) -> subprocess.Popen[str]:
-    command = [
-        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-        sys.executable, "-m", "bench.audit_insert", "--child", variant, str(rows),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-
-
-def _collected(process: subprocess.Popen[str]) -> int:
-    _, stderr = process.communicate()
-    found = re.search(r"Collected : (\d+)", stderr)
-    if process.returncode != 0 or found is None:
-        raise RuntimeError(f"valgrind run failed ({process.returncode}):\n{stderr[-2000:]}")
-    return int(found.group(1))
-
-
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         child(sys.argv[2], int(sys.argv[3]))
@@ -110,8 +93,10 @@ def main() -> None:
     print("| variant | instructions per row | vs today |\n|---|---:|---:|")
     today = None
     for name in ["today", *[v for v in chosen if v != "today"]]:
-        fewer, more = _count(name, FEWER), _count(name, MORE)  # two cores: both at once
-        per_row = (_collected(more) - _collected(fewer)) // (MORE - FEWER)
+        fewer, more = (
+            counted(["bench.audit_insert", "--child", name, str(n)]) for n in (FEWER, MORE)
+        )
+        per_row = (collected(more) - collected(fewer)) // (MORE - FEWER)
         today = today or per_row
         print(f"| {name}: {VARIANTS[name][0]} | {per_row:,} | {per_row - today:+,} |", flush=True)
 

@@ -212,6 +212,7 @@ def main() -> None:
 
 
 PHASES = ["plain", "rows", "sender"]
+DRAIN_SECONDS = 300  # a sender phase's updates all sent within this, or the bench fails
 
 
 class Phases:
@@ -268,6 +269,10 @@ def run(args: argparse.Namespace, database_url: str) -> None:
             portal: Any = client.portal
             portal.call(services.admin.bootstrap)
             trigger = _setup(client)
+            phases = Phases(
+                lambda builds, first: _finish_all(client, services, trigger, builds, first),
+                per_round,
+            )
 
             async def drop_pending() -> None:
                 """The rows phase's updates, never to be sent (the next sender would)."""
@@ -278,17 +283,18 @@ def run(args: argparse.Namespace, database_url: str) -> None:
                 """The phase's builds with a sender at work, then until it has sent all."""
                 stopping = asyncio.Event()
                 sender = asyncio.create_task(sender_for(services.outbox, sending).run(stopping))
-                times = await asyncio.to_thread(phases.run, "sender", first)
-                while await asyncio.to_thread(forge.count) < expected:
-                    await asyncio.sleep(0.05)
-                stopping.set()
-                await sender
+                try:
+                    times = await asyncio.to_thread(phases.run, "sender", first)
+                    deadline = time.monotonic() + DRAIN_SECONDS
+                    while (count := await asyncio.to_thread(forge.count)) < expected:
+                        if time.monotonic() > deadline:
+                            raise SystemExit(f"{count} of {expected} updates in {DRAIN_SECONDS} s")
+                        await asyncio.sleep(0.05)
+                finally:
+                    stopping.set()
+                    await sender
                 return times
 
-            phases = Phases(
-                lambda builds, first: _finish_all(client, services, trigger, builds, first),
-                per_round,
-            )
             began = time.perf_counter()
             delivered = 0
             for n in range(args.rounds):
@@ -309,7 +315,8 @@ def run(args: argparse.Namespace, database_url: str) -> None:
                         times[phase] = portal.call(sender_phase, first, delivered)
                     else:
                         times[phase] = phases.run(phase, first)
-                        portal.call(drop_pending)  # the rows phase's: never sent
+                    if phase == "rows":
+                        portal.call(drop_pending)
                 p99 = {phase: percentile(values, 99) for phase, values in times.items()}
                 phases.rounds.append(
                     {

@@ -205,20 +205,24 @@ def _workers(client: Any, database_url: str, large: bool) -> None:
 # --- the parent: run each scenario twice under valgrind -----------------------------------------
 
 
-def _instructions(scenario: str, requests: int, src: Path | None) -> subprocess.Popen[str]:
+def counted(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python -m ARGV…` started under callgrind (two at once use both cores); `collected`
+    reads its count."""
     command = [
-        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-        sys.executable, "-m", "bench.instructions", "--child", scenario, str(requests),
+        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
+        *argv,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    if src is not None:  # that revision's package comes first on the path
-        env["PYTHONPATH"] = str(src)
     return subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONHASHSEED": "0", **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
-def _collected(process: subprocess.Popen[str]) -> int:
+def collected(process: subprocess.Popen[str]) -> int:
     _, stderr = process.communicate()
     found = re.search(r"Collected : (\d+)", stderr)
     if process.returncode != 0 or found is None:
@@ -226,10 +230,16 @@ def _collected(process: subprocess.Popen[str]) -> int:
     return int(found.group(1))
 
 
+def _instructions(scenario: str, requests: int, src: Path | None) -> subprocess.Popen[str]:
+    # With `src`, that revision's package comes first on the path.
+    env = None if src is None else {"PYTHONPATH": str(src)}
+    return counted(["bench.instructions", "--child", scenario, str(requests)], env)
+
+
 def measure(scenario: str, src: Path | None = None) -> int:
     """One request's instructions: two runs at once (this machine has two cores)."""
     fewer, more = _instructions(scenario, FEWER, src), _instructions(scenario, MORE, src)
-    return (_collected(more) - _collected(fewer)) // (MORE - FEWER)
+    return (collected(more) - collected(fewer)) // (MORE - FEWER)
 
 
 def export_src(revision: str, into: Path) -> Path:
